@@ -1,0 +1,3 @@
+from neuralfuse.data import list_datasets, load_dataset
+from neuralfuse.generators import create_generator, list_generators
+from neuralfuse.models import create_model, list_models

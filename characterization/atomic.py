@@ -1,0 +1,31 @@
+"""Atomic file output: write to a temporary file next to the target, then ``os.replace``."""
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces ``path``, on error it is removed.
+
+    The temporary file keeps ``path``'s suffix so writers that infer a format from it (matplotlib,
+    pandas) behave as for the final name.
+
+    >>> with atomic_path("curves.csv") as tmp:          # doctest: +SKIP
+    ...     frame.to_csv(tmp, index=False)
+    """
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,163 @@
+"""Checkpoints: a dict holding ``state_dict`` plus plain metadata, written atomically, read safely.
+
+A base-model checkpoint carries what is needed to rebuild and check the model:
+
+    {"format": "neuralfuse.base-model", "format_version": 1, "state_dict": {...},
+     "arch": "resnet18", "width": 0.25, "num_classes": 10, "dataset": "default", "bits": 8, ...}
+
+Files are read with ``torch.load(..., weights_only=True)``, so loading one never runs code, and a
+missing, foreign or mismatching file is a clear error, never a silently random model.
+
+    save_checkpoint("base.pt", model, arch="resnet18", width=0.25, num_classes=10, dataset="default")
+    model, meta = load_base_model("base.pt", expect={"num_classes": 10})
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from neuralfuse.models import create_model
+
+FORMAT_VERSION = 1
+BASE_MODEL = "neuralfuse.base-model"
+#: Resumable state of a base-model training run (see :mod:`neuralfuse.train_base`).
+BASE_TRAINING_STATE = "neuralfuse.base-training-state"
+#: A trained NeuralFuse generator and the resumable state of its EOPM run (see :mod:`neuralfuse.eopm`).
+GENERATOR = "neuralfuse.generator"
+EOPM_TRAINING_STATE = "neuralfuse.eopm-training-state"
+KINDS = (BASE_MODEL, BASE_TRAINING_STATE, GENERATOR, EOPM_TRAINING_STATE)
+#: Metadata every base-model checkpoint must carry: what create_model needs to rebuild it.
+REQUIRED_META = ("arch", "width", "num_classes")
+
+PathLike = str | os.PathLike
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable checkpoint, or one that does not match what was expected."""
+
+
+def atomic_save(obj: Any, path: PathLike) -> Path:
+    """``torch.save`` ``obj`` to ``path`` through a temporary file and ``os.replace``; return path."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path
+
+
+def _check_plain(value: Any, where: str) -> None:
+    """Raise TypeError unless ``value`` is something ``torch.load(weights_only=True)`` reads back."""
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_plain(item, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, (str, int)):
+                raise TypeError(f"checkpoint metadata {where} has a key of type {type(key).__name__}")
+            _check_plain(item, f"{where}[{key!r}]")
+        return
+    raise TypeError(f"checkpoint metadata {where} is a {type(value).__name__}: use plain Python "
+                    "values (None, bool, int, float, str, list, tuple, dict) or tensors")
+
+
+def make_payload(kind: str, state_dict: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict:
+    """The dict saved for a checkpoint of ``kind``: format tags, metadata and ``state_dict``."""
+    reserved = {"format", "format_version", "state_dict"} & meta.keys()
+    if reserved:
+        raise ValueError(f"metadata may not set {sorted(reserved)}: the checkpoint sets them")
+    for key, value in meta.items():
+        _check_plain(value, key)
+    return {"format": kind, "format_version": FORMAT_VERSION, **meta, "state_dict": state_dict}
+
+
+def save_checkpoint(path: PathLike, model: nn.Module, **meta: Any) -> Path:
+    """Save ``model`` as a base-model checkpoint at ``path`` (atomically); return the path.
+
+    ``meta`` must include ``arch``, ``width`` and ``num_classes`` (what
+    ``create_model`` needs) and may add any plain values (dataset, bits, metrics, ...). A model
+    still under quantization-aware training must be exported first
+    (:func:`neuralfuse.qat.export_quantized`), so the file holds plain weights on their grid.
+    """
+    missing = [key for key in REQUIRED_META if key not in meta]
+    if missing:
+        raise ValueError(f"save_checkpoint needs metadata {missing} to rebuild the model later")
+    if any(parametrize.is_parametrized(m) for m in model.modules()):
+        raise ValueError("model still has parametrizations (QAT enabled?): "
+                         "call neuralfuse.qat.export_quantized(model) before saving it")
+    return atomic_save(make_payload(BASE_MODEL, model.state_dict(), meta), path)
+
+
+def read_checkpoint(path: PathLike, kind: str = BASE_MODEL) -> dict[str, Any]:
+    """Load and check the checkpoint dict at ``path``, which must be of ``kind`` (see KINDS)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for foreign or damaged files
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{str(path)!r} is not a readable checkpoint ({reason})") from err
+    found = payload.get("format") if isinstance(payload, dict) else None
+    if found not in KINDS:
+        raise CheckpointError(f"{str(path)!r} is not a neuralfuse checkpoint (no known 'format' tag)")
+    if found != kind:
+        raise CheckpointError(f"{str(path)!r} is a {found} checkpoint, not a {kind} checkpoint")
+    version = payload.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(f"{str(path)!r} has format version {version!r}; this version of "
+                              f"neuralfuse reads versions up to {FORMAT_VERSION}")
+    if not isinstance(payload.get("state_dict"), dict):
+        raise CheckpointError(f"{str(path)!r} has no state_dict")
+    return payload
+
+
+def check_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], what: str) -> None:
+    """Raise CheckpointError naming missing, unexpected or mis-shaped entries of ``state_dict``."""
+    expected = model.state_dict()
+    problems = [f"missing {k}" for k in expected if k not in state_dict]
+    problems += [f"unexpected {k}" for k in state_dict if k not in expected]
+    problems += [f"{k} has shape {tuple(state_dict[k].shape)}, the model needs {tuple(v.shape)}"
+                 for k, v in expected.items() if k in state_dict and state_dict[k].shape != v.shape]
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise CheckpointError(f"{what}: weights do not fit the model: {'; '.join(problems[:3])}{more}")
+
+
+def load_base_model(path: PathLike, *, expect: dict[str, Any] | None = None
+                    ) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the base model saved at ``path``; return (model in eval mode, metadata).
+
+    ``expect`` maps metadata keys to required values, e.g. ``{"arch": "resnet18",
+    "num_classes": 10}``; any difference raises a CheckpointError naming both values.
+    """
+    payload = read_checkpoint(path, BASE_MODEL)
+    meta = {k: v for k, v in payload.items() if k != "state_dict"}
+    name = str(Path(path))
+    missing = [key for key in REQUIRED_META if key not in meta]
+    if missing:
+        raise CheckpointError(f"{name!r} lacks metadata {missing}, so its model cannot be rebuilt")
+    for key, wanted in (expect or {}).items():
+        if meta.get(key) != wanted:
+            raise CheckpointError(f"{name!r} holds a model with {key}={meta.get(key)!r}, "
+                                  f"but {key}={wanted!r} was expected")
+    try:
+        model = create_model(meta["arch"], num_classes=meta["num_classes"], width=meta["width"])
+    except ValueError as err:
+        raise CheckpointError(f"{name!r}: cannot rebuild its model: {err}") from err
+    check_state_dict(model, payload["state_dict"], name)
+    model.load_state_dict(payload["state_dict"])
+    return model.eval(), meta

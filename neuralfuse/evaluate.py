@@ -1,0 +1,226 @@
+"""Evaluation: clean and perturbed accuracy with and without NeuralFuse, recovery and latency.
+
+All accuracies are in percent, computed on the deployed model (weights quantized to ``bits``):
+
+- CA: clean accuracy, quantized weights without faults;
+- PA: perturbed accuracy on each evaluation chip (:func:`neuralfuse.chips.evaluation_chips`, never
+  seen in training), reported as mean and sample standard deviation over the chips;
+- RP: recovery, PA with NeuralFuse minus PA without, in points; efficiency ratio: RP per million
+  generator parameters; latency: median batch-1 forward time, with and without the generator.
+
+    point = OperatingPoint.resolve(ber=0.01)
+    result = evaluate(base, test_set, point=point, generator=generator, chips=10)
+    print(format_table(result))
+
+Each chip's faults are applied once (chip loop outside, batch loop inside) and the generator's
+output is computed once per batch and reused on every chip.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+import characterization
+from characterization import DEFAULT_TECH
+from neuralfuse.chips import evaluation_chips
+from sramsim.deploy import Deployment
+from sramsim.faults import MAX_BER
+
+Batch = tuple[Tensor, Tensor]
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """Where the weight memory runs: a supply voltage (in units of Vmin) or a bit-error rate.
+
+    ``ber`` is always set (resolved through the technology's characterization when the point was
+    given as a voltage); ``voltage`` is None for a point given as a BER.
+
+    >>> OperatingPoint.resolve(ber=0.01).describe()
+    'BER 1.000%'
+    """
+
+    ber: float
+    voltage: float | None = None
+    tech: str = DEFAULT_TECH
+
+    @classmethod
+    def resolve(cls, *, voltage: float | None = None, ber: float | None = None,
+                tech: str = DEFAULT_TECH) -> OperatingPoint:
+        """The point at ``voltage`` (× Vmin) or at ``ber``; exactly one of them must be given."""
+        if (voltage is None) == (ber is None):
+            raise ValueError("give exactly one of voltage= (in units of Vmin) or ber=")
+        if voltage is not None:
+            return cls(ber=float(characterization.load(tech).ber(float(voltage))),
+                       voltage=float(voltage), tech=tech)
+        if not 0.0 <= float(ber) <= MAX_BER:
+            raise ValueError(f"ber={ber!r} is not valid: use a fraction in [0, {MAX_BER}], e.g. 0.01 for 1%")
+        return cls(ber=float(ber), tech=tech)
+
+    def at(self, deployment: Deployment, chip: int):
+        """``deployment.at(...)`` on ``chip`` at this point: a context yielding the perturbed model."""
+        where = {"ber": self.ber} if self.voltage is None else {"voltage": self.voltage}
+        return deployment.at(chip=chip, **where)
+
+    def describe(self) -> str:
+        """A short human-readable label, e.g. ``'0.830 Vmin (BER 1.000%)'``."""
+        ber = f"BER {100 * self.ber:.3f}%"
+        return ber if self.voltage is None else f"{self.voltage:.3f} Vmin ({ber})"
+
+    def as_dict(self) -> dict:
+        """Plain values for JSON: ``voltage``, ``ber``, ``tech``."""
+        return {"voltage": self.voltage, "ber": self.ber, "tech": self.tech}
+
+
+def fault_free(deployment: Deployment):
+    """Context yielding the deployed model with quantized weights and no faults (for CA).
+
+    Unlike ``deployment.quantized()`` it may be entered inside ``quantized()``, where it costs nothing.
+    """
+    return deployment.at(ber=0.0, chip=0)
+
+
+@contextmanager
+def eval_mode(*modules: nn.Module) -> Iterator[None]:
+    """Put ``modules`` in eval mode for the block and give each back its previous mode."""
+    modes = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, mode in zip(modules, modes):
+            m.train(mode)
+
+
+def load_batches(dataset: Dataset, batch_size: int) -> list[Batch]:
+    """The whole of ``dataset`` as a list of (inputs, labels) batches, in order."""
+    return list(DataLoader(dataset, batch_size=batch_size, shuffle=False))
+
+
+def transform(generator: nn.Module, batches: Sequence[Batch]) -> list[Batch]:
+    """``batches`` with every input replaced by F(x), the generator run once per batch in eval mode."""
+    with eval_mode(generator), torch.inference_mode():
+        return [(generator(x), y) for x, y in batches]
+
+
+def accuracy(model: nn.Module, batches: Sequence[Batch]) -> float:
+    """Top-1 accuracy of ``model`` on ``batches``, in percent."""
+    correct = total = 0
+    with torch.inference_mode():
+        for x, y in batches:
+            correct += int((model(x).argmax(1) == y).sum())
+            total += len(y)
+    return 100.0 * correct / total
+
+
+def clean_accuracies(deployment: Deployment, input_sets: Sequence[Sequence[Batch]]) -> np.ndarray:
+    """CA of the deployed model (quantized, fault-free) on each set of batches; shape (sets,)."""
+    with eval_mode(deployment.model), fault_free(deployment) as model:
+        return np.array([accuracy(model, batches) for batches in input_sets])
+
+
+def chip_accuracies(deployment: Deployment, point: OperatingPoint, chips: Sequence[int],
+                    input_sets: Sequence[Sequence[Batch]], *, progress: bool = False) -> np.ndarray:
+    """PA on each chip (faults applied once per chip) for each set of batches; shape (chips, sets)."""
+    rows = []
+    with eval_mode(deployment.model):
+        for chip in tqdm(chips, desc="chips", unit="chip", disable=not progress, leave=False):
+            with point.at(deployment, chip) as model:
+                rows.append([accuracy(model, batches) for batches in input_sets])
+    return np.array(rows).reshape(len(chips), len(input_sets))
+
+
+def latency_ms(forward: Callable[[Tensor], Tensor], x: Tensor, repeats: int) -> float:
+    """Median wall time of ``forward(x)`` in milliseconds over ``repeats`` runs (after a warm-up)."""
+    times = []
+    with torch.inference_mode():
+        for i in range(repeats + 3):
+            start = time.perf_counter()
+            forward(x)
+            if i >= 3:
+                times.append(time.perf_counter() - start)
+    return 1000.0 * float(np.median(times))
+
+
+def generator_parameters(generator: nn.Module) -> int:
+    """Number of trainable parameters of G (``generator.net``), as the paper counts them."""
+    return sum(p.numel() for p in generator.net.parameters())
+
+
+def _summary(ca: float, pa: np.ndarray) -> dict:
+    return {"ca": ca, "pa_mean": float(pa.mean()), "pa_std": float(pa.std(ddof=1)) if len(pa) > 1 else 0.0,
+            "pa_per_chip": pa.tolist()}
+
+
+def evaluate(base: nn.Module, dataset: Dataset, *, point: OperatingPoint,
+             generator: nn.Module | None = None, generator_name: str | None = None,
+             chips: int | Sequence[int] = 10, bits: int = 8, fault_model: str = "stuck-at",
+             batch_size: int = 500, latency_repeats: int = 30, progress: bool = False) -> dict:
+    """Evaluate ``base`` (and ``generator`` in front of it, if given) at ``point``.
+
+    ``chips`` is a count K (the first K evaluation chips) or explicit chip seeds. Returns a dict of
+    plain values (JSON-ready): ``without_nf`` and ``with_nf`` (None without a generator) each with
+    ``ca``, ``pa_mean``, ``pa_std`` (sample std over chips), ``pa_per_chip``; ``rp`` (points),
+    ``efficiency_ratio`` (RP per million generator parameters), ``latency_ms`` (``base`` and
+    ``with_nf``), and the settings (``operating_point``, ``bits``, ``fault_model``, ``chips``,
+    ``samples``, ``generator``).
+    """
+    chip_seeds = evaluation_chips(chips) if isinstance(chips, int) else [int(c) for c in chips]
+    deployment = Deployment(base, bits=bits, tech=point.tech, fault_model=fault_model)
+    batches = load_batches(dataset, batch_size)
+    input_sets = [batches] if generator is None else [batches, transform(generator, batches)]
+    sample = batches[0][0][:1]
+    with eval_mode(base), deployment.quantized() as model:  # each chip then writes only its faults
+        ca = clean_accuracies(deployment, input_sets)
+        pa = chip_accuracies(deployment, point, chip_seeds, input_sets, progress=progress)
+        base_latency = latency_ms(model, sample, latency_repeats)
+        if generator is not None:
+            with eval_mode(generator):
+                nf_latency = latency_ms(lambda x: model(generator(x)), sample, latency_repeats)
+
+    result = {
+        "operating_point": point.as_dict(), "bits": bits, "fault_model": fault_model,
+        "chips": chip_seeds, "samples": sum(len(y) for _, y in batches),
+        "generator": None, "without_nf": _summary(float(ca[0]), pa[:, 0]), "with_nf": None,
+        "rp": None, "efficiency_ratio": None, "latency_ms": {"base": base_latency, "with_nf": None},
+    }
+    if generator is not None:
+        n_params = generator_parameters(generator)
+        with_nf = _summary(float(ca[1]), pa[:, 1])
+        rp = with_nf["pa_mean"] - result["without_nf"]["pa_mean"]
+        result.update(
+            generator={"name": generator_name or type(generator).__name__, "parameters": n_params},
+            with_nf=with_nf, rp=rp, efficiency_ratio=rp / (n_params / 1e6) if n_params else None,
+        )
+        result["latency_ms"]["with_nf"] = nf_latency
+    return result
+
+
+def format_table(result: dict) -> str:
+    """A printable table of an :func:`evaluate` result."""
+    point = OperatingPoint(**result["operating_point"])
+    lines = [
+        f"{point.describe()}, {result['bits']}-bit weights, {result['fault_model']} faults, "
+        f"{len(result['chips'])} chips, {result['samples']} samples",
+        f"{'':<16}{'CA (%)':>8}{'PA (%)':>18}{'latency (ms)':>15}",
+    ]
+    rows = [("base model", result["without_nf"], result["latency_ms"]["base"])]
+    if result["with_nf"] is not None:
+        rows.append((f"+ {result['generator']['name']}", result["with_nf"], result["latency_ms"]["with_nf"]))
+    for label, acc, ms in rows:
+        pa = f"{acc['pa_mean']:.2f} ± {acc['pa_std']:.2f}"
+        lines.append(f"{label:<16}{acc['ca']:>8.2f}{pa:>18}{ms:>15.2f}")
+    if result["rp"] is not None:
+        ratio = result["efficiency_ratio"]
+        lines.append(f"RP = {result['rp']:+.2f} points; efficiency ratio = "
+                     + (f"{ratio:.2f} points per million generator parameters" if ratio is not None else "n/a"))
+    return "\n".join(lines)

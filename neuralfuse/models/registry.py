@@ -1,0 +1,45 @@
+"""The base-model registry and the width multiplier shared by every family."""
+from __future__ import annotations
+
+import math
+import numbers
+
+from torch import nn
+
+from neuralfuse.registry import Registry
+
+MODELS = Registry("model")
+register_model = MODELS.register
+
+
+def create_model(name: str, num_classes: int = 10, width: float = 1.0) -> nn.Module:
+    """Build base model ``name`` (case-insensitive), e.g. ``create_model("resnet18", width=0.25)``.
+
+    ``width`` scales every layer's channels (rounded, at least 1); 1.0 is the standard network.
+    Unknown names, non-positive widths or class counts raise a ValueError naming the value.
+    """
+    return MODELS.create(name, num_classes=num_classes, width=width)
+
+
+def list_models() -> list[str]:
+    """Names of the registered base models, e.g. ``['resnet18', 'resnet50', 'vgg11', ...]``."""
+    return MODELS.names()
+
+
+def check_width(width: float) -> float:
+    """Return ``width`` if it is a positive finite number, else raise a ValueError naming it."""
+    if isinstance(width, bool) or not isinstance(width, numbers.Real) or not 0 < width < math.inf:
+        raise ValueError(f"width={width!r} is not valid: use a positive finite number (1.0 = standard)")
+    return float(width)
+
+
+def check_num_classes(num_classes: int) -> int:
+    """Return ``num_classes`` if it is a positive int, else raise a ValueError naming it."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 1:
+        raise ValueError(f"num_classes={num_classes!r} is not valid: use a positive integer")
+    return int(num_classes)
+
+
+def scaled(channels: int, width: float) -> int:
+    """``channels`` scaled by ``width``, rounded to the nearest integer, at least 1."""
+    return max(1, round(channels * width))

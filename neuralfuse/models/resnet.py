@@ -1,0 +1,96 @@
+"""CIFAR ResNets (3×3 stem conv, no max-pool, global average pool, one linear head)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from neuralfuse.models.registry import check_num_classes, check_width, register_model, scaled
+
+
+def conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1) -> list[nn.Module]:
+    """Bias-free conv ('same' padding for odd kernels) followed by BatchNorm."""
+    return [nn.Conv2d(c_in, c_out, kernel, stride, padding=kernel // 2, bias=False), nn.BatchNorm2d(c_out)]
+
+
+def shortcut(c_in: int, c_out: int, stride: int) -> nn.Module:
+    """Identity when shapes match, else a 1×1 projection conv + BatchNorm."""
+    if stride == 1 and c_in == c_out:
+        return nn.Identity()
+    return nn.Sequential(*conv_bn(c_in, c_out, 1, stride))
+
+
+class BasicBlock(nn.Module):
+    """Two 3×3 convs with a residual connection (ResNet18/34)."""
+
+    expansion = 1
+
+    def __init__(self, c_in: int, planes: int, stride: int) -> None:
+        super().__init__()
+        self.residual = nn.Sequential(
+            *conv_bn(c_in, planes, 3, stride), nn.ReLU(), *conv_bn(planes, planes, 3)
+        )
+        self.shortcut = shortcut(c_in, planes, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.residual(x) + self.shortcut(x))
+
+
+class Bottleneck(nn.Module):
+    """1×1 reduce, 3×3, 1×1 expand (×4) with a residual connection (ResNet50 and deeper)."""
+
+    expansion = 4
+
+    def __init__(self, c_in: int, planes: int, stride: int) -> None:
+        super().__init__()
+        c_out = planes * self.expansion
+        self.residual = nn.Sequential(
+            *conv_bn(c_in, planes, 1), nn.ReLU(),
+            *conv_bn(planes, planes, 3, stride), nn.ReLU(),
+            *conv_bn(planes, c_out, 1),
+        )
+        self.shortcut = shortcut(c_in, c_out, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.residual(x) + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """CIFAR ResNet: four stages of ``blocks_per_stage`` blocks at 64/128/256/512 planes × width."""
+
+    def __init__(
+        self, block: type[BasicBlock | Bottleneck], blocks_per_stage: Sequence[int],
+        num_classes: int = 10, width: float = 1.0,
+    ) -> None:
+        super().__init__()
+        num_classes = check_num_classes(num_classes)
+        width = check_width(width)
+        c_in = scaled(64, width)
+        self.stem = nn.Sequential(*conv_bn(3, c_in, 3), nn.ReLU())
+        stages = []
+        for stage, n_blocks in enumerate(blocks_per_stage):
+            planes = scaled(64 * 2**stage, width)
+            blocks = []
+            for i in range(n_blocks):
+                blocks.append(block(c_in, planes, stride=2 if stage > 0 and i == 0 else 1))
+                c_in = planes * block.expansion
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_in, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.pool(self.stages(self.stem(x))), 1))
+
+
+@register_model("resnet18")
+def resnet18(num_classes: int = 10, width: float = 1.0) -> ResNet:
+    """CIFAR ResNet18: 11,173,962 parameters at width 1 and 10 classes."""
+    return ResNet(BasicBlock, (2, 2, 2, 2), num_classes, width)
+
+
+@register_model("resnet50")
+def resnet50(num_classes: int = 10, width: float = 1.0) -> ResNet:
+    """CIFAR ResNet50: 23,520,842 parameters at width 1 and 10 classes."""
+    return ResNet(Bottleneck, (3, 4, 6, 3), num_classes, width)

@@ -1,0 +1,111 @@
+"""Figures of a sweep table (:mod:`neuralfuse.tradeoff`), drawn with matplotlib's object API.
+
+No pyplot state: every function returns a :class:`matplotlib.figure.Figure` on an Agg canvas, so
+they work headless and display in notebooks; :func:`save_figure` writes PNG and SVG atomically.
+
+- :func:`pareto_figure`: perturbed accuracy vs energy saving, one series per configuration, the
+  Pareto front marked (the paper's Fig. 1b and Fig. 5);
+- :func:`accuracy_figure`: perturbed accuracy vs voltage with ± std bands and clean accuracy;
+- the technology's BER and energy curves (Fig. 2) are :func:`characterization.plot.plot_curves`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+import characterization
+from characterization.atomic import atomic_path
+from characterization.plot import plot_curves
+from neuralfuse.tradeoff import pareto_front
+
+FORMATS = ("png", "svg")
+
+
+def _figure(size: tuple[float, float]) -> Figure:
+    figure = Figure(figsize=size, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _label(name: str, generator: str) -> str:
+    if not generator:
+        return f"{name} (no NeuralFuse)"
+    return name if name == generator else f"{name} ({generator})"
+
+
+def pareto_figure(table: pd.DataFrame) -> Figure:
+    """Mean PA (± std over chips) vs energy saving, one series per configuration.
+
+    Each series connects its voltages; the Pareto front over all rows (no other point saves more
+    energy at a higher PA) is drawn as a dashed black line through circled points, each labelled with
+    its voltage.
+    """
+    figure = _figure((7.5, 5))
+    axes = figure.subplots()
+    for i, (name, rows) in enumerate(table.groupby("config", sort=False)):
+        rows = rows.sort_values("energy_saving")
+        axes.errorbar(100 * rows.energy_saving, rows.pa_mean, yerr=rows.pa_std, color=f"C{i}",
+                      marker="o", markersize=4, capsize=2, linewidth=1.2,
+                      label=_label(name, rows.generator.iloc[0]))
+    front = table[pareto_front(table)].sort_values("energy_saving")
+    axes.plot(100 * front.energy_saving, front.pa_mean, color="black", linestyle="--", linewidth=1,
+              alpha=0.6, zorder=3)
+    axes.scatter(100 * front.energy_saving, front.pa_mean, s=90, facecolors="none",
+                 edgecolors="black", linewidths=1.2, zorder=4, label="Pareto front")
+    for _, row in front.iterrows():
+        axes.annotate(f"{row.voltage:.2f}", (100 * row.energy_saving, row.pa_mean), fontsize=7,
+                      textcoords="offset points", xytext=(4, 5))
+    axes.set_xlabel("weight-memory energy saving (%)")
+    axes.set_ylabel("perturbed accuracy (%), mean ± std over chips")
+    axes.set_title("accuracy vs energy (labels: V / Vmin)")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=8, loc="lower left")
+    return figure
+
+
+def accuracy_figure(table: pd.DataFrame) -> Figure:
+    """Mean PA vs voltage with a ± std band per configuration; CA as a dashed line of its colour."""
+    figure = _figure((7.5, 4.5))
+    axes = figure.subplots()
+    for i, (name, rows) in enumerate(table.groupby("config", sort=False)):
+        rows = rows.sort_values("voltage")
+        color = f"C{i}"
+        axes.plot(rows.voltage, rows.pa_mean, marker="o", markersize=3, color=color,
+                  label=f"{_label(name, rows.generator.iloc[0])}: PA")
+        axes.fill_between(rows.voltage, rows.pa_mean - rows.pa_std, rows.pa_mean + rows.pa_std,
+                          color=color, alpha=0.2, linewidth=0)
+        axes.axhline(rows.ca.iloc[0], color=color, linestyle="--", linewidth=0.8,
+                     label=f"{name}: CA")
+    axes.set_xlabel("weight-memory supply voltage (V / Vmin)")
+    axes.set_ylabel("accuracy (%)")
+    axes.set_title(f"accuracy vs voltage (band: ± std over {int(table.chips.max())} chips)")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=8, loc="lower right")
+    return figure
+
+
+def save_figure(figure: Figure, stem: str | os.PathLike[str], dpi: int = 150) -> list[Path]:
+    """Write ``figure`` to ``stem``.png and ``stem``.svg, each atomically; return the paths."""
+    paths = []
+    for fmt in FORMATS:
+        path = Path(f"{stem}.{fmt}")
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, format=fmt, dpi=dpi)
+        paths.append(path)
+    return paths
+
+
+def write_sweep_plots(table: pd.DataFrame, folder: str | os.PathLike[str], tech: str) -> list[Path]:
+    """Write the sweep's figures into ``folder`` as PNG and SVG; return the paths.
+
+    ``pareto``: :func:`pareto_figure`; ``accuracy``: :func:`accuracy_figure`; ``curves``: the BER
+    and energy curves of technology ``tech`` (:func:`characterization.plot.plot_curves`).
+    """
+    folder = Path(folder)
+    figures = {"pareto": pareto_figure(table), "accuracy": accuracy_figure(table),
+               "curves": plot_curves(characterization.load(tech))}
+    return [path for name, figure in figures.items() for path in save_figure(figure, folder / name)]

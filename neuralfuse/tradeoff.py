@@ -1,0 +1,364 @@
+"""Voltage sweeps: accuracy and energy of a base model, alone and behind NeuralFuse, over voltages.
+
+A sweep measures every *configuration* (the base model alone, named ``"base"``, and the base model
+behind each generator) at every supply voltage on every evaluation chip, and turns it into one tidy
+table, one row per (configuration, voltage):
+
+    table = sweep(base, test_set, voltages=parse_voltages("0.80:1.00:0.02"),
+                  generators={"UNetS": generator}, chips=10, out_dir="sweep")
+    operating_points(table, min_accuracy=80.0)["best"]
+
+Columns: ``config``, ``generator`` (its architecture, "" for the base model), ``voltage``
+(× Vmin), ``ber``, ``chips``, ``ca`` (clean accuracy, %), ``pa_mean``/``pa_std``/``pa_sem``
+(perturbed accuracy over chips, %: mean, sample std, standard error), ``accesses_base`` and
+``accesses_generator`` (weight-memory row accesses per input, the paper's T.W.M.A.),
+``energy_relative`` (weight-memory energy per input over that of the base model alone at Vmin)
+and ``energy_saving`` (Eq. 6; the generator runs at nominal voltage, Vmin, without faults).
+
+Work is shared where it can be: the generator's output F(x) is computed once per configuration,
+the base model is quantized and laid out once (:class:`sramsim.Deployment`), and the faults of one
+(chip, voltage) serve every configuration. Fault maps are nested across voltages on each chip, so
+each chip's accuracy falls, in expectation, as the voltage falls.
+
+With ``out_dir`` the sweep is resumable. The folder holds
+
+- ``sweep.json``: what was asked (voltages, chips, technology, fault model, fingerprints of the
+  models and the data) plus versions and the command; rerunning with other arguments is an error;
+- ``points/``: one small JSON per finished (voltage, chip), written atomically as it completes;
+- ``sweep.csv`` (and ``sweep.parquet`` when pyarrow is installed), ``chips.csv`` (one row per
+  configuration, voltage and chip): assembled from the points at the end.
+
+Rerunning the same sweep computes only the missing points and ends with the same tables.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import Dataset, Subset
+from tqdm.auto import tqdm
+
+import characterization
+from characterization import DEFAULT_TECH
+from characterization.atomic import atomic_path
+from neuralfuse.chips import evaluation_chips
+from neuralfuse.eopm import _versions, model_fingerprint
+from neuralfuse.evaluate import (Batch, OperatingPoint, chip_accuracies, clean_accuracies,
+                                 load_batches, transform)
+from sramsim.accounting import energy_saving, weight_accesses
+from sramsim.deploy import STORED_LAYERS, Deployment
+from sramsim.faults import check_fault_model
+from sramsim.quant import check_bits
+
+BASE = "base"
+"""Name of the configuration without a generator."""
+COLUMNS = ("config", "generator", "voltage", "ber", "chips", "ca", "pa_mean", "pa_std", "pa_sem",
+           "accesses_base", "accesses_generator", "energy_relative", "energy_saving")
+VOLTAGE_DECIMALS = 4
+"""Voltages are rounded to this many decimals (steps of 0.0001 Vmin) so they name files exactly."""
+SWEEP_FORMAT = "neuralfuse.sweep"
+
+
+class SweepError(ValueError):
+    """A sweep folder that cannot be used: other arguments, or not a sweep folder at all."""
+
+
+def parse_voltages(text: str) -> tuple[float, ...]:
+    """Voltages (× Vmin) from ``"start:stop:step"`` (both ends included) or a list ``"0.9,0.85"``.
+
+    Returns distinct voltages from the highest to the lowest, the order a sweep visits them. An
+    empty, reversed (start > stop) or non-positive-step range raises a ValueError naming it.
+
+    >>> parse_voltages("0.90:1.00:0.05")
+    (1.0, 0.95, 0.9)
+    >>> parse_voltages("0.83, 1")
+    (1.0, 0.83)
+    """
+    spec = text.strip()
+    try:
+        if ":" in spec:
+            start, stop, step = (float(part) for part in spec.split(":"))
+        else:
+            values = [float(part) for part in spec.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"{text!r} is not a voltage range: write START:STOP:STEP (e.g. 0.80:1.00:0.01) "
+                         "or a comma-separated list (e.g. 0.83,0.9,1.0)") from None
+    if ":" in spec:
+        if not all(map(math.isfinite, (start, stop, step))) or step <= 0:
+            raise ValueError(f"voltage range {text!r} needs a positive step")
+        if start > stop:
+            raise ValueError(f"voltage range {text!r} is reversed: write it from low to high, "
+                             f"e.g. {stop:g}:{start:g}:{step:g}")
+        count = math.floor((stop - start) / step + 1e-9) + 1
+        values = [start + i * step for i in range(count)]
+    if not values:
+        raise ValueError(f"voltage list {text!r} is empty")
+    rounded = {round(v, VOLTAGE_DECIMALS) for v in values}
+    if any(not math.isfinite(v) or v <= 0 for v in rounded):
+        raise ValueError(f"voltages {text!r} must be positive numbers (in units of Vmin)")
+    return tuple(sorted(rounded, reverse=True))
+
+
+def fixed_subset(dataset: Dataset, n: int | None) -> Dataset:
+    """``n`` samples of ``dataset`` drawn without replacement by a fixed seed (all of it if n is None).
+
+    The same on every machine; the indices are kept in order. Datasets sorted by class give an
+    (almost) class-balanced subset, unlike their first ``n`` samples.
+    """
+    if n is None:
+        return dataset
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(dataset):
+        raise ValueError(f"samples={n!r} is not valid: use an integer from 1 to {len(dataset)} (the dataset's size)")
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:n]
+    return Subset(dataset, sorted(order.tolist()))
+
+
+def sweep(base: nn.Module, dataset: Dataset, voltages: Sequence[float], *,
+          generators: Mapping[str, nn.Module] | None = None, chips: int = 10,
+          tech: str = DEFAULT_TECH, fault_model: str = "stuck-at", bits: int = 8,
+          batch_size: int = 500, out_dir: str | Path | None = None,
+          provenance: Mapping[str, Any] | None = None, progress: bool = False) -> pd.DataFrame:
+    """Measure ``base`` alone and behind each generator at ``voltages`` on ``chips`` evaluation chips.
+
+    ``generators`` maps configuration names to generators (nn.Modules computing F(x)); ``voltages``
+    are in units of Vmin and must lie in the technology's characterized range. Returns the table
+    described in the module docstring. With ``out_dir``, every finished point is saved there and
+    a rerun resumes (see the module docstring); ``provenance`` (plain values such as checkpoint
+    paths and the ``command``) is recorded in ``sweep.json``.
+    """
+    generators = dict(generators or {})
+    voltages = tuple(sorted({round(float(v), VOLTAGE_DECIMALS) for v in voltages}, reverse=True))
+    if not voltages:
+        raise ValueError("no voltages to sweep")
+    if BASE in generators:
+        raise ValueError(f"{BASE!r} names the base model alone: give the generator another name")
+    check_bits(bits)
+    check_fault_model(fault_model)
+    model = characterization.load(tech)
+    bers = dict(zip(voltages, np.atleast_1d(model.ber(np.array(voltages))).tolist()))
+    seeds = evaluation_chips(chips)
+
+    batches = load_batches(dataset, batch_size)
+    input_sets = {BASE: batches, **{name: transform(g, batches) for name, g in generators.items()}}
+    record = {
+        "format": SWEEP_FORMAT, "voltages": list(voltages), "chips": seeds, "tech": tech,
+        "fault_model": fault_model, "bits": bits, "batch_size": batch_size,
+        "base_fingerprint": model_fingerprint(base), "data_fingerprint": _data_fingerprint(batches),
+        "generators": {name: {"architecture": type(g).__name__, "fingerprint": model_fingerprint(g)}
+                       for name, g in generators.items()},
+        "provenance": {k: v for k, v in (provenance or {}).items() if k != "command"},
+        "command": (provenance or {}).get("command", " ".join(sys.argv)), "versions": _versions(),
+    }
+    store = _PointStore(out_dir, record) if out_dir is not None else None
+
+    names, inputs = list(input_sets), list(input_sets.values())
+    input_shape = tuple(batches[0][0].shape[1:])
+    energy = _energy(base, generators, input_shape, voltages, model)
+    deployment = Deployment(base, bits=bits, tech=tech, fault_model=fault_model)
+    with deployment.quantized():  # each chip below then only rewrites its faulty weights
+        clean = store.load("clean") if store else None
+        if clean is None:
+            clean = dict(zip(names, clean_accuracies(deployment, inputs).tolist()))
+            if store:
+                store.save("clean", clean)
+        measured = {(v, chip): store.load(_point_key(v, chip)) if store else None
+                    for v in voltages for chip in seeds}
+        todo = [key for key, found in measured.items() if found is None]
+        bar = tqdm(todo, desc="sweep", unit="point", disable=not progress, dynamic_ncols=True)
+        for v, chip in bar:
+            bar.set_postfix(voltage=f"{v:.3f}", chip=chip)
+            point = OperatingPoint(ber=bers[v], voltage=v, tech=tech)
+            measured[v, chip] = dict(zip(names, chip_accuracies(deployment, point, [chip], inputs)[0].tolist()))
+            if store:
+                store.save(_point_key(v, chip), measured[v, chip])
+
+    per_chip = pd.DataFrame([(name, v, chip, measured[v, chip][name])
+                             for name in names for v in voltages for chip in seeds],
+                            columns=["config", "voltage", "chip", "pa"])
+    table = _summarize(per_chip, clean, bers, energy,
+                       {BASE: "", **{n: record["generators"][n]["architecture"] for n in generators}})
+    if store:
+        store.write_tables(table, per_chip)
+    return table
+
+
+def _summarize(per_chip: pd.DataFrame, clean: Mapping[str, float], bers: Mapping[float, float],
+               energy: pd.DataFrame, architectures: Mapping[str, str]) -> pd.DataFrame:
+    """The tidy sweep table from per-chip accuracies, CA per configuration and the energy columns."""
+    groups = per_chip.groupby(["config", "voltage"], sort=False).pa
+    stats = pd.DataFrame({"chips": groups.size(), "pa_mean": groups.mean(),
+                          "pa_std": groups.std(ddof=1).fillna(0.0)}).reset_index()
+    stats["pa_sem"] = stats.pa_std / np.sqrt(stats.chips)
+    stats["generator"] = stats.config.map(architectures)
+    stats["ber"] = stats.voltage.map(bers)
+    stats["ca"] = stats.config.map(clean)
+    table = stats.merge(energy, on=["config", "voltage"], how="left", validate="one_to_one")
+    return table[list(COLUMNS)]
+
+
+def _energy(base: nn.Module, generators: Mapping[str, nn.Module], input_shape: tuple[int, ...],
+            voltages: Sequence[float], model: characterization.VoltageModel) -> pd.DataFrame:
+    """Accesses and Eq. 6 energy columns for every (configuration, voltage)."""
+    v = np.array(voltages)
+    base_accesses = _row_accesses(base, input_shape)
+    frames = []
+    for name, accesses in {BASE: 0.0, **{n: _row_accesses(g, input_shape)
+                                         for n, g in generators.items()}}.items():
+        saving = energy_saving(base_accesses, accesses, v, tech=model)
+        frames.append(pd.DataFrame({"config": name, "voltage": v, "accesses_base": base_accesses,
+                                    "accesses_generator": accesses, "energy_relative": 1.0 - saving,
+                                    "energy_saving": saving}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _row_accesses(network: nn.Module, input_shape: tuple[int, ...]) -> float:
+    """Weight-memory row accesses of one inference of ``network`` (the paper's T.W.M.A.).
+
+    A network without weight layers (the UIP baseline: one tensor added to the input) counts 0.
+    """
+    if not any(isinstance(m, STORED_LAYERS) for m in network.modules()):
+        return 0.0
+    return float(weight_accesses(network, input_shape).row_accesses.sum())
+
+
+def _data_fingerprint(batches: Sequence[Batch]) -> str:
+    """SHA-256 of the evaluation inputs and labels, in order."""
+    digest = hashlib.sha256()
+    for x, y in batches:
+        for t in (x, y):
+            digest.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _point_key(voltage: float, chip: int) -> str:
+    return f"v{voltage:.{VOLTAGE_DECIMALS}f}-chip{chip}"
+
+
+class _PointStore:
+    """The files of a sweep folder (see the module docstring)."""
+
+    def __init__(self, path: str | Path, record: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self.points = self.path / "points"
+        self.record_path = self.path / "sweep.json"
+        if self.record_path.is_file():
+            previous = json.loads(self.record_path.read_text())
+            changes = _differences(_identity(previous), _identity(record))
+            if changes:
+                raise SweepError(f"{str(self.path)!r} holds a sweep with other arguments "
+                                 f"({'; '.join(changes)}): repeat its command to resume it, "
+                                 "or sweep into a new folder")
+        elif self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+            raise SweepError(f"{str(self.path)!r} exists and is not a sweep folder: "
+                             "choose a new or empty folder")
+        self.points.mkdir(parents=True, exist_ok=True)
+        _write_json(self.record_path, record)
+
+    def load(self, key: str) -> dict[str, float] | None:
+        """The values saved under ``key``, or None if that point is not done."""
+        path = self.points / f"{key}.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def save(self, key: str, values: dict[str, float]) -> None:
+        _write_json(self.points / f"{key}.json", values)
+
+    def write_tables(self, table: pd.DataFrame, per_chip: pd.DataFrame) -> None:
+        _write_csv(table, self.path / "sweep.csv")
+        _write_csv(per_chip, self.path / "chips.csv")
+        try:
+            import pyarrow  # noqa: F401  (optional: parquet only when it is installed)
+        except ImportError:
+            return
+        with atomic_path(self.path / "sweep.parquet") as tmp:
+            table.to_parquet(tmp, index=False)
+
+
+def _identity(record: dict[str, Any]) -> dict[str, Any]:
+    """What must match to resume a sweep: all but the provenance (paths), command and versions;
+    the fingerprints stand for the models and the data."""
+    return {k: v for k, v in record.items() if k not in ("provenance", "command", "versions")}
+
+
+def _differences(old: dict, new: dict) -> list[str]:
+    return [f"{key}: {old.get(key)!r} before, {new.get(key)!r} now"
+            for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+
+
+def _write_json(path: Path, value: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(value, indent=2) + "\n")
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def load_sweep(path: str | Path) -> pd.DataFrame:
+    """The table of the finished sweep in folder ``path`` (its ``sweep.csv``)."""
+    table_path = Path(path) / "sweep.csv"
+    if not table_path.is_file():
+        raise SweepError(f"{str(path)!r} holds no finished sweep (no sweep.csv): run `neuralfuse sweep` "
+                         "into it first, or repeat its command to finish it")
+    return pd.read_csv(table_path, keep_default_na=False)
+
+
+def pareto_front(table: pd.DataFrame, x: str = "energy_saving", y: str = "pa_mean") -> pd.Series:
+    """Boolean mask of the rows no other row beats on both ``x`` and ``y`` (higher is better).
+
+    A row is dominated when another row is at least as good on both and strictly better on one.
+
+    >>> t = pd.DataFrame({"energy_saving": [0.1, 0.2, 0.3], "pa_mean": [90.0, 80.0, 85.0]})
+    >>> pareto_front(t).tolist()
+    [True, False, True]
+    """
+    xs, ys = table[x].to_numpy(float), table[y].to_numpy(float)
+    at_least = (xs[None, :] >= xs[:, None]) & (ys[None, :] >= ys[:, None])
+    better = (xs[None, :] > xs[:, None]) | (ys[None, :] > ys[:, None])
+    return pd.Series(~(at_least & better).any(axis=1), index=table.index, name="pareto")
+
+
+def operating_points(table: pd.DataFrame, min_accuracy: float) -> dict[str, Any]:
+    """The lowest-energy row per configuration that keeps mean PA ≥ ``min_accuracy`` (%), and the best.
+
+    Returns plain values (JSON-ready): ``min_accuracy``, ``per_config`` (configuration name → the
+    chosen row as a dict, or None when no voltage keeps the accuracy) and ``best`` (the chosen row
+    with the largest energy saving over all configurations, or None). Ties go to the higher PA.
+    """
+    if not 0.0 <= min_accuracy <= 100.0:
+        raise ValueError(f"min_accuracy={min_accuracy!r} is not valid: use a percentage in [0, 100]")
+    ok = table[table.pa_mean >= min_accuracy].sort_values(["energy_saving", "pa_mean"], ascending=False,
+                                                           kind="stable")
+    per_config = {name: None for name in table.config.unique()}
+    for name, rows in ok.groupby("config", sort=False):
+        per_config[name] = _plain(rows.iloc[0])
+    return {"min_accuracy": float(min_accuracy), "per_config": per_config,
+            "best": _plain(ok.iloc[0]) if len(ok) else None}
+
+
+def format_operating_points(result: dict[str, Any]) -> str:
+    """Printable lines for an :func:`operating_points` result."""
+    lines = [f"lowest-energy operating points with mean PA >= {result['min_accuracy']:g}%:"]
+    for name, row in result["per_config"].items():
+        lines.append(f"  {name:<16} " + (_describe(row) if row else "none: no voltage keeps that accuracy"))
+    best = result["best"]
+    lines.append("best overall: " + (f"{best['config']} at {_describe(best)}" if best else "none"))
+    return "\n".join(lines)
+
+
+def _describe(row: Mapping[str, Any]) -> str:
+    return (f"{row['voltage']:.3f} Vmin (BER {100 * row['ber']:.3g}%): PA {row['pa_mean']:.2f} "
+            f"± {row['pa_std']:.2f}%, CA {row['ca']:.2f}%, energy saving {100 * row['energy_saving']:.1f}%")
+
+
+def _plain(row: pd.Series) -> dict[str, Any]:
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}

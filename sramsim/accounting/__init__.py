@@ -1,0 +1,23 @@
+"""Weight-memory access accounting (SCALE-SIM topologies of torch models) and energy.
+
+    >>> df = weight_accesses("resnet18", (3, 32, 32))      # doctest: +SKIP
+    >>> df.row_accesses.sum()                               # the paper's T.W.M.A.
+    2755968.0
+    >>> energy_saving(2_755_968, 320_256, ber=0.01)         # doctest: +SKIP
+    0.1898...
+"""
+from sramsim.accounting.accesses import weight_accesses
+from sramsim.accounting.config import DATAFLOWS, SystolicConfig
+from sramsim.accounting.energy import (count_macs, energy_report, energy_saving, load_technology,
+                                       operating_voltage, weight_energy)
+from sramsim.accounting.engines import ENGINES, filter_reads
+from sramsim.accounting.networks import (NETWORK_KINDS, UnknownNetworkError, create_network,
+                                         list_networks, network_kind, register_network)
+from sramsim.accounting.topology import (CONVENTIONS, Layer, extract_topology,
+                                         write_scalesim_topology)
+
+__all__ = ["weight_accesses", "SystolicConfig", "DATAFLOWS", "count_macs", "energy_report",
+           "energy_saving", "load_technology", "operating_voltage", "weight_energy", "ENGINES",
+           "filter_reads", "NETWORK_KINDS", "UnknownNetworkError", "create_network",
+           "list_networks", "network_kind", "register_network", "CONVENTIONS", "Layer",
+           "extract_topology", "write_scalesim_topology"]

@@ -1,0 +1,259 @@
+"""The ``sramsim`` command line: a thin click layer over the library."""
+from __future__ import annotations
+
+import os
+
+import click
+
+import characterization
+from sramsim.array import ArrayGeometry
+from sramsim.faults import FAULT_MODEL_SEMANTICS, FAULT_MODELS, Chip
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lowvolt-neuralfuse")
+def main() -> None:
+    """SRAM low-voltage simulation: voltage curves, fault maps, weight-memory accesses, energy."""
+
+
+@main.command(epilog="""\b
+Example:
+  sramsim curves --tech 14nm-512x64 --points 7 --csv curves.csv --plot curves.png""")
+@click.option("--tech", default=characterization.DEFAULT_TECH, show_default=True,
+              help="Technology name (see the error for the list) or path to a technology CSV.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True),
+              help="Also write the table to this CSV file.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, writable=True),
+              help="Also draw the curves and measured points to this image (e.g. .png).")
+@click.option("--points", type=click.IntRange(min=2), default=13, show_default=True,
+              help="Number of voltages, evenly spaced over the technology's range.")
+def curves(tech: str, csv_path: str | None, plot_path: str | None, points: int) -> None:
+    """Print a technology's fitted curves: V/Vmin -> bit-error rate -> energy per access."""
+    from characterization.atomic import atomic_path
+    from characterization.plot import check_image_path, save_curves_plot
+
+    try:
+        model = characterization.load(tech)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--tech") from None
+    if plot_path is not None:
+        try:
+            check_image_path(plot_path)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--plot") from None
+
+    table = model.curve(points)
+    click.echo(repr(model))
+    click.echo(table.to_string(index=False, formatters={
+        "v_over_vmin": "{:.4f}".format, "ber": "{:.3e}".format, "energy": "{:.4f}".format}))
+    if csv_path is not None:
+        with atomic_path(csv_path) as tmp:
+            table.to_csv(tmp, index=False, float_format="%.12g")
+        click.echo(f"wrote {csv_path}")
+    if plot_path is not None:
+        save_curves_plot(model, plot_path)
+        click.echo(f"wrote {plot_path}")
+
+
+@main.command(epilog="""\b
+Example (the faults of 32 arrays of chip 3 at 0.83 Vmin):
+  sramsim faultmap --voltage 0.83 --seed 3 --arrays 32 -o chip3.npz
+\b
+The .npz file holds cell_index (int64, sorted flat indices of faulty cells; cell c is in array
+c // (rows*cols), row (c // cols) % rows, column c % cols), stuck_value (uint8), quantile
+(float64: the cell is faulty at every BER above it), start, n_cells, rows, cols, arrays, ber,
+voltage (NaN if given by --ber), seed, tech, fault_model and fault_model_semantics.""")
+@click.option("--voltage", type=float, help="Supply voltage in units of Vmin (within the tech's range).")
+@click.option("--ber", type=click.FloatRange(0, 0.5, min_open=True),
+              help="Bit-error rate instead of a voltage: fraction of faulty cells.")
+@click.option("--seed", required=True, type=click.IntRange(0, 2**63 - 1), help="Chip seed.")
+@click.option("--arrays", type=click.IntRange(min=1), help="Number of whole arrays (from array 0).")
+@click.option("--bits", "n_bits", type=click.IntRange(min=1), help="Number of bit cells (from cell 0).")
+@click.option("--fault-model", type=click.Choice(FAULT_MODELS), default="stuck-at", show_default=True,
+              help="stuck-at: a faulty cell holds a random fixed value (the paper's); flip: it inverts.")
+@click.option("--tech", default=characterization.DEFAULT_TECH, show_default=True,
+              help="Technology name or path to a technology CSV.")
+@click.option("--rows", type=click.IntRange(min=1), default=512, show_default=True, help="Rows per array.")
+@click.option("--cols", type=click.IntRange(min=1), default=64, show_default=True, help="Bit columns per array.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True),
+              help="Output .npz file (written atomically).")
+def faultmap(voltage: float | None, ber: float | None, seed: int, arrays: int | None,
+             n_bits: int | None, fault_model: str, tech: str, rows: int, cols: int,
+             output: str) -> None:
+    """Generate the fault map of a chip at a voltage or a bit-error rate and save it."""
+    if (voltage is None) == (ber is None):
+        raise click.UsageError("give exactly one of --voltage or --ber")
+    if (arrays is None) == (n_bits is None):
+        raise click.UsageError("give exactly one of --arrays or --bits")
+    try:
+        geometry = ArrayGeometry(rows, cols)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--rows/--cols") from None
+    try:
+        characterization.load(tech)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--tech") from None
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise click.BadParameter(f"cannot write {output!r}: folder {folder!r} is missing or not writable",
+                                 param_hint="--output")
+    chip = Chip(seed, tech, geometry)
+    n_cells = n_bits if n_bits is not None else arrays * geometry.cells
+    try:
+        fault_map = chip.fault_map(n_cells, voltage=voltage, ber=ber)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--voltage") from None
+    fault_map.save(output, fault_model)
+    at = f"V/Vmin {voltage:g} -> BER {fault_map.ber:.4g}" if voltage is not None else f"BER {fault_map.ber:.4g}"
+    click.echo(f"chip {seed} of {tech}, {at}, fault model {fault_model}: {FAULT_MODEL_SEMANTICS[fault_model]}")
+    click.echo(f"cells: {n_cells} in {-(-n_cells // geometry.cells)} arrays of {rows}x{cols}")
+    click.echo(f"faulty cells: {len(fault_map)} ({fault_map.faulty_fraction:.4g} of the cells)")
+    click.echo(f"wrote {output}")
+
+
+def _dims_option(n_dims: int | None, form: str):
+    """A click callback parsing "AxBxC" into a tuple of positive ints (``n_dims`` of them if given)."""
+    def parse(ctx: click.Context, param: click.Parameter, text: str) -> tuple[int, ...]:
+        parts = text.lower().split("x")
+        if (n_dims is not None and len(parts) != n_dims) or not all(p.isdigit() and int(p) > 0
+                                                                    for p in parts):
+            raise click.BadParameter(f"{text!r} is not of the form {form} (positive integers "
+                                     "joined by 'x')")
+        return tuple(int(p) for p in parts)
+    return parse
+
+
+def _network_option(ctx: click.Context, param: click.Parameter, name: str | None) -> str | None:
+    from sramsim.accounting import UnknownNetworkError, network_kind
+
+    if name is not None:
+        try:
+            network_kind(name)
+        except UnknownNetworkError as err:
+            raise click.BadParameter(str(err)) from None
+    return name
+
+
+def _accelerator_options(command):
+    """The options shared by ``accesses`` and ``energy``: network, input and accelerator."""
+    from sramsim.accounting import CONVENTIONS, DATAFLOWS, ENGINES
+
+    options = [
+        click.option("--model", required=True, callback=_network_option,
+                     help="Registered network name (a model or a generator; see the error for the list)."),
+        click.option("--input", "input_shape", default="3x32x32", show_default=True,
+                     callback=_dims_option(None, "CxHxW"), help="One input's shape."),
+        click.option("--array", default="32x32", show_default=True,
+                     callback=_dims_option(2, "ROWSxCOLS"), help="Systolic array rows x columns."),
+        click.option("--dataflow", type=click.Choice(DATAFLOWS), default="os", show_default=True,
+                     help="Output-, weight- or input-stationary."),
+        click.option("--filter-sram-kb", type=click.IntRange(min=1), default=256, show_default=True,
+                     help="Filter SRAM size (does not change the read count)."),
+        click.option("--row-bits", type=click.IntRange(min=1), default=64, show_default=True,
+                     help="Bits per weight-SRAM row."),
+        click.option("--weight-bits", type=click.IntRange(min=1), default=8, show_default=True,
+                     help="Bits per stored weight."),
+        click.option("--engine", type=click.Choice(ENGINES), default="analytic", show_default=True,
+                     help="Closed form, or the scalesim package run in-process (cached)."),
+        click.option("--convention", type=click.Choice(CONVENTIONS), default="paper",
+                     show_default=True, help="Topology rules: the paper's, or physically exact."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _systolic_config(array: tuple[int, int], dataflow: str, filter_sram_kb: int, row_bits: int,
+                     weight_bits: int):
+    from sramsim.accounting import SystolicConfig
+
+    try:
+        return SystolicConfig(array_rows=array[0], array_cols=array[1], dataflow=dataflow,
+                              filter_sram_kb=filter_sram_kb, row_bits=row_bits,
+                              weight_bits=weight_bits)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--row-bits/--weight-bits") from None
+
+
+@main.command(epilog="""\b
+Example (the paper's Table 6 count for ResNet18, and a per-layer CSV):
+  sramsim accesses --model resnet18 --csv resnet18-accesses.csv""")
+@_accelerator_options
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True),
+              help="Also write the per-layer table to this CSV file (atomically).")
+def accesses(model: str, input_shape: tuple[int, ...], array: tuple[int, int], dataflow: str,
+             filter_sram_kb: int, row_bits: int, weight_bits: int, engine: str, convention: str,
+             csv_path: str | None) -> None:
+    """Count a network's weight-SRAM reads per layer on a systolic accelerator (SCALE-SIM)."""
+    from characterization.atomic import atomic_path
+    from sramsim.accounting import weight_accesses
+
+    config = _systolic_config(array, dataflow, filter_sram_kb, row_bits, weight_bits)
+    try:
+        table = weight_accesses(model, input_shape, config, engine=engine, convention=convention)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--input") from None
+    shown = ["layer", "kind", "in_shape", "out_shape", "ifmap_h", "ofmap_h", "macs",
+             "filter_reads", "row_accesses"]
+    click.echo(table[shown].to_string(index=False, formatters={"row_accesses": "{:,.1f}".format}))
+    click.echo(f"total over {len(table)} layers: MACs {table.macs.sum():,}, SCALE-SIM filter reads "
+               f"{table.filter_reads.sum():,}, row accesses (T.W.M.A., {config.words_per_row} "
+               f"weights per {row_bits}-bit row) {table.row_accesses.sum():,.1f}")
+    if csv_path is not None:
+        with atomic_path(csv_path) as tmp:
+            table.to_csv(tmp, index=False)
+        click.echo(f"wrote {csv_path}")
+
+
+@main.command(epilog="""\b
+Example (Table 2: ResNet18 behind ConvL at the voltage of 1% bit-error rate):
+  sramsim energy --model resnet18 --generator ConvL --ber 0.01""")
+@_accelerator_options
+@click.option("--generator", callback=_network_option,
+              help="Registered generator run at the nominal voltage in front of the model.")
+@click.option("--voltage", type=float, help="The model's supply voltage, in units of Vmin.")
+@click.option("--ber", type=click.FloatRange(0, 0.5, min_open=True),
+              help="Bit-error rate instead of a voltage.")
+@click.option("--nominal-voltage", type=float, default=1.0, show_default=True,
+              help="The generator's (and the reference) voltage, in units of Vmin.")
+@click.option("--tech", default=characterization.DEFAULT_TECH, show_default=True,
+              help="Technology name or path to a technology CSV.")
+def energy(model: str, input_shape: tuple[int, ...], array: tuple[int, int], dataflow: str,
+           filter_sram_kb: int, row_bits: int, weight_bits: int, engine: str, convention: str,
+           generator: str | None, voltage: float | None, ber: float | None,
+           nominal_voltage: float, tech: str) -> None:
+    """Weight-memory energy of a model at a low voltage and the saving of Eq. 6 (accesses) and
+    Eq. 7 (MACs) with an optional generator at the nominal voltage."""
+    from sramsim.accounting import energy_report, load_technology
+
+    if (voltage is None) == (ber is None):
+        raise click.UsageError("give exactly one of --voltage or --ber")
+    config = _systolic_config(array, dataflow, filter_sram_kb, row_bits, weight_bits)
+    try:
+        vmodel = load_technology(tech)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--tech") from None
+    try:
+        vmodel.energy_per_access(nominal_voltage)
+        if voltage is not None:
+            vmodel.energy_per_access(voltage)
+        else:
+            vmodel.voltage_at_ber(ber)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--voltage/--ber/--nominal-voltage") from None
+    try:
+        r = energy_report(model, generator, voltage, ber=ber, input_shape=input_shape,
+                          nominal_voltage=nominal_voltage, tech=vmodel, config=config,
+                          engine=engine, convention=convention)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--input") from None
+    click.echo(f"{r['technology']}: V/Vmin {r['voltage']:.4f} (BER {r['ber']:.3g}), nominal "
+               f"{r['nominal_voltage']:g}, energy per access {r['energy_ratio']:.4f} of nominal")
+    click.echo(f"{model}: {r['base_accesses']:,.1f} row accesses, {r['base_macs']:,} MACs; "
+               f"energy {r['base_energy_nominal']:,.1f} at nominal, {r['base_energy_low']:,.1f} low")
+    if generator is not None:
+        click.echo(f"{generator}: {r['generator_accesses']:,.1f} row accesses, "
+                   f"{r['generator_macs']:,} MACs; energy {r['generator_energy_nominal']:,.1f} "
+                   "at nominal")
+    click.echo(f"energy saving: {100 * r['saving_accesses']:.2f}% (Eq. 6, accesses), "
+               f"{100 * r['saving_macs']:.2f}% (Eq. 7, MACs)")

@@ -1,0 +1,315 @@
+"""Run a torch model as a simulated low-voltage chip would: the one API the rest of the world uses.
+
+    deployment = Deployment(model, bits=8, tech="14nm-512x64")   # quantize + lay out once
+    with deployment.at(voltage=0.83, chip=3) as perturbed:       # faults written in place
+        logits = perturbed(x)                                   # restored bit-exactly on exit
+    deployment.report(voltage=0.83, chip=3)                      # BER, faulty cells, flipped bits
+
+What is stored in the faulty weight memory: the ``weight`` of every ``nn.Linear`` and every
+convolution (``nn.Conv1d/2d/3d`` and ``nn.ConvTranspose1d/2d/3d``), in ``model.modules()`` order, each
+followed by its ``bias`` if ``include_bias=True``. Biases (by default) and BatchNorm parameters are not
+touched, as in the paper. Every stored tensor is quantized per tensor (:mod:`sramsim.quant`) and
+laid out one after another in arrays (:mod:`sramsim.array`).
+
+Inside ``at(...)`` the model runs as the chip would: *all* stored tensors hold their quantized values
+``Wq * s`` and the weights that sit on faulty cells hold ``Wq' * s``, where ``Wq'`` is ``Wq`` with
+the fault model applied to its two's-complement bits (see :mod:`sramsim.faults`). ``quantized()``
+gives the fault-free chip. On exit the original weights come back bit for bit, also after an
+exception. No copy of the model is made: writes are in place under ``torch.no_grad()``, so
+parameters with ``requires_grad=True`` work, and a forward and backward pass may run inside the
+block (do not keep a graph that holds the weights past its end).
+
+Cost: tensors whose weights are already exactly on their quantization grid (e.g. a model exported
+after quantization-aware training) are only touched where a fault changes a weight; the others are
+rewritten in full on entering and leaving. To iterate many chips cheaply, nest ``at`` in
+``quantized()``: then each chip costs only its faulty weights.
+
+    with deployment.quantized():
+        for seed in range(10):
+            with deployment.at(voltage=0.83, chip=seed) as perturbed:
+                accuracy.append(evaluate(perturbed))
+"""
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+import characterization
+from characterization import DEFAULT_TECH
+from sramsim import _kernels
+from sramsim.array import ArrayGeometry, MemoryLayout
+from sramsim.faults import FAULT_MODEL_SEMANTICS, Chip, check_fault_model, max_hazard
+from sramsim.quant import check_bits, quantize
+
+#: Layer types whose weights are stored in the faulty memory.
+STORED_LAYERS = (nn.Linear, nn.modules.conv._ConvNd)
+_SAME_SIZE_INT = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def stored_tensors(model: nn.Module, include_bias: bool = False) -> list[tuple[str, nn.Parameter]]:
+    """(name, parameter) of every tensor stored in the weight memory, in storage order."""
+    found, seen = [], set()
+    for module_name, module in model.named_modules():
+        if not isinstance(module, STORED_LAYERS):
+            continue
+        if parametrize.is_parametrized(module):
+            raise ValueError(f"layer {module_name!r} is parametrized (e.g. fake-quantized for QAT): "
+                             "remove its parametrizations before deploying it")
+        names = ("weight", "bias") if include_bias else ("weight",)
+        for name in names:
+            param = getattr(module, name, None)
+            if param is not None and id(param) not in seen:
+                seen.add(id(param))
+                found.append((f"{module_name}.{name}" if module_name else name, param))
+    if not found:
+        raise ValueError("the model has no nn.Linear or convolution layer to deploy")
+    return found
+
+
+@dataclass
+class _Stored:
+    """One stored tensor: its parameter, integer weights (int8, same device) and scale."""
+
+    name: str
+    param: nn.Parameter
+    q: torch.Tensor
+    scale: torch.Tensor
+    original: torch.Tensor | None  # None when the parameter already equals its quantized values
+    version: int = 0
+
+
+@dataclass
+class _Faults:
+    """A chip's faults applied to the stored integers: what to write and what to report."""
+
+    chip: Chip
+    ber: float
+    voltage: float | None
+    index: np.ndarray    # per changed weight, tensor by tensor: its flat index in its tensor
+    value: np.ndarray    # its value on the chip (int8)
+    clean: np.ndarray    # its fault-free value (int8)
+    bounds: np.ndarray   # the changed weights of tensor t are entries bounds[t]:bounds[t+1]
+    counts: np.ndarray   # per tensor: faulty cells, flipped bits, changed weights
+    faulty_cells: int    # in all the arrays used, spare cells included
+
+
+class Deployment:
+    """A model's weights quantized to ``bits`` and laid out in arrays of ``geometry`` of
+    technology ``tech``, ready to run on any chip at any voltage (see the module docstring).
+
+    ``fault_model`` is ``"stuck-at"`` (default, the paper's) or ``"flip"``; see
+    :mod:`sramsim.faults`. Chips are ints (seeds, any integer in [0, 2**63)) or :class:`Chip`\\ s.
+
+    >>> model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    >>> deployment = Deployment(model, bits=8)
+    >>> with deployment.at(ber=0.01, chip=3) as perturbed:
+    ...     y = perturbed(torch.zeros(1, 64))
+    >>> deployment.report(ber=0.01, chip=3)["fault_model"]
+    'stuck-at'
+    """
+
+    def __init__(self, model: nn.Module, bits: int = 8, tech: str = DEFAULT_TECH,
+                 fault_model: str = "stuck-at", include_bias: bool = False,
+                 geometry: ArrayGeometry = ArrayGeometry()) -> None:
+        self.model = model
+        self.bits = check_bits(bits)
+        self.tech = os.fspath(tech)
+        self.voltage_model = characterization.load(self.tech)
+        self.fault_model = check_fault_model(fault_model)
+        self.include_bias = bool(include_bias)
+        self.geometry = geometry
+        params = stored_tensors(model, include_bias)
+        self.layout = MemoryLayout([p.numel() for _, p in params], self.bits, geometry)
+        self._stored, codes = [], []
+        for name, param in params:
+            q, scale = quantize(param, self.bits)
+            codes.append(q.cpu().reshape(-1))
+            self._stored.append(_Stored(name, param, q, scale.to(param.dtype), None))
+        self._q = torch.cat(codes).numpy()
+        for index, stored in enumerate(self._stored):
+            if stored.param.device.type == "cpu":   # share the one copy of the integers
+                start, stop = self.layout.offsets[index:index + 2]
+                stored.q = torch.from_numpy(self._q[start:stop]).view(stored.param.shape)
+            if not _bit_equal(stored.param, torch.mul(stored.q, stored.scale)):
+                stored.original = stored.param.detach().clone()
+            stored.version = stored.param._version
+        self._state = "original"
+        self._buffers: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    @contextmanager
+    def quantized(self) -> Iterator[nn.Module]:
+        """The model on a fault-free chip: every stored tensor holds its quantized values."""
+        self._require_state("original", "quantized()")
+        self._check_unchanged()
+        try:
+            self._write_quantized()
+            self._state = "quantized"
+            yield self.model
+        finally:
+            self._restore_originals()
+            self._state = "original"
+
+    @contextmanager
+    def at(self, *, voltage: float | None = None, ber: float | None = None,
+           chip: int | Chip) -> Iterator[nn.Module]:
+        """The model on ``chip`` at ``voltage`` (V/Vmin) or bit-error rate ``ber`` (exactly one);
+        the weights are restored bit-exactly on exit. ``at(ber=0, chip=...)`` is the fault-free
+        quantized model."""
+        self._require_state(("original", "quantized"), "at()")
+        faults = self._faults(chip, voltage, ber, reuse_buffers=True)
+        outer = self._state == "original"
+        if outer:
+            self._check_unchanged()
+        try:
+            if outer:
+                self._write_quantized()
+            self._put(faults, faults.value)
+            self._state = "faulty"
+            yield self.model
+        finally:
+            self._put(faults, faults.clean, skip_rewritten=outer)
+            if outer:
+                self._restore_originals()
+            self._state = "original" if outer else "quantized"
+
+    def report(self, *, voltage: float | None = None, ber: float | None = None,
+               chip: int | Chip) -> dict:
+        """What ``at(voltage=|ber=, chip=)`` does to the model, as a JSON-serializable dict: tech,
+        fault model and its semantics, voltage, BER, energy per access (relative to Vmin; None when
+        asked by BER), cells, faulty cells, flipped bits, changed weights, and the same counts
+        per stored tensor under ``"layers"`` (records; ``pandas.DataFrame(report["layers"])``)."""
+        faults = self._faults(chip, voltage, ber)
+        layout, counts = self.layout, faults.counts
+        layers = [{"name": stored.name, "shape": list(stored.param.shape), "weights": size,
+                   "faulty_cells": int(faulty), "flipped_bits": int(flipped),
+                   "changed_weights": int(changed)}
+                  for stored, size, (faulty, flipped, changed) in zip(self._stored, layout.sizes, counts)]
+        return {
+            "tech": self.tech,
+            "fault_model": self.fault_model,
+            "fault_model_semantics": FAULT_MODEL_SEMANTICS[self.fault_model],
+            "chip": faults.chip.seed,
+            "voltage": faults.voltage,
+            "ber": faults.ber,
+            "energy_per_access": None if faults.voltage is None
+            else float(self.voltage_model.energy_per_access(faults.voltage)),
+            "bits": self.bits,
+            "array_rows": self.geometry.rows,
+            "array_cols": self.geometry.cols,
+            "arrays": layout.n_arrays,
+            "cells": layout.n_cells,
+            "weight_cells": layout.n_words * self.bits,
+            "weights": layout.n_words,
+            "faulty_cells": faults.faulty_cells,
+            "faulty_weight_cells": int(counts[:, 0].sum()),
+            "flipped_bits": int(counts[:, 1].sum()),
+            "changed_weights": int(counts[:, 2].sum()),
+            "layers": layers,
+        }
+
+    def __repr__(self) -> str:
+        return (f"Deployment({len(self._stored)} tensors, {self.layout.n_words} weights, "
+                f"bits={self.bits}, tech={self.tech!r}, fault_model={self.fault_model!r}, "
+                f"include_bias={self.include_bias}, arrays={self.layout.n_arrays} of "
+                f"{self.geometry.rows}x{self.geometry.cols})")
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _chip(self, chip: int | Chip) -> Chip:
+        if not isinstance(chip, Chip):
+            return Chip(chip, self.tech, self.geometry)
+        if chip.tech != self.tech or chip.geometry != self.geometry:
+            raise ValueError(f"chip of tech {chip.tech!r} with {chip.geometry} does not match the "
+                             f"deployment's tech {self.tech!r} with {self.geometry}")
+        return chip
+
+    def _faults(self, chip: int | Chip, voltage: float | None, ber: float | None,
+                reuse_buffers: bool = False) -> _Faults:
+        """Generate ``chip``'s faults and apply them to the stored integers. With
+        ``reuse_buffers`` the result lives in buffers kept for the next call (fresh memory is slow
+        to fault in); only one such result may be alive at a time."""
+        chip = self._chip(chip)
+        rate = chip.ber(voltage=voltage, ber=ber)
+        buffers = self._buffers if reuse_buffers else None
+        if buffers is None:
+            expected = self.layout.n_words * self.bits * rate
+            capacity = int(expected + 6 * np.sqrt(expected) + 1024)
+            buffers = (np.empty(capacity, np.int64), np.empty(capacity, np.int8), np.empty(capacity, np.int8))
+        g = self.geometry
+        index, value, clean, n, counts, faulty = _kernels.perturb_chip(
+            np.uint64(chip.seed), self.layout.n_arrays, g.rows, g.cols, self.bits, max_hazard(rate),
+            self._q, self.layout.offsets, self.fault_model == "flip", *buffers)
+        if reuse_buffers:
+            self._buffers = (index, value, clean)
+        bounds = np.concatenate(([0], np.cumsum(counts[:, 2])))
+        return _Faults(chip, rate, None if voltage is None else float(voltage), index[:n], value[:n],
+                       clean[:n], bounds, counts, int(faulty))
+
+    def _require_state(self, allowed: str | tuple[str, ...], what: str) -> None:
+        if self._state not in allowed:
+            raise RuntimeError(f"{what} cannot be entered while the deployment is {self._state} "
+                               "(blocks nest only as at() inside quantized())")
+
+    @torch.no_grad()
+    def _put(self, faults: _Faults, values: np.ndarray, skip_rewritten: bool = False) -> None:
+        """Write the integer ``values`` (faulty or clean) of the changed weights, dequantized.
+        With ``skip_rewritten``, skip the tensors that :meth:`_restore_originals` rewrites."""
+        for i, stored in enumerate(self._stored):
+            lo, hi = faults.bounds[i], faults.bounds[i + 1]
+            if lo == hi or (skip_rewritten and stored.original is not None):
+                continue
+            device = stored.param.device
+            index = torch.from_numpy(faults.index[lo:hi]).to(device)
+            q = torch.from_numpy(values[lo:hi]).to(device)
+            stored.param.put_(index, torch.mul(q, stored.scale))
+
+    def _check_unchanged(self) -> None:
+        for stored in self._stored:
+            param = stored.param
+            if (param.device, param.dtype) != (stored.q.device, stored.scale.dtype) \
+                    or param._version != stored.version:
+                raise RuntimeError(f"{stored.name} changed (values, device or dtype) since the "
+                                   "Deployment was made: make a new Deployment of the model")
+
+    @torch.no_grad()
+    def _write_quantized(self) -> None:
+        for stored in self._stored:
+            if stored.original is not None:
+                torch.mul(stored.q, stored.scale, out=stored.param)
+
+    @torch.no_grad()
+    def _restore_originals(self) -> None:
+        for stored in self._stored:
+            if stored.original is not None:
+                stored.param.copy_(stored.original)
+            stored.version = stored.param._version
+
+
+def _bit_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether two tensors of one floating dtype hold the same bits (so -0.0 differs from 0.0)."""
+    as_int = _SAME_SIZE_INT[a.element_size()]
+    return a.shape == b.shape and torch.equal(a.detach().view(as_int), b.view(as_int))
+
+
+def deploy(model: nn.Module, *, voltage: float | None = None, ber: float | None = None,
+           chip: int | Chip, bits: int = 8, tech: str = DEFAULT_TECH,
+           fault_model: str = "stuck-at", include_bias: bool = False) -> nn.Module:
+    """A perturbed deep copy of ``model`` as it runs on ``chip`` at ``voltage`` or ``ber``, for
+    one-off use (``model`` is untouched). To evaluate many chips use :class:`Deployment`.
+
+    >>> perturbed = deploy(nn.Linear(64, 10), ber=0.01, chip=0)
+    """
+    clone = copy.deepcopy(model)
+    deployment = Deployment(clone, bits, tech, fault_model, include_bias)
+    faults = deployment._faults(chip, voltage, ber)
+    deployment._write_quantized()
+    deployment._put(faults, faults.value)
+    return clone

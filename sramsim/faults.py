@@ -1,0 +1,192 @@
+"""Simulated chips and their fault maps.
+
+A :class:`Chip` is one physical die: a seed from which every cell's behaviour follows. Each cell
+has a failure quantile ``u`` (uniform in (0, 1)); it is faulty at bit-error rate ``p`` iff
+``u < p``, i.e. at every supply voltage below its critical voltage ``voltage_at_ber(u)``, and it
+always holds the same stuck value (0 or 1, equally likely). Fault maps are therefore nested: a cell
+faulty at V is faulty, with the same stuck value, at every lower voltage of the same chip.
+
+Every array has its own counter-based random stream keyed by (seed, array index), so any region of
+any chip is generated on demand, identically on every machine and in any order, with work
+proportional to the number of faulty cells (see :mod:`sramsim._kernels` for the algorithm).
+
+Fault models (what a faulty cell does to the bit stored in it; :data:`FAULT_MODELS`):
+
+- ``"stuck-at"`` (default; reproduces the NeuralFuse authors' code): the cell reads its stuck value,
+  so the stored bit changes only where it differed, about half of the faulty cells. The BER is the
+  fraction of faulty *cells*: at BER 1% about 0.5% of the stored bits flip.
+- ``"flip"``: every faulty cell inverts the stored bit: at BER 1%, 1% of the bits flip.
+
+    >>> chip = Chip(seed=3)
+    >>> low, high = chip.fault_map(2**20, ber=0.001), chip.fault_map(2**20, ber=0.01)
+    >>> bool(np.isin(low.cells, high.cells).all())        # nested
+    True
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import characterization
+from characterization import DEFAULT_TECH
+from characterization.atomic import atomic_path
+from sramsim import _kernels
+from sramsim.array import ArrayGeometry
+
+FAULT_MODELS = ("stuck-at", "flip")
+FAULT_MODEL_SEMANTICS = {
+    "stuck-at": "each faulty cell holds a fixed random value (0 or 1 with equal probability), so "
+                "about half of the faulty cells change the stored bit; BER = fraction of faulty "
+                "cells (the NeuralFuse authors' model)",
+    "flip": "every faulty cell inverts the stored bit; BER = fraction of faulty cells = fraction "
+            "of flipped bits",
+}
+MAX_SEED = 2**63
+MAX_BER = 0.5
+
+
+def check_fault_model(name: str) -> str:
+    """Return ``name`` if it is one of :data:`FAULT_MODELS`, else raise a ValueError naming it."""
+    if name not in FAULT_MODELS:
+        raise ValueError(f"unknown fault model {name!r}: use one of {', '.join(FAULT_MODELS)}")
+    return name
+
+
+def check_seed(seed: int) -> int:
+    """Return ``seed`` as an int if it is an integer in [0, 2**63), else raise a ValueError."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < MAX_SEED:
+        raise ValueError(f"chip seed {seed!r} is not valid: use an integer in [0, 2**63)")
+    return int(seed)
+
+
+def check_ber(ber: float) -> float:
+    """Return ``ber`` as a float if it lies in [0, 0.5], else raise a ValueError naming it."""
+    if isinstance(ber, bool) or not isinstance(ber, (int, float, np.floating, np.integer)) \
+            or not 0 <= ber <= MAX_BER:
+        raise ValueError(f"BER {ber!r} is not valid: use a fraction of faulty cells in [0, {MAX_BER}]")
+    return float(ber)
+
+
+def max_hazard(ber: float) -> float:
+    """Hazard threshold of rate ``ber``: a cell is faulty iff its hazard ``-log(1-u)`` is below."""
+    return -math.log1p(-ber)
+
+
+@dataclass(frozen=True)
+class FaultMap:
+    """The faulty cells among flat cells ``start .. start + n_cells - 1`` of one chip at one rate.
+
+    ``cells`` (int64, sorted) are flat cell indices (see :mod:`sramsim.array`), ``stuck`` (uint8)
+    their stuck values and ``hazard`` (float64) their failure hazards ``-log(1 - u)`` (see
+    :attr:`quantile`). ``voltage`` is None when the map was asked by BER.
+    """
+
+    cells: np.ndarray
+    stuck: np.ndarray
+    hazard: np.ndarray
+    start: int
+    n_cells: int
+    ber: float
+    voltage: float | None
+    seed: int
+    tech: str
+    geometry: ArrayGeometry = field(default_factory=ArrayGeometry)
+
+    def __len__(self) -> int:
+        return int(self.cells.size)
+
+    @property
+    def quantile(self) -> np.ndarray:
+        """Failure quantile ``u`` of each faulty cell: it is faulty at every BER above ``u``, i.e.
+        below the voltage ``voltage_at_ber(u)`` (its critical voltage)."""
+        return -np.expm1(-self.hazard)
+
+    @property
+    def faulty_fraction(self) -> float:
+        """Fraction of the region's cells that are faulty (≈ ``ber``)."""
+        return len(self) / self.n_cells if self.n_cells else 0.0
+
+    def restrict(self, ber: float) -> FaultMap:
+        """The same chip's map at a lower rate ``ber`` (the cells whose quantile is below it)."""
+        ber = check_ber(ber)
+        if ber > self.ber:
+            raise ValueError(f"cannot raise the rate of a fault map from {self.ber:g} to {ber:g}: "
+                             "generate the map at the higher rate instead")
+        keep = self.hazard < max_hazard(ber)
+        return FaultMap(self.cells[keep], self.stuck[keep], self.hazard[keep], self.start,
+                        self.n_cells, ber, None, self.seed, self.tech, self.geometry)
+
+    def save(self, path: str | os.PathLike[str], fault_model: str = "stuck-at") -> None:
+        """Write the map to ``path`` as an ``.npz`` file, atomically.
+
+        Keys: ``cell_index`` (int64, sorted flat indices of faulty cells), ``stuck_value`` (uint8),
+        ``quantile`` (float64), ``start``, ``n_cells``, ``rows``, ``cols``, ``arrays`` (arrays
+        touched), ``ber``, ``voltage`` (NaN if given by BER), ``seed``, ``tech``, ``fault_model``
+        and ``fault_model_semantics``.
+        """
+        check_fault_model(fault_model)
+        g = self.geometry
+        arrays = 0 if self.n_cells == 0 else \
+            (self.start + self.n_cells - 1) // g.cells - self.start // g.cells + 1
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, cell_index=self.cells, stuck_value=self.stuck, quantile=self.quantile,
+                     start=self.start, n_cells=self.n_cells, rows=g.rows, cols=g.cols,
+                     arrays=arrays, ber=self.ber,
+                     voltage=np.nan if self.voltage is None else self.voltage,
+                     seed=np.uint64(self.seed), tech=self.tech, fault_model=fault_model,
+                     fault_model_semantics=FAULT_MODEL_SEMANTICS[fault_model])
+
+    def __repr__(self) -> str:
+        at = f"voltage={self.voltage:g}, " if self.voltage is not None else ""
+        return (f"FaultMap(seed={self.seed}, tech={self.tech!r}, {at}ber={self.ber:g}, "
+                f"cells={self.start}..{self.start + self.n_cells}, faulty={len(self)})")
+
+
+@dataclass(frozen=True)
+class Chip:
+    """One simulated die of technology ``tech`` (a name or a technology file; see
+    :func:`characterization.load`), made of arrays of ``geometry``.
+
+    >>> Chip(seed=7).fault_map(512 * 64, ber=0.01)         # doctest: +ELLIPSIS
+    FaultMap(seed=7, tech='14nm-512x64', ber=0.01, cells=0..32768, faulty=...)
+    """
+
+    seed: int
+    tech: str = DEFAULT_TECH
+    geometry: ArrayGeometry = field(default_factory=ArrayGeometry)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "seed", check_seed(self.seed))
+        object.__setattr__(self, "tech", os.fspath(self.tech))
+
+    def ber(self, *, voltage: float | None = None, ber: float | None = None) -> float:
+        """The bit-error rate at ``voltage`` (V/Vmin) under this chip's technology, or ``ber``
+        itself; exactly one of the two must be given."""
+        if (voltage is None) == (ber is None):
+            raise ValueError("give exactly one of voltage= (V/Vmin) or ber= (fraction of faulty cells)")
+        if ber is not None:
+            return check_ber(ber)
+        return check_ber(float(characterization.load(self.tech).ber(voltage)))
+
+    def fault_map(self, n_cells: int, *, voltage: float | None = None, ber: float | None = None,
+                  start: int = 0) -> FaultMap:
+        """The faulty cells among flat cells ``start .. start + n_cells - 1`` at ``voltage`` (V/Vmin)
+        or at bit-error rate ``ber`` (exactly one). A region gives the same cells as the same
+        region cut from a larger map."""
+        for name, value in (("n_cells", n_cells), ("start", start)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"{name}={value!r} is not valid: use a non-negative integer")
+        rate = self.ber(voltage=voltage, ber=ber)
+        per_array = self.geometry.cells
+        stop = start + n_cells
+        first, last = start // per_array, -(-stop // per_array)
+        expected = n_cells * rate
+        cells, stuck, hazard = _kernels.fault_cells(
+            np.uint64(self.seed), first, last, per_array, max_hazard(rate), start, stop,
+            int(expected + 6 * math.sqrt(expected) + 64))
+        return FaultMap(cells, stuck, hazard, int(start), int(n_cells), rate,
+                        None if voltage is None else float(voltage), self.seed, self.tech,
+                        self.geometry)

@@ -1,0 +1,306 @@
+"""Deploying a torch model on a simulated chip: quantized weights, in-place faults, restoration."""
+import copy
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import characterization
+import sramsim
+from sramsim import Chip, Deployment
+from sramsim.array import ArrayGeometry
+from sramsim.quant import dequantize, quantize, to_codes
+
+
+def small_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.ConvTranspose2d(8, 4, 2, stride=2), nn.Flatten(),
+        nn.Linear(4 * 16 * 16, 64), nn.ReLU(), nn.Linear(64, 64), nn.Linear(64, 10),
+    ).eval()
+
+
+STORED = ["0.weight", "3.weight", "5.weight", "7.weight", "8.weight"]
+
+
+def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def assert_bit_equal(before: dict, model: nn.Module) -> None:
+    after = model.state_dict()
+    for name, value in before.items():
+        assert torch.equal(value.reshape(-1).view(torch.uint8),
+                           after[name].reshape(-1).view(torch.uint8)), name
+
+
+def stored_integers(model: nn.Module, deployed: nn.Module, bits: int) -> dict[str, tuple]:
+    """Per stored tensor: (clean codes, codes as deployed) from the scales of the clean model."""
+    out = {}
+    clean, now = model.state_dict(), deployed.state_dict()
+    for name in STORED:
+        q, s = quantize(clean[name], bits)
+        q_now = torch.round(now[name] / s).to(torch.int8)
+        torch.testing.assert_close(now[name], dequantize(q_now, s), rtol=0, atol=0)
+        out[name] = (to_codes(q, bits), to_codes(q_now, bits))
+    return out
+
+
+def flipped_bits(codes: dict) -> dict[str, int]:
+    return {name: int(sum(((a ^ b) >> i & 1).sum() for i in range(8))) for name, (a, b) in codes.items()}
+
+
+def test_at_perturbs_in_place_and_restores_bit_exactly():
+    model = small_model()
+    before = snapshot(model)
+    deployment = Deployment(model)
+    with deployment.at(ber=0.01, chip=3) as perturbed:
+        assert perturbed is model
+        assert not torch.equal(model[5].weight, before["5.weight"])
+    assert_bit_equal(before, model)
+
+
+def test_restored_after_an_exception_inside_the_block():
+    model = small_model()
+    before = snapshot(model)
+    deployment = Deployment(model)
+    with pytest.raises(KeyError):
+        with deployment.at(ber=0.02, chip=1):
+            raise KeyError("boom")
+    assert_bit_equal(before, model)
+    with deployment.at(ber=0.02, chip=1):   # usable again
+        pass
+    assert_bit_equal(before, model)
+
+
+def test_forward_and_backward_inside_the_block_with_trainable_weights():
+    model = small_model()
+    before = snapshot(model)
+    deployment = Deployment(model)
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    with deployment.at(ber=0.01, chip=5) as perturbed:
+        perturbed(x).square().sum().backward()
+    assert x.grad is not None and model[0].weight.grad is not None
+    assert_bit_equal(before, model)
+
+
+def test_a_fault_free_chip_runs_the_quantized_model():
+    model = small_model()
+    reference = copy.deepcopy(model)
+    deployment = Deployment(model)
+    with deployment.at(ber=0, chip=0):
+        for name in STORED:
+            w = reference.state_dict()[name]
+            assert torch.equal(model.state_dict()[name], dequantize(*quantize(w)))
+        with_ber_zero = snapshot(model)
+    with deployment.quantized():
+        assert_bit_equal(with_ber_zero, model)
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_flipped_bits_match_the_report_and_are_half_the_faulty_cells(bits):
+    model = small_model()
+    deployment = Deployment(model, bits=bits)
+    report = deployment.report(ber=0.02, chip=7)
+    with deployment.at(ber=0.02, chip=7) as perturbed:
+        codes = stored_integers(small_model(), perturbed, bits)
+    flips = flipped_bits(codes)
+    layers = {layer["name"]: layer for layer in report["layers"]}
+    assert [layer["name"] for layer in report["layers"]] == STORED
+    for name in STORED:
+        assert flips[name] == layers[name]["flipped_bits"]
+        changed = int((codes[name][0] != codes[name][1]).sum())
+        assert changed == layers[name]["changed_weights"]
+    assert sum(flips.values()) == report["flipped_bits"]
+    n = report["faulty_weight_cells"]
+    assert abs(report["flipped_bits"] - n / 2) < 4 * math.sqrt(n / 4)
+    weight_cells = report["weights"] * bits
+    assert abs(n - 0.02 * weight_cells) < 4 * math.sqrt(0.02 * weight_cells)
+
+
+def test_flip_model_flips_every_faulty_cell():
+    deployment = Deployment(small_model(), fault_model="flip")
+    report = deployment.report(ber=0.02, chip=7)
+    assert report["flipped_bits"] == report["faulty_weight_cells"] > 0
+    assert report["fault_model"] == "flip" and "inverts" in report["fault_model_semantics"]
+    stuck_at = Deployment(small_model()).report(ber=0.02, chip=7)
+    assert stuck_at["faulty_weight_cells"] == report["faulty_weight_cells"]
+    assert stuck_at["flipped_bits"] < report["flipped_bits"]
+
+
+def test_faults_follow_the_chip_map_and_the_layout():
+    """Slow obvious version: apply each faulty cell of the chip's map to the codes by hand."""
+    bits, model, reference = 8, small_model(), small_model()
+    deployment = Deployment(model, bits=bits)
+    clean = [quantize(p, bits)[0].reshape(-1) for p in (model.state_dict()[n] for n in STORED)]
+    codes = to_codes(torch.cat(clean), bits).numpy().astype(np.int64)
+    fault_map = Chip(seed=4).fault_map(deployment.layout.n_cells, ber=0.01)
+    for cell, stuck in zip(fault_map.cells.tolist(), fault_map.stuck.tolist()):
+        array, rest = divmod(cell, 512 * 64)
+        row, col = divmod(rest, 64)
+        word = (array * 512 + row) * 8 + col // 8
+        if word < codes.size:
+            codes[word] = codes[word] & ~(1 << col % 8) | stuck << col % 8
+    with deployment.at(ber=0.01, chip=4) as perturbed:
+        deployed = stored_integers(reference, perturbed, bits)
+    got = np.concatenate([deployed[n][1].reshape(-1).numpy() for n in STORED])
+    np.testing.assert_array_equal(got, codes)
+
+
+def test_the_same_chip_gives_the_same_weights_in_two_deployments():
+    first, second = small_model(), small_model()
+    a, b = Deployment(first), Deployment(second)
+    with a.at(ber=0.01, chip=Chip(9)), b.at(ber=0.01, chip=9):
+        assert_bit_equal(snapshot(first), second)
+    with a.at(ber=0.01, chip=9), b.at(ber=0.01, chip=10):
+        assert not torch.equal(first[5].weight, second[5].weight)
+
+
+def test_layers_do_not_share_fault_positions():
+    torch.manual_seed(0)
+    model = nn.Sequential(*[nn.Linear(60, 64, bias=False) for _ in range(4)])
+    deployment = Deployment(model)
+    before = snapshot(model)
+    with deployment.at(ber=0.02, chip=2):
+        hit = [set(torch.nonzero((model[i].weight != dequantize(*quantize(before[f"{i}.weight"])))
+                                 .flatten()).flatten().tolist()) for i in range(4)]
+    # 64x60 int8 weights fill 480 rows: layer 1 starts in row 480, not at row 0
+    assert deployment.layout.locate(1, 0) == (0, 480, 0)
+    assert all(len(h) > 0 for h in hit)
+    assert len({frozenset(h) for h in hit}) == 4
+
+
+def test_biases_and_batchnorm_are_untouched_unless_asked():
+    model = small_model()
+    before = snapshot(model)
+    deployment = Deployment(model)
+    with deployment.at(ber=0.05, chip=1):
+        for name, value in model.state_dict().items():
+            if name not in STORED:
+                assert torch.equal(value, before[name]), name
+    with_bias = Deployment(model, include_bias=True)
+    report = with_bias.report(ber=0.05, chip=1)
+    assert "5.bias" in [layer["name"] for layer in report["layers"]]
+    assert "1.weight" not in [layer["name"] for layer in report["layers"]]
+    with with_bias.at(ber=0.05, chip=1):
+        assert not torch.equal(model[5].bias, before["5.bias"])
+        assert torch.equal(model[1].weight, before["1.weight"])
+    assert_bit_equal(before, model)
+
+
+def test_voltage_is_converted_with_the_technology_and_reported():
+    model = small_model()
+    deployment = Deployment(model)
+    tech = characterization.load(characterization.DEFAULT_TECH)
+    with deployment.at(voltage=0.83, chip=3):
+        by_voltage = snapshot(model)
+    with deployment.at(ber=tech.ber(0.83), chip=3):
+        assert_bit_equal(by_voltage, model)
+    report = deployment.report(voltage=0.83, chip=3)
+    json.dumps(report)
+    assert report["voltage"] == 0.83 and report["ber"] == pytest.approx(0.01, rel=0.1)
+    assert report["energy_per_access"] == pytest.approx(tech.energy_per_access(0.83))
+    assert report["tech"] == characterization.DEFAULT_TECH and report["chip"] == 3
+    assert report["cells"] == report["arrays"] * 512 * 64 >= report["weight_cells"]
+
+
+def test_nesting_at_in_quantized_gives_the_same_weights():
+    model = small_model()
+    before = snapshot(model)
+    deployment = Deployment(model)
+    with deployment.at(ber=0.01, chip=3):
+        alone = snapshot(model)
+    with deployment.quantized():
+        clean = snapshot(model)
+        for chip in (3, 4):
+            with deployment.at(ber=0.01, chip=chip):
+                if chip == 3:
+                    assert_bit_equal(alone, model)
+            assert_bit_equal(clean, model)
+        with pytest.raises(RuntimeError, match="nest"):
+            with deployment.quantized():
+                pass
+    assert_bit_equal(before, model)
+    with pytest.raises(RuntimeError, match="nest"):
+        with deployment.at(ber=0.01, chip=3), deployment.at(ber=0.01, chip=4):
+            pass
+    assert_bit_equal(before, model)
+
+
+def test_weights_already_on_the_grid_are_restored_exactly():
+    model = small_model()
+    with torch.no_grad():
+        for name in STORED:
+            w = model.get_parameter(name)
+            w.copy_(dequantize(*quantize(w)))
+    before = snapshot(model)
+    deployment = Deployment(model)
+    with deployment.at(ber=0.01, chip=3):
+        assert not torch.equal(model[5].weight, before["5.weight"])
+    assert_bit_equal(before, model)
+
+
+def test_channels_last_weights_are_perturbed_like_contiguous_ones():
+    model, other = small_model(), small_model()
+    other[0].to(memory_format=torch.channels_last)
+    before = snapshot(other)
+    with Deployment(model).at(ber=0.05, chip=3), Deployment(other).at(ber=0.05, chip=3):
+        assert torch.equal(model[0].weight, other[0].weight)
+    assert_bit_equal(before, other)
+
+
+def test_weights_changed_after_deployment_are_refused():
+    model = small_model()
+    deployment = Deployment(model)
+    with torch.no_grad():
+        model[5].weight.mul_(2)
+    with pytest.raises(RuntimeError, match="5.weight changed"):
+        with deployment.at(ber=0.01, chip=0):
+            pass
+
+
+def test_deploy_returns_a_perturbed_copy():
+    model = small_model()
+    before = snapshot(model)
+    perturbed = sramsim.deploy(model, ber=0.01, chip=3)
+    assert perturbed is not model
+    assert_bit_equal(before, model)
+    with Deployment(model).at(ber=0.01, chip=3):
+        assert_bit_equal(snapshot(model), perturbed)
+
+
+def test_bad_arguments_are_refused():
+    model = small_model()
+    deployment = Deployment(model)
+    with pytest.raises(ValueError, match="exactly one of voltage"):
+        with deployment.at(chip=0):
+            pass
+    with pytest.raises(ValueError, match="exactly one of voltage"):
+        deployment.report(voltage=0.83, ber=0.01, chip=0)
+    with pytest.raises(ValueError, match="'bitflip'"):
+        Deployment(model, fault_model="bitflip")
+    with pytest.raises(ValueError, match="bits=9"):
+        Deployment(model, bits=9)
+    with pytest.raises(ValueError, match="no-such-tech"):
+        Deployment(model, tech="no-such-tech")
+    with pytest.raises(ValueError, match="does not match"):
+        with deployment.at(ber=0.01, chip=Chip(0, geometry=ArrayGeometry(256, 64))):
+            pass
+    with pytest.raises(ValueError, match="seed -4"):
+        deployment.report(ber=0.01, chip=-4)
+    with pytest.raises(ValueError, match="no nn.Linear"):
+        Deployment(nn.Sequential(nn.ReLU()))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_weights_are_perturbed_like_cpu_weights():
+    model, gpu = small_model(), small_model().cuda()
+    before = snapshot(gpu)
+    with Deployment(model).at(ber=0.02, chip=3), Deployment(gpu).at(ber=0.02, chip=3):
+        for name in STORED:
+            assert torch.equal(model.get_parameter(name), gpu.get_parameter(name).cpu())
+    assert_bit_equal(before, gpu)

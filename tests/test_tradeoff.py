@@ -1,0 +1,278 @@
+"""Voltage sweeps, Pareto fronts and the `sweep` / `pareto` commands."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+from torch.utils.data import TensorDataset
+
+import characterization
+from neuralfuse import tradeoff
+from neuralfuse.checkpoint import save_checkpoint
+from neuralfuse.cli import main
+from neuralfuse.models import create_model
+from neuralfuse.plots import write_sweep_plots
+from neuralfuse.tradeoff import (COLUMNS, SweepError, fixed_subset, operating_points, pareto_front,
+                                 parse_voltages, sweep)
+from sramsim import Deployment
+from sramsim.accounting import energy_saving
+
+VOLTAGES = (1.0, 0.85, 0.72)
+
+
+def tiny_model() -> nn.Module:
+    """A randomly initialised ResNet18 of width 1/16 whose BatchNorm statistics are set from data,
+    so its predictions spread over several classes."""
+    torch.manual_seed(0)
+    model = create_model("resnet18", num_classes=10, width=1 / 16)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.momentum = None  # cumulative average over the calibration pass
+    with torch.no_grad():
+        model.train()(torch.rand(128, 3, 8, 8) * 2 - 1)
+    return model.eval()
+
+
+class Shift(nn.Module):
+    """A stand-in generator with weights: F(x) = clamp(x + conv(x), -1, 1)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(1)
+        self.net = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(x + 0.1 * self.net(x), -1, 1)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    """The tiny model and inputs labelled with its own fault-free predictions (CA = 100%), so
+    faults can only cost accuracy."""
+    model = tiny_model()
+    x = torch.rand(48, 3, 8, 8, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    with Deployment(model).quantized(), torch.inference_mode():
+        y = model(x).argmax(1)
+    return model, TensorDataset(x, y), Shift().eval()
+
+
+def run(setup, out_dir=None, **kwargs):
+    model, data, generator = setup
+    options = dict(generators={"shift": generator}, chips=4, out_dir=out_dir)
+    return sweep(model, data, VOLTAGES, **{**options, **kwargs})
+
+
+# --- voltage lists -------------------------------------------------------------------------------
+
+def test_parse_voltages_range_and_list():
+    assert parse_voltages("0.80:1.00:0.05") == (1.0, 0.95, 0.9, 0.85, 0.8)
+    assert parse_voltages("0.80:0.90:0.04") == (0.88, 0.84, 0.8)  # the stop is kept only if hit
+    assert parse_voltages(" 0.9, 0.83,1.0,0.9") == (1.0, 0.9, 0.83)
+    assert len(parse_voltages("0.75:1.00:0.01")) == 26
+
+
+@pytest.mark.parametrize("text, message", [
+    ("1.0:0.8:0.01", "reversed"), ("0.8:1.0:0", "positive step"), ("0.8:1.0:-0.1", "positive step"),
+    ("", "empty"), (" , ", "empty"), ("0.8:1.0", "not a voltage range"), ("abc", "not a voltage range"),
+    ("0.9,-0.1", "positive"),
+])
+def test_parse_voltages_rejects(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_voltages(text)
+
+
+# --- Pareto front and operating points -----------------------------------------------------------
+
+def hand_made_table() -> pd.DataFrame:
+    rows = [("base", 1.00, 0.00, 90.0, 1.0), ("base", 0.90, 0.19, 85.0, 2.0), ("base", 0.80, 0.36, 40.0, 9.0),
+            ("nf", 1.00, -0.05, 88.0, 1.0), ("nf", 0.90, 0.14, 84.0, 1.0), ("nf", 0.80, 0.31, 82.0, 3.0)]
+    return pd.DataFrame(rows, columns=["config", "voltage", "energy_saving", "pa_mean", "pa_std"]).assign(
+        ber=0.01, ca=90.0)
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    table = hand_made_table()
+    front = table[pareto_front(table)]
+    assert set(zip(front.config, front.voltage)) == {("base", 1.0), ("base", 0.9), ("base", 0.8),
+                                                      ("nf", 0.8)}
+    # a duplicate point does not dominate its twin
+    twins = pd.DataFrame({"energy_saving": [0.1, 0.1], "pa_mean": [5.0, 5.0]})
+    assert pareto_front(twins).all()
+
+
+def test_operating_points_pick_the_lowest_energy_above_the_threshold():
+    result = operating_points(hand_made_table(), 80.0)
+    assert result["per_config"]["base"]["voltage"] == 0.9
+    assert result["per_config"]["nf"]["voltage"] == 0.8
+    assert result["best"]["config"] == "nf"
+    stricter = operating_points(hand_made_table(), 86.0)
+    assert stricter["per_config"]["nf"]["voltage"] == 1.0 and stricter["best"]["config"] == "base"
+    none = operating_points(hand_made_table(), 95.0)
+    assert none["per_config"] == {"base": None, "nf": None} and none["best"] is None
+    json.dumps(result)  # plain values
+    with pytest.raises(ValueError, match="min_accuracy"):
+        operating_points(hand_made_table(), 120.0)
+
+
+# --- the sweep ---------------------------------------------------------------------------------
+
+def test_sweep_table(setup, tmp_path):
+    table = run(setup, tmp_path / "sweep")
+    assert tuple(table.columns) == COLUMNS
+    assert len(table) == 2 * len(VOLTAGES)
+    assert list(table.config.unique()) == ["base", "shift"]
+    assert (table.chips == 4).all()
+    tech = characterization.load(characterization.DEFAULT_TECH)
+    np.testing.assert_allclose(table.ber, tech.ber(table.voltage.to_numpy()))
+    base = table[table.config == "base"].set_index("voltage")
+    assert (base.ca == 100.0).all()
+    assert np.isclose(base.pa_std / 2, base.pa_sem).all()  # sem = std / sqrt(4 chips)
+    # energy: the base model alone saves nothing at Vmin; the generator costs its accesses there
+    assert base.loc[1.0, "energy_saving"] == 0.0 and base.loc[1.0, "energy_relative"] == 1.0
+    shift = table[table.config == "shift"].set_index("voltage")
+    assert (shift.accesses_generator > 0).all() and (base.accesses_generator == 0).all()
+    expected = energy_saving(shift.accesses_base, shift.accesses_generator, shift.index.to_numpy())
+    np.testing.assert_allclose(shift.energy_saving, expected)
+    np.testing.assert_allclose(shift.energy_relative, 1 - shift.energy_saving)
+    saved = pd.read_csv(tmp_path / "sweep" / "sweep.csv", keep_default_na=False)
+    pd.testing.assert_frame_equal(saved, table, check_dtype=False)
+    chips = pd.read_csv(tmp_path / "sweep" / "chips.csv")
+    assert len(chips) == 2 * len(VOLTAGES) * 4
+
+
+def test_accuracy_falls_with_voltage_in_expectation(setup):
+    table = run(setup, chips=6)
+    for _, rows in table.groupby("config"):
+        pa = rows.sort_values("voltage", ascending=False).pa_mean.to_numpy()
+        assert np.all(np.diff(pa) <= 1.0), pa  # non-increasing, up to sampling noise
+        assert pa[0] - pa[-1] > 30, pa
+
+
+def test_interrupted_sweep_resumes_to_the_same_table(setup, tmp_path, monkeypatch):
+    whole = run(setup, tmp_path / "whole")
+    calls = {"n": 0}
+    measure = tradeoff.chip_accuracies
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 5:
+            raise KeyboardInterrupt
+        return measure(*args, **kwargs)
+
+    monkeypatch.setattr(tradeoff, "chip_accuracies", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(setup, tmp_path / "resumed")
+    assert len(list((tmp_path / "resumed" / "points").glob("v*.json"))) == 5
+    assert not (tmp_path / "resumed" / "sweep.csv").exists()
+
+    calls["n"] = -100  # no more interruptions; count what the rerun computes
+    resumed = run(setup, tmp_path / "resumed")
+    assert calls["n"] == -100 + len(VOLTAGES) * 4 - 5
+    pd.testing.assert_frame_equal(resumed, whole)
+    assert (tmp_path / "resumed" / "sweep.csv").read_text() == (tmp_path / "whole" / "sweep.csv").read_text()
+
+
+def test_sweep_folder_with_other_arguments_is_refused(setup, tmp_path):
+    run(setup, tmp_path / "s")
+    with pytest.raises(SweepError, match="chips"):
+        run(setup, tmp_path / "s", chips=3)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SweepError, match="not a sweep folder"):
+        run(setup, tmp_path / "file")
+
+
+def test_sweep_rejects_bad_arguments(setup):
+    with pytest.raises(characterization.OutOfRangeError, match="0.5"):
+        sweep(setup[0], setup[1], (0.9, 0.5))
+    with pytest.raises(ValueError, match="base"):
+        sweep(setup[0], setup[1], (0.9,), generators={"base": setup[2]})
+    with pytest.raises(ValueError, match="samples"):
+        fixed_subset(setup[1], 1000)
+
+
+def test_fixed_subset_is_fixed_and_spread():
+    data = TensorDataset(torch.arange(1000))
+    a, b = fixed_subset(data, 100), fixed_subset(data, 100)
+    assert a.indices == b.indices and len(set(a.indices)) == 100
+    assert max(a.indices) > 900  # not just the first samples
+
+
+def test_plots_are_written(setup, tmp_path):
+    paths = write_sweep_plots(run(setup, chips=2), tmp_path, characterization.DEFAULT_TECH)
+    assert sorted(p.name for p in paths) == sorted(f"{n}.{e}" for n in ("pareto", "accuracy", "curves")
+                                                   for e in ("png", "svg"))
+    assert all(p.stat().st_size > 1000 for p in paths)
+
+
+# --- command line --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(path, tiny_model(), arch="resnet18", width=1 / 16, num_classes=10, bits=8)
+    return path
+
+
+def sweep_args(checkpoint, out, *extra):
+    return ["sweep", "--base", str(checkpoint), "--voltages", "0.9:1.0:0.1", "--chips", "2",
+            "--samples", "40", "--no-progress", "-o", str(out), *extra]
+
+
+def test_cli_sweep_and_pareto(checkpoint, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "sweep"
+    result = runner.invoke(main, sweep_args(checkpoint, out))
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "sweep.csv")
+    assert list(table.voltage) == [1.0, 0.9] and (table.chips == 2).all()
+    record = json.loads((out / "sweep.json").read_text())
+    assert record["chips"] == [0, 1] and record["provenance"]["samples"] == 40
+    assert record["command"].startswith("neuralfuse") and "torch" in record["versions"]
+    assert (out / "pareto.png").is_file() and (out / "curves.svg").is_file()
+
+    again = runner.invoke(main, sweep_args(checkpoint, out))  # all points done: nothing to compute
+    assert again.exit_code == 0, again.output
+    assert pd.read_csv(out / "sweep.csv").equals(table)
+
+    result = runner.invoke(main, ["pareto", str(out), "--min-accuracy", "0"])
+    assert result.exit_code == 0, result.output
+    assert "best overall: base at" in result.output
+    saved = json.loads((out / "pareto.json").read_text())
+    assert saved["min_accuracy"] == 0 and saved["best"]["voltage"] == 0.9
+
+
+@pytest.mark.parametrize("change, hint", [
+    (("--voltages", ""), "empty"),
+    (("--voltages", "1.0:0.9:0.01"), "reversed"),
+    (("--voltages", "0.5:1.0:0.1"), "outside the characterized range"),
+    (("--base", "missing.pt"), "does not exist"),
+    (("--chips", "0"), "--chips"),
+])
+def test_cli_sweep_bad_input_is_a_one_line_error(checkpoint, tmp_path, change, hint):
+    args = sweep_args(checkpoint, tmp_path / "out")
+    option, value = change
+    args[args.index(option) + 1] = value
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and hint in errors[0], result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_output_that_is_a_file_is_refused(checkpoint, tmp_path):
+    target = tmp_path / "taken"
+    target.write_text("keep me")
+    result = CliRunner().invoke(main, sweep_args(checkpoint, target))
+    assert result.exit_code == 2 and "is a file" in result.output
+    assert target.read_text() == "keep me"
+
+
+def test_cli_pareto_needs_a_finished_sweep(tmp_path):
+    result = CliRunner().invoke(main, ["pareto", str(tmp_path), "--min-accuracy", "50"])
+    assert result.exit_code == 2 and "no finished sweep" in result.output
