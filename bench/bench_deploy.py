@@ -13,11 +13,12 @@ Times, in one run on one machine, for neuralfuse's CIFAR ResNet18 (11.17M int8 w
 It prints ``at / forward`` (must stay at most 5%) and ``naive / at``.
 
     python bench/bench_deploy.py
-    python bench/bench_deploy.py --repeats 20 --voltage 0.8
+    python bench/bench_deploy.py --rounds 10 --voltage 0.8
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 from collections.abc import Callable
@@ -33,15 +34,11 @@ from sramsim.quant import from_codes, quantize, to_codes
 LIMIT = 0.05
 
 
-def median_seconds(action: Callable[[int], object], repeats: int) -> float:
-    """Median wall time of ``action(i)`` over ``repeats`` calls, after one warm-up call."""
-    action(-1)
-    times = []
-    for i in range(repeats):
-        start = time.perf_counter()
-        action(i)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def seconds(action: Callable[[], object]) -> float:
+    """Wall time of one call of ``action``."""
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
 
 
 def naive_chip(model: torch.nn.Module, codes: list[torch.Tensor], scales: list[torch.Tensor],
@@ -64,7 +61,7 @@ def naive_chip(model: torch.nn.Module, codes: list[torch.Tensor], scales: list[t
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=10, help="timed calls per measurement")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of interleaved measurements")
     parser.add_argument("--voltage", type=float, default=0.83, help="supply voltage, V/Vmin")
     parser.add_argument("--batch", type=int, default=128, help="batch size of the forward pass")
     args = parser.parse_args()
@@ -74,35 +71,49 @@ def main() -> None:
     deployment = Deployment(model, bits=8)
     ber = characterization.load(deployment.tech).ber(args.voltage)
     x = torch.randn(args.batch, 3, 32, 32)
+    naive_model = copy.deepcopy(model)  # the naive version writes weights behind deployment's back
+    quantized = [quantize(p, 8) for _, p in stored_tensors(naive_model)]
+    codes, scales = [to_codes(q) for q, _ in quantized], [s for _, s in quantized]
+    generator = torch.Generator().manual_seed(0)
     print(f"{deployment}\ntorch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"V/Vmin {args.voltage} -> BER {ber:.4g}")
 
-    with torch.no_grad():
-        forward = median_seconds(lambda i: model(x), max(3, args.repeats // 3))
+    chips = iter(range(1000, 10**6))
 
-    def enter_and_leave(i: int) -> None:
-        with deployment.at(voltage=args.voltage, chip=1000 + i):
+    def enter_and_leave() -> None:
+        with deployment.at(voltage=args.voltage, chip=next(chips)):
             pass
 
-    alone = median_seconds(enter_and_leave, args.repeats)
-    with deployment.quantized():
-        nested = median_seconds(enter_and_leave, args.repeats)
-    faults = median_seconds(lambda i: deployment.report(voltage=args.voltage, chip=1000 + i), args.repeats)
+    def forward() -> None:
+        with torch.no_grad():
+            model(x)
 
-    quantized = [quantize(p, 8) for _, p in stored_tensors(model)]
-    codes, scales = [to_codes(q) for q, _ in quantized], [s for _, s in quantized]
-    generator = torch.Generator().manual_seed(0)
-    naive = median_seconds(lambda i: naive_chip(model, codes, scales, ber, generator),
-                           max(3, args.repeats // 3))
+    # Rounds interleave every measurement, so that a machine shared with other jobs loads them
+    # alike; each figure is the median over rounds (round 0 warms up and is dropped).
+    rows = []
+    for _ in range(args.rounds + 1):
+        row = {"forward": seconds(forward),
+               "alone": statistics.median(seconds(enter_and_leave) for _ in range(3))}
+        with deployment.quantized():
+            row["nested"] = statistics.median(seconds(enter_and_leave) for _ in range(3))
+        row["naive"] = seconds(lambda: naive_chip(naive_model, codes, scales, ber, generator))
+        rows.append(row)
+    rows = rows[1:]
 
-    print(f"forward pass, batch {args.batch}:           {forward * 1e3:9.1f} ms")
-    print(f"at() alone (full rewrite + faults):    {alone * 1e3:9.1f} ms   {alone / forward:6.2%} of a forward pass")
-    print(f"at() inside quantized() (faults only): {nested * 1e3:9.1f} ms   {nested / forward:6.2%} of a forward pass")
-    print(f"report() (fault map + counts only):    {faults * 1e3:9.1f} ms")
-    print(f"naive Bernoulli mask over every bit:   {naive * 1e3:9.1f} ms")
-    print(f"speed-up over naive: {naive / alone:.1f}x alone, {naive / nested:.1f}x inside quantized()")
-    verdict = "PASS" if alone / forward <= LIMIT else "FAIL"
-    print(f"{verdict}: at() costs {alone / forward:.2%} of a forward pass (limit {LIMIT:.0%})")
+    def median(key: str, over: str | None = None) -> float:
+        return statistics.median(r[key] / (r[over] if over else 1.0) for r in rows)
+
+    print(f"forward pass, batch {args.batch}:            {median('forward') * 1e3:8.1f} ms")
+    print(f"at() alone (full rewrite + faults):     {median('alone') * 1e3:8.1f} ms   "
+          f"{median('alone', 'forward'):6.2%} of a forward pass")
+    print(f"at() inside quantized() (faults only):  {median('nested') * 1e3:8.1f} ms   "
+          f"{median('nested', 'forward'):6.2%} of a forward pass")
+    print(f"naive Bernoulli mask over every bit:    {median('naive') * 1e3:8.1f} ms")
+    print(f"speed-up over naive: {median('naive', 'alone'):.1f}x alone, "
+          f"{median('naive', 'nested'):.1f}x inside quantized()")
+    ratio = median("alone", "forward")
+    print(f"{'PASS' if ratio <= LIMIT else 'FAIL'}: at() costs {ratio:.2%} of a forward pass "
+          f"(limit {LIMIT:.0%})")
 
 
 if __name__ == "__main__":

@@ -75,7 +75,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--ber", type=float, default=0.01)
     parser.add_argument("--batch", type=int, default=25)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads [default: torch's]")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"base resnet18 (width 0.25), batch {args.batch}, BER {args.ber}, {torch.get_num_threads()} threads, "
           f"median of {args.repeats}")
     print(f"{'generator':<10}{'N':>4}{'step (ms)':>12}{'passes (ms)':>13}{'ratio':>8}")

@@ -14,7 +14,6 @@ missing, foreign or mismatching file is a clear error, never a silently random m
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from characterization.atomic import atomic_path
 from neuralfuse.models import create_model
 
 FORMAT_VERSION = 1
@@ -44,16 +44,9 @@ class CheckpointError(ValueError):
 
 def atomic_save(obj: Any, path: PathLike) -> Path:
     """``torch.save`` ``obj`` to ``path`` through a temporary file and ``os.replace``; return path."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)
 
 
 def _check_plain(value: Any, where: str) -> None:

@@ -36,7 +36,7 @@ def main() -> None:
               help="Checkpoint to write; the resumable state lives in OUTPUT.partial meanwhile.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 def train_base_command(output: str, progress: bool, **options) -> None:
-    """Train a base model with 8-bit quantization-aware training.
+    """Train a base model with quantization-aware training (8-bit weights by default).
 
     Rerunning an interrupted command resumes it exactly from OUTPUT.partial. Per-epoch metrics go
     to OUTPUT's stem + .metrics.csv.
@@ -102,44 +102,40 @@ def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tup
     sweep.json (arguments, seeds, versions) and the plots pareto, accuracy and curves (PNG, SVG).
     Finished points are kept: rerunning an interrupted command computes only what is missing.
     """
-    import sys
     from pathlib import Path
 
     import characterization
-    from neuralfuse.checkpoint import load_base_model
-    from neuralfuse.data import load_dataset
     from neuralfuse.eopm import load_generator
     from neuralfuse.plots import write_sweep_plots
-    from neuralfuse.tradeoff import fixed_subset, sweep
+    from neuralfuse.tradeoff import BASE, fixed_subset, sweep
 
     try:
         characterization.load(tech).ber(list(voltages))
     except ValueError as err:  # unknown technology, or voltages outside its range
         raise click.BadParameter(str(err), param_hint="--voltages/--tech") from err
-    try:
-        base, meta = load_base_model(base_path)
-    except (OSError, ValueError) as err:
-        raise click.BadParameter(str(err), param_hint="--base") from err
+    base, meta = _load_base(base_path, "--base")
     generators = {}
     for run_dir in generator_dirs:
         name = Path(run_dir).resolve().name
-        if name in generators or name == "base":
+        if name in generators or name == BASE:
             raise click.BadParameter(f"two configurations would be named {name!r}: give the run "
-                                     "directories distinct names (not 'base')", param_hint="--generator")
+                                     f"directories distinct names (not {BASE!r})", param_hint="--generator")
         try:
             generators[name] = load_generator(run_dir, base=base)[0]
         except (OSError, ValueError) as err:
             raise click.BadParameter(str(err), param_hint="--generator") from err
     try:
-        test_set = fixed_subset(load_dataset(dataset, data_root, split="test"), samples)
+        test_set = fixed_subset(_load_data(dataset, data_root, "test"), samples)
+    except ValueError as err:  # more samples than the test split holds
+        raise click.BadParameter(str(err), param_hint="--samples") from err
+    provenance = {"base": _absolute(base_path),
+                  "generators": {name: _absolute(d) for name, d in zip(generators, generator_dirs)},
+                  "dataset": dataset, "data_root": _absolute(data_root), "samples": samples,
+                  "command": _command_line()}
+    try:
         table = sweep(base, test_set, voltages, generators=generators, chips=chips, tech=tech,
                       fault_model=fault_model, bits=bits or meta.get("bits", 8),
-                      batch_size=batch_size, out_dir=output, progress=progress,
-                      provenance={"base": str(Path(base_path).resolve()),
-                                  "generators": {n: str(Path(d).resolve()) for n, d in
-                                                 zip(generators, generator_dirs)},
-                                  "dataset": dataset, "samples": samples,
-                                  "command": " ".join(["neuralfuse", *sys.argv[1:]])})
+                      batch_size=batch_size, out_dir=output, provenance=provenance, progress=progress)
     except (OSError, ValueError) as err:
         raise click.UsageError(str(err)) from err
     write_sweep_plots(table, output, tech)
@@ -170,3 +166,256 @@ def pareto_command(sweep_dir: str, min_accuracy: float) -> None:
         tmp.write_text(json.dumps(result, indent=2) + "\n")
     click.echo(format_operating_points(result))
     click.echo(f"wrote {path}")
+
+
+@main.command("demo", epilog="Example: neuralfuse demo -o demo-output")
+@click.option("-o", "--output", type=click.Path(file_okay=False, writable=True), default="neuralfuse-demo",
+              show_default=True, help="Output folder: new, empty, or an unfinished demo (then it resumes).")
+@click.option("--voltages", callback=_parse_voltages, default=None,
+              help="Voltages to sweep, in units of Vmin: START:STOP:STEP or a list "
+              "[default: 0.76:1.00:0.02]; the generator's operating voltage is always added.")
+@click.option("--chips", type=click.IntRange(1), default=6, show_default=True,
+              help="Number of evaluation chips.")
+@click.option("--samples", type=click.IntRange(1, 2000), default=1000, show_default=True,
+              help="Test images (a fixed random subset of the default test split's 2,000).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress.")
+def demo_command(output: str, voltages: tuple[float, ...] | None, chips: int, samples: int,
+                 progress: bool) -> None:
+    """The main job: NeuralFuse on the shipped default model, dataset and generator.
+
+    Sweeps the weight-memory voltage from Vmin down past the generator's operating voltage with
+    and without NeuralFuse, then writes the sweep table, the plots (pareto, accuracy, curves; PNG
+    and SVG) and summary.txt / summary.json into OUTPUT. Takes a few minutes on two CPU cores.
+    """
+    import characterization
+    from neuralfuse.demo import format_summary, run_demo
+
+    if voltages is not None:
+        try:
+            characterization.load(characterization.DEFAULT_TECH).ber(list(voltages))
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--voltages") from err
+    click.echo(f"NeuralFuse demo: writing into {output}/")
+    try:
+        summary = run_demo(output, voltages=voltages, chips=chips, samples=samples, progress=progress)
+    except (OSError, ValueError) as err:
+        raise click.UsageError(str(err)) from err
+    click.echo("")
+    click.echo(format_summary(summary))
+    click.echo(f"\ndone: results are in {output}/")
+
+
+def _operating_point(vmin_fraction: float | None, ber: float | None, tech: str):
+    """The ``OperatingPoint`` of ``--vmin-fraction`` or ``--ber`` (exactly one), or a click error."""
+    from neuralfuse.evaluate import OperatingPoint
+
+    if (vmin_fraction is None) == (ber is None):
+        raise click.UsageError("give exactly one of --vmin-fraction and --ber")
+    try:
+        return OperatingPoint.resolve(voltage=vmin_fraction, ber=ber, tech=tech)
+    except ValueError as err:  # unknown technology, or a voltage outside its characterized range
+        raise click.BadParameter(str(err), param_hint="--vmin-fraction/--tech") from err
+
+
+def _load_base(path: str, hint: str):
+    """(model, metadata) of the base-model checkpoint at ``path``, or a click error naming ``hint``."""
+    from neuralfuse.checkpoint import load_base_model
+
+    try:
+        return load_base_model(path)
+    except (OSError, ValueError) as err:
+        raise click.BadParameter(str(err), param_hint=hint) from err
+
+
+def _load_data(name: str, root: str | None, split: str):
+    from neuralfuse.data import load_dataset
+
+    try:
+        return load_dataset(name, root, split=split)
+    except (OSError, ValueError) as err:
+        raise click.BadParameter(str(err), param_hint="--dataset/--data-root") from err
+
+
+def _command_line() -> str:
+    import sys
+
+    return " ".join(["neuralfuse", *sys.argv[1:]])
+
+
+def _absolute(path: str | None) -> str | None:
+    from pathlib import Path
+
+    return None if path is None else str(Path(path).resolve())
+
+
+@main.command("train", epilog="Example: neuralfuse train --base resnet18-w025.pt --generator UNetS "
+              "--ber 0.01 --dataset default --epochs 5 --train-subset 2000 -o runs/unets")
+@click.option("--base", "base_path", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="Base-model checkpoint (from `neuralfuse train-base`): the target model.")
+@click.option("--generator", required=True,
+              help="Generator architecture: ConvL, ConvS, DeConvL, DeConvS, UNetL, UNetS, or UIP "
+              "(the universal-input-perturbation baseline).")
+@click.option("--vmin-fraction", type=click.FloatRange(0, min_open=True), default=None,
+              help="Training voltage in units of Vmin, e.g. 0.83 (turned into a BER by the "
+              "technology's characterization). Give this or --ber.")
+@click.option("--ber", type=click.FloatRange(0, 0.5), default=None,
+              help="Training bit-error rate (fraction of faulty cells), e.g. 0.01.")
+@click.option("--fault-model", type=click.Choice(["stuck-at", "flip"]), default="stuck-at",
+              show_default=True, help="stuck-at reproduces the paper; flip inverts every faulty bit.")
+@click.option("--tech", default="14nm-512x64", show_default=True,
+              help="Technology name or characterization file.")
+@click.option("--bits", type=click.IntRange(2, 8), default=None,
+              help="Weight bit width [default: the checkpoint's, else 8].")
+@click.option("--n-chips", type=click.IntRange(1), default=10, show_default=True,
+              help="Perturbed models (fresh chips) per step.")
+@click.option("--lambda", "lam", type=click.FloatRange(0), default=5.0, show_default=True,
+              help="Weight of the perturbed loss.")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True,
+              help="Adam learning rate.")
+@click.option("--batch-size", type=click.IntRange(1), default=25, show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=150, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
+              help="Seeds the generator's initialisation, the data order and the training chips.")
+@click.option("--surrogate", "surrogate_paths", type=click.Path(exists=True, dir_okay=False),
+              multiple=True, help="Restricted access: train through this white-box model instead "
+              "of the base, which is then only run forward; repeat for an ensemble.")
+@click.option("--dataset", required=True,
+              help="Dataset name; 'default' is the small CIFAR-10 subset shipped with the package.")
+@click.option("--data-root", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder holding the dataset (not needed for 'default').")
+@click.option("--train-subset", type=click.IntRange(1), default=None,
+              help="Train on N samples of the training split [default: all].")
+@click.option("--max-steps-per-epoch", type=click.IntRange(1), default=None,
+              help="Stop every epoch after N steps [default: a full pass].")
+@click.option("--val-size", type=click.IntRange(0), default=500, show_default=True,
+              help="Training samples held out for the per-epoch validation (0: none).")
+@click.option("--val-chips", type=click.IntRange(1), default=3, show_default=True,
+              help="Evaluation chips for the per-epoch validation PA.")
+@click.option("--checkpoint-every", type=click.IntRange(1), default=100, show_default=True,
+              help="Also checkpoint every N steps within an epoch.")
+@click.option("-o", "--output", "run_dir", type=click.Path(file_okay=False, writable=True), required=True,
+              help="Run directory: new, empty, or holding this same run (then it resumes).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
+def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str, data_root: str | None,
+                  run_dir: str, progress: bool, vmin_fraction: float | None, bits: int | None,
+                  **options) -> None:
+    """Train a NeuralFuse generator with EOPM (expectation over perturbed models).
+
+    Writes RUN_DIR/config.json, checkpoint.pt (every epoch and every --checkpoint-every steps),
+    metrics.csv, learning_curve.png and, at the end, generator.pt. Rerunning an interrupted
+    command resumes it and ends with the same generator as an uninterrupted run.
+    """
+    from neuralfuse.eopm import TrainConfig, train
+    from neuralfuse.generators import list_generators
+
+    if options["generator"].casefold() not in {g.casefold() for g in list_generators()}:
+        raise click.BadParameter(f"unknown generator {options['generator']!r}: choose one of "
+                                 f"{', '.join(list_generators())}", param_hint="--generator")
+    _operating_point(vmin_fraction, options["ber"], options["tech"])
+    base, meta = _load_base(base_path, "--base")
+    surrogates = []
+    for path in surrogate_paths:
+        model, surrogate_meta = _load_base(path, "--surrogate")
+        if surrogate_meta["num_classes"] != meta["num_classes"]:
+            raise click.BadParameter(f"{path!r} predicts {surrogate_meta['num_classes']} classes, the base "
+                                     f"model {meta['num_classes']}", param_hint="--surrogate")
+        surrogates.append(model)
+    data = _load_data(dataset, data_root, "train")
+    if data.info.num_classes != meta["num_classes"]:
+        raise click.BadParameter(f"{dataset!r} has {data.info.num_classes} classes but the base model "
+                                 f"predicts {meta['num_classes']}", param_hint="--dataset")
+    provenance = {"base": _absolute(base_path), "surrogates": [_absolute(p) for p in surrogate_paths],
+                  "dataset": dataset, "data_root": _absolute(data_root), "command": _command_line()}
+    try:
+        config = TrainConfig(voltage=vmin_fraction, bits=bits or meta.get("bits", 8), **options)
+        path = train(run_dir, config, base, data, surrogates=surrogates, provenance=provenance,
+                     progress=progress)
+    except (OSError, ValueError) as err:
+        raise click.UsageError(str(err)) from err
+    click.echo(f"saved {path}")
+
+
+@main.command("evaluate", epilog="Example: neuralfuse evaluate --base resnet18-w025.pt "
+              "--generator runs/unets --ber 0.01 --chips 10")
+@click.option("--base", "base_path", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="Base-model checkpoint (from `neuralfuse train-base`).")
+@click.option("--generator", "run_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Training run directory (from `neuralfuse train`) whose generator to put in front.")
+@click.option("--vmin-fraction", type=click.FloatRange(0, min_open=True), default=None,
+              help="Supply voltage in units of Vmin, e.g. 0.83. Give this or --ber.")
+@click.option("--ber", type=click.FloatRange(0, 0.5), default=None,
+              help="Bit-error rate (fraction of faulty cells), e.g. 0.01.")
+@click.option("--chips", type=click.IntRange(1), default=10, show_default=True,
+              help="Number of evaluation chips (the evaluation seed stream, never used in training).")
+@click.option("--bits", type=click.IntRange(2, 8), default=None,
+              help="Weight bit width [default: the checkpoint's, else 8].")
+@click.option("--fault-model", type=click.Choice(["stuck-at", "flip"]), default=None,
+              help="[default: the generator's training fault model, else stuck-at]")
+@click.option("--tech", default=None,
+              help="Technology name or characterization file [default: the generator's, else 14nm-512x64].")
+@click.option("--dataset", default=None,
+              help="Dataset name, test split [default: the generator's training dataset, else 'default'].")
+@click.option("--data-root", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder holding the dataset [default: the generator's training data root].")
+@click.option("--samples", type=click.IntRange(1), default=None,
+              help="Evaluate on a fixed random subset of N test samples [default: all].")
+@click.option("--batch-size", type=click.IntRange(1), default=500, show_default=True)
+@click.option("--latency-repeats", type=click.IntRange(1), default=30, show_default=True,
+              help="Batch-1 forward passes timed for the latency (their median is reported).")
+@click.option("--allow-other-base", is_flag=True,
+              help="Accept a generator trained for another base model (transfer studies).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the results here [default: RUN_DIR/evaluation-<point>-<bits>bit-<fault model>"
+              ".json with --generator, else nowhere].")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+def evaluate_command(base_path: str, run_dir: str | None, vmin_fraction: float | None, ber: float | None,
+                     chips: int, bits: int | None, fault_model: str | None, tech: str | None,
+                     dataset: str | None, data_root: str | None, samples: int | None, batch_size: int,
+                     latency_repeats: int, allow_other_base: bool, json_path: str | None,
+                     progress: bool) -> None:
+    """Clean and perturbed accuracy of a base model, alone and behind a NeuralFuse generator.
+
+    Prints CA, PA (mean ± std over the chips) with and without the generator, the recovery RP, the
+    efficiency ratio (RP per million generator parameters) and the batch-1 latencies.
+    """
+    import json
+    from pathlib import Path
+
+    from characterization.atomic import atomic_path
+    from neuralfuse.eopm import load_generator
+    from neuralfuse.evaluate import evaluate, format_table
+    from neuralfuse.tradeoff import fixed_subset
+
+    base, meta = _load_base(base_path, "--base")
+    generator, trained = None, {}
+    if run_dir is not None:
+        try:
+            generator, trained = load_generator(run_dir, base=None if allow_other_base else base)
+        except (OSError, ValueError) as err:
+            raise click.BadParameter(str(err), param_hint="--generator") from err
+    provenance = trained.get("provenance", {})
+    tech = tech or trained.get("tech", "14nm-512x64")
+    point = _operating_point(vmin_fraction, ber, tech)
+    dataset = dataset or provenance.get("dataset", "default")
+    data_root = data_root or (provenance.get("data_root") if dataset == provenance.get("dataset") else None)
+    bits = bits or meta.get("bits", 8)
+    fault_model = fault_model or trained.get("fault_model", "stuck-at")
+    if json_path is None and run_dir is not None:
+        where = f"ber{point.ber:g}" if point.voltage is None else f"v{point.voltage:g}"
+        json_path = str(Path(run_dir) / f"evaluation-{where}-{bits}bit-{fault_model}.json")
+    try:
+        test_set = fixed_subset(_load_data(dataset, data_root, "test"), samples)
+        result = evaluate(base, test_set, point=point, generator=generator,
+                          generator_name=trained.get("generator"), chips=chips, bits=bits,
+                          fault_model=fault_model, batch_size=batch_size,
+                          latency_repeats=latency_repeats, progress=progress)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from err
+    result["provenance"] = {"base": _absolute(base_path), "generator": _absolute(run_dir),
+                            "dataset": dataset, "data_root": _absolute(data_root), "split": "test",
+                            "command": _command_line()}
+    click.echo(format_table(result))
+    if json_path is not None:
+        with atomic_path(json_path) as tmp:
+            tmp.write_text(json.dumps(result, indent=2) + "\n")
+        click.echo(f"wrote {json_path}")

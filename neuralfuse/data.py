@@ -160,7 +160,8 @@ def load_dataset(name: str, root: str | os.PathLike[str] | None = None, split: s
         images, labels, classes = _load_default(split)
     else:
         if root is None:
-            raise ValueError(f"{name} needs root=<folder with the data>. {_where(name, Path('<root>'), split)}")
+            raise ValueError(f"{name} needs root=<folder with the data>. "
+                             f"{_where(name, Path('<root>'), split)}")
         root = Path(root).expanduser()
         if download:
             _download(spec.archive, root)
@@ -298,5 +299,6 @@ def _where(name: str, root: Path, split: str) -> str:
                 f"load_dataset({name!r}, root, download=True) fetches it from {archive.url}.")
     if name == "gtsrb":
         return (f"Expected {tree} or, for train, the standard GTSRB training layout "
-                f"{root}/Final_Training/Images/<class>/*.ppm (https://benchmark.ini.rub.de/gtsrb_dataset.html).")
+                f"{root}/Final_Training/Images/<class>/*.ppm "
+                "(https://benchmark.ini.rub.de/gtsrb_dataset.html).")
     return f"Expected {tree}."

@@ -52,8 +52,8 @@ from characterization.atomic import atomic_path
 from neuralfuse.checkpoint import (EOPM_TRAINING_STATE, GENERATOR, CheckpointError, atomic_save, make_payload,
                                    read_checkpoint)
 from neuralfuse.chips import evaluation_chips, training_chips
-from neuralfuse.evaluate import (OperatingPoint, chip_accuracies, clean_accuracies, fault_free,
-                                 load_batches, transform)
+from neuralfuse.evaluate import (OperatingPoint, accuracy_summary, chip_accuracies, clean_accuracies,
+                                 fault_free, load_batches, transform)
 from neuralfuse.generators import create_generator
 from sramsim.deploy import Deployment
 from sramsim.faults import check_fault_model
@@ -164,7 +164,7 @@ def model_fingerprint(model: nn.Module) -> str:
     for name, tensor in sorted(model.state_dict().items()):
         t = tensor.detach().cpu().contiguous()
         digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -174,9 +174,10 @@ def build_generator(name: str, input_shape: Sequence[int]) -> nn.Module:
     return create_generator(name, **kwargs)
 
 
-def _seed_of(*words: int) -> int:
-    """A torch seed (63 bits) hashed from ``words`` by NumPy's SeedSequence."""
-    return int(np.random.SeedSequence(list(words)).generate_state(1, np.uint64)[0] >> np.uint64(1))
+def _permutation(n: int, *words: int) -> list[int]:
+    """A permutation of range(n) seeded by a SeedSequence hash of ``words``."""
+    seed = int(np.random.SeedSequence(list(words)).generate_state(1, np.uint64)[0] >> np.uint64(1))
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
 
 
 def split_dataset(dataset: Dataset, config: TrainConfig) -> tuple[Subset, Subset]:
@@ -184,16 +185,19 @@ def split_dataset(dataset: Dataset, config: TrainConfig) -> tuple[Subset, Subset
     n = len(dataset)
     if config.val_size >= n:
         raise ValueError(f"val_size={config.val_size} leaves no training data: the dataset has {n} samples")
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(_seed_of(_SPLIT_STREAM, config.seed))).tolist()
+    order = _permutation(n, _SPLIT_STREAM, config.seed)
     train = order[config.val_size:]
     if config.train_subset is not None:
+        if config.train_subset > len(train):
+            raise ValueError(f"train_subset={config.train_subset} is more than the {len(train)} training "
+                             f"samples ({n} in the dataset, val_size={config.val_size} held out)")
         train = train[:config.train_subset]
     return Subset(dataset, train), Subset(dataset, order[:config.val_size])
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     """The order in which epoch ``epoch`` visits ``n`` training samples."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(_seed_of(_ORDER_STREAM, seed, epoch))).tolist()
+    return _permutation(n, _ORDER_STREAM, seed, epoch)
 
 
 def steps_per_epoch(n: int, config: TrainConfig) -> int:
@@ -227,7 +231,8 @@ class RunDirectory:
             previous = json.loads(self.config.read_text())
             changes = _differences(_identity(previous), _identity(record))
             if changes:
-                raise ValueError(f"{str(self.path)!r} holds a run with other settings ({'; '.join(changes)}): "
+                raise ValueError(f"{str(self.path)!r} holds a run with other settings "
+                                 f"({'; '.join(changes)}): "
                                  "repeat its command to resume it, or train into a new directory")
         elif self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
             raise ValueError(f"{str(self.path)!r} exists and is not a training run directory: "
@@ -247,7 +252,8 @@ class RunDirectory:
 def _identity(record: dict[str, Any]) -> dict[str, Any]:
     """The part of a run record that must match to resume: all but epochs, command and versions."""
     config = {k: v for k, v in record["config"].items() if k != "epochs"}
-    return {**{k: v for k, v in record.items() if k not in ("command", "versions", "config")}, "config": config}
+    kept = {k: v for k, v in record.items() if k not in ("command", "versions", "config")}
+    return {**kept, "config": config}
 
 
 def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -410,7 +416,8 @@ class _Trainer:
         bar.close()
         means = self.totals.means()
         row = {"epoch": self.epoch + 1, **{k: means[k] for k in ("loss", "clean_loss", "perturbed_loss")},
-               "train_clean_acc": 100 * means["clean_acc"], "train_perturbed_acc": 100 * means["perturbed_acc"]}
+               "train_clean_acc": 100 * means["clean_acc"],
+               "train_perturbed_acc": 100 * means["perturbed_acc"]}
         if self.val_batches:
             row.update(validate(self.generator, self.target, self.point, self.val_batches,
                                 evaluation_chips(config.val_chips)))
@@ -438,8 +445,8 @@ def validate(generator: nn.Module, target: Deployment, point: OperatingPoint,
     """Per-epoch monitoring on held-out batches: CA and PA (mean, std over ``chips``) with NeuralFuse."""
     nf = [transform(generator, batches)]
     pa = chip_accuracies(target, point, chips, nf)[:, 0]
-    return {"val_ca": float(clean_accuracies(target, nf)[0]), "val_pa_mean": float(pa.mean()),
-            "val_pa_std": float(pa.std(ddof=1)) if len(pa) > 1 else 0.0}
+    summary = accuracy_summary(clean_accuracies(target, nf)[0], pa)
+    return {f"val_{key}": summary[key] for key in ("ca", "pa_mean", "pa_std")}
 
 
 def load_generator(run_dir: str | Path, *, base: nn.Module | None = None) -> tuple[nn.Module, dict[str, Any]]:

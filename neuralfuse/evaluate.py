@@ -156,9 +156,11 @@ def generator_parameters(generator: nn.Module) -> int:
     return sum(p.numel() for p in generator.net.parameters())
 
 
-def _summary(ca: float, pa: np.ndarray) -> dict:
-    return {"ca": ca, "pa_mean": float(pa.mean()), "pa_std": float(pa.std(ddof=1)) if len(pa) > 1 else 0.0,
-            "pa_per_chip": pa.tolist()}
+def accuracy_summary(ca: float, pa: np.ndarray) -> dict:
+    """``ca`` and the per-chip accuracies ``pa`` as a dict: ``ca``, ``pa_mean``, ``pa_std`` (sample
+    standard deviation over chips; 0 for one chip) and ``pa_per_chip``."""
+    return {"ca": float(ca), "pa_mean": float(pa.mean()),
+            "pa_std": float(pa.std(ddof=1)) if len(pa) > 1 else 0.0, "pa_per_chip": pa.tolist()}
 
 
 def evaluate(base: nn.Module, dataset: Dataset, *, point: OperatingPoint,
@@ -190,12 +192,12 @@ def evaluate(base: nn.Module, dataset: Dataset, *, point: OperatingPoint,
     result = {
         "operating_point": point.as_dict(), "bits": bits, "fault_model": fault_model,
         "chips": chip_seeds, "samples": sum(len(y) for _, y in batches),
-        "generator": None, "without_nf": _summary(float(ca[0]), pa[:, 0]), "with_nf": None,
+        "generator": None, "without_nf": accuracy_summary(ca[0], pa[:, 0]), "with_nf": None,
         "rp": None, "efficiency_ratio": None, "latency_ms": {"base": base_latency, "with_nf": None},
     }
     if generator is not None:
         n_params = generator_parameters(generator)
-        with_nf = _summary(float(ca[1]), pa[:, 1])
+        with_nf = accuracy_summary(ca[1], pa[:, 1])
         rp = with_nf["pa_mean"] - result["without_nf"]["pa_mean"]
         result.update(
             generator={"name": generator_name or type(generator).__name__, "parameters": n_params},
@@ -221,6 +223,6 @@ def format_table(result: dict) -> str:
         lines.append(f"{label:<16}{acc['ca']:>8.2f}{pa:>18}{ms:>15.2f}")
     if result["rp"] is not None:
         ratio = result["efficiency_ratio"]
-        lines.append(f"RP = {result['rp']:+.2f} points; efficiency ratio = "
-                     + (f"{ratio:.2f} points per million generator parameters" if ratio is not None else "n/a"))
+        per_million = "n/a" if ratio is None else f"{ratio:.2f} points per million generator parameters"
+        lines.append(f"RP = {result['rp']:+.2f} points; efficiency ratio = {per_million}")
     return "\n".join(lines)

@@ -23,7 +23,6 @@ import math
 import os
 import random
 import shlex
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from characterization.atomic import atomic_path
 from neuralfuse.checkpoint import (
     BASE_TRAINING_STATE, atomic_save, make_payload, read_checkpoint, save_checkpoint,
 )
@@ -148,17 +148,6 @@ def metrics_path(out: str | os.PathLike) -> Path:
     return Path(out).with_suffix(".metrics.csv")
 
 
-def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        pd.DataFrame(rows).to_csv(tmp, index=False, float_format="%.6g")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def _check_resumable(saved: dict[str, Any], config: TrainBaseConfig, path: Path) -> None:
     current = dataclasses.asdict(config)
     differ = [k for k in current if saved.get(k) != current[k]]
@@ -193,8 +182,9 @@ class BaseTrainer:
         self.num_classes, self.flip = train_set.info.num_classes, train_set.info.hflip
 
         _seed_everything(config.seed)
-        self.model = enable_qat(create_model(config.model, num_classes=self.num_classes,
-                                             width=config.width), config.bits)
+        model = create_model(config.model, num_classes=self.num_classes, width=config.width)
+        # channels-last runs the CPU convolutions 1.2-2x faster; the saved model is plain again.
+        self.model = enable_qat(model.to(memory_format=torch.channels_last), config.bits)
         self.steps = max(len(self.x_train) // config.batch_size, 1)
         if config.limit_batches is not None:
             self.steps = min(self.steps, config.limit_batches)
@@ -241,7 +231,8 @@ class BaseTrainer:
                    total=self.steps, initial=pos["step"], disable=not self.progress, leave=False)
         for step in bar:
             idx = order[step * batch:(step + 1) * batch]
-            logits = self.model(augment(self.x_train[idx], offsets[idx], flips[idx]))
+            x = augment(self.x_train[idx], offsets[idx], flips[idx])
+            logits = self.model(x.contiguous(memory_format=torch.channels_last))
             loss = self.criterion(logits, self.y_train[idx])
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -273,13 +264,14 @@ class BaseTrainer:
             self._train_epoch(callback)
             self.position = self._new_epoch(self.position["epoch"] + 1)
             self._save_state()
-            _write_csv(self.metrics, metrics_path(self.out))
+            with atomic_path(metrics_path(self.out)) as tmp:
+                pd.DataFrame(self.metrics).to_csv(tmp, index=False, float_format="%.6g")
             if self.progress:
                 m = self.metrics[-1]
                 tqdm.write(f"epoch {m['epoch']}/{cfg.epochs}: loss {m['train_loss']:.3f}, "
                            f"train acc {m['train_acc']:.2%}, test acc {m['test_acc']:.2%} "
                            f"({m['seconds']:.0f} s)")
-        export_quantized(self.model.eval())
+        export_quantized(self.model.eval()).to(memory_format=torch.contiguous_format)
         meta = {"arch": cfg.model, "width": cfg.width, "num_classes": self.num_classes,
                 "dataset": cfg.dataset, "bits": cfg.bits, "epoch": cfg.epochs,
                 "test_acc": self.metrics[-1]["test_acc"],

@@ -22,6 +22,10 @@ Draw ``k = 0, 1, ...``:
 3. its stuck value: the lowest bit of that same accepted output.
 
 A map at a lower rate is therefore a prefix of each array's stream: maps are nested by construction.
+Positions and stuck values are integer arithmetic; the hazards use IEEE double arithmetic and the
+C library's ``log``, so a C library whose ``log`` rounds differently could at most move a cell whose
+hazard lies within an ulp of a threshold (tested: another process gives the same map). For an array
+size that is not a power of two the position draw has a relative bias below ``n / 2**32``.
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ _TWO_POW_MINUS_53 = 2.0**-53
 
 
 def _debruijn_table() -> np.ndarray:
+    """Trailing-zero count of a 64-bit power of two, indexed by its de Bruijn product's top 6 bits."""
     table = np.zeros(64, dtype=np.int64)
     for i in range(64):
         table[((((1 << i) * int(_DEBRUIJN)) % 2**64) >> 58)] = i

@@ -189,6 +189,10 @@ def accesses(model: str, input_shape: tuple[int, ...], array: tuple[int, int], d
     from sramsim.accounting import weight_accesses
 
     config = _systolic_config(array, dataflow, filter_sram_kb, row_bits, weight_bits)
+    folder = os.path.dirname(os.path.abspath(csv_path)) if csv_path is not None else None
+    if folder is not None and not (os.path.isdir(folder) and os.access(folder, os.W_OK)):
+        raise click.BadParameter(f"cannot write {csv_path!r}: folder {folder!r} is missing or "
+                                 "not writable", param_hint="--csv")
     try:
         table = weight_accesses(model, input_shape, config, engine=engine, convention=convention)
     except ValueError as err:

@@ -17,7 +17,8 @@ the fault model applied to its two's-complement bits (see :mod:`sramsim.faults`)
 gives the fault-free chip. On exit the original weights come back bit for bit, also after an
 exception. No copy of the model is made: writes are in place under ``torch.no_grad()``, so
 parameters with ``requires_grad=True`` work, and a forward and backward pass may run inside the
-block (do not keep a graph that holds the weights past its end).
+block; a graph kept past the block's end refuses to backpropagate (torch's in-place error)
+instead of using weights that have changed since.
 
 Cost: tensors whose weights are already exactly on their quantization grid (e.g. a model exported
 after quantization-aware training) are only touched where a fault changes a weight; the others are
@@ -40,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.autograd.graph import increment_version
 from torch.nn.utils import parametrize
 
 import characterization
@@ -74,16 +76,49 @@ def stored_tensors(model: nn.Module, include_bias: bool = False) -> list[tuple[s
     return found
 
 
-@dataclass
 class _Stored:
-    """One stored tensor: its parameter, integer weights (int8, same device) and scale."""
+    """One stored tensor: its parameter, integer weights and scale, and the three ways it is
+    written. CPU parameters are written through NumPy views: single-threaded writes do not wait for
+    torch's thread pool, which on a busy machine costs far more than the writes themselves."""
 
-    name: str
-    param: nn.Parameter
-    q: torch.Tensor
-    scale: torch.Tensor
-    original: torch.Tensor | None  # None when the parameter already equals its quantized values
-    version: int = 0
+    def __init__(self, name: str, param: nn.Parameter, q: torch.Tensor, scale: torch.Tensor) -> None:
+        self.name, self.param, self.q, self.scale = name, param, q, scale.to(param.dtype)
+        on_grid = _bit_equal(param, torch.mul(self.q, self.scale))
+        self.original = None if on_grid else param.detach().clone()  # None: nothing to restore
+        numpy_ok = param.device.type == "cpu" and param.dtype in (torch.float16, torch.float32, torch.float64)
+        self.array = param.detach().numpy() if numpy_ok else None
+        self.array_scale = self.array.dtype.type(self.scale.item()) if numpy_ok else None
+        self.data_ptr, self.version = param.data_ptr(), param._version
+
+    def put(self, index: np.ndarray, q: np.ndarray) -> None:
+        """Write the integers ``q``, dequantized, at flat indices ``index`` (row-major order)."""
+        if self.array is not None:
+            np.put(self.array, index, q * self.array_scale)
+            increment_version(self.param)
+        else:
+            device = self.param.device
+            self.param.put_(torch.from_numpy(index).to(device),
+                            torch.mul(torch.from_numpy(q).to(device), self.scale))
+
+    def write_quantized(self) -> None:
+        """Write every weight's quantized value ``q * s``."""
+        if self.array is not None:
+            np.multiply(self.q.numpy(), self.array_scale, out=self.array)
+            increment_version(self.param)
+        else:
+            torch.mul(self.q, self.scale, out=self.param)
+
+    def restore(self) -> None:
+        """Write back the original weights, bit for bit."""
+        if self.array is not None:
+            np.copyto(self.array, self.original.numpy())
+            increment_version(self.param)
+        else:
+            self.param.copy_(self.original)
+
+    def unchanged(self) -> bool:
+        """Whether the parameter still holds what it held after the last restore."""
+        return self.param.data_ptr() == self.data_ptr and self.param._version == self.version
 
 
 @dataclass
@@ -128,19 +163,16 @@ class Deployment:
         self.geometry = geometry
         params = stored_tensors(model, include_bias)
         self.layout = MemoryLayout([p.numel() for _, p in params], self.bits, geometry)
-        self._stored, codes = [], []
-        for name, param in params:
+        # The integers of all tensors, one after another, as the kernels read them (a NumPy
+        # allocation: large ones get huge pages, which matters for the kernels' random reads).
+        self._q = np.empty(self.layout.n_words, dtype=np.int8)
+        self._stored = []
+        for (name, param), start, stop in zip(params, self.layout.offsets, self.layout.offsets[1:]):
             q, scale = quantize(param, self.bits)
-            codes.append(q.cpu().reshape(-1))
-            self._stored.append(_Stored(name, param, q, scale.to(param.dtype), None))
-        self._q = torch.cat(codes).numpy()
-        for index, stored in enumerate(self._stored):
-            if stored.param.device.type == "cpu":   # share the one copy of the integers
-                start, stop = self.layout.offsets[index:index + 2]
-                stored.q = torch.from_numpy(self._q[start:stop]).view(stored.param.shape)
-            if not _bit_equal(stored.param, torch.mul(stored.q, stored.scale)):
-                stored.original = stored.param.detach().clone()
-            stored.version = stored.param._version
+            self._q[start:stop] = q.cpu().reshape(-1).numpy()
+            if param.device.type == "cpu":   # share the one copy of the integers
+                q = torch.from_numpy(self._q[start:stop]).view(param.shape)
+            self._stored.append(_Stored(name, param, q, scale))
         self._state = "original"
         self._buffers: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
@@ -264,18 +296,12 @@ class Deployment:
         With ``skip_rewritten``, skip the tensors that :meth:`_restore_originals` rewrites."""
         for i, stored in enumerate(self._stored):
             lo, hi = faults.bounds[i], faults.bounds[i + 1]
-            if lo == hi or (skip_rewritten and stored.original is not None):
-                continue
-            device = stored.param.device
-            index = torch.from_numpy(faults.index[lo:hi]).to(device)
-            q = torch.from_numpy(values[lo:hi]).to(device)
-            stored.param.put_(index, torch.mul(q, stored.scale))
+            if lo < hi and not (skip_rewritten and stored.original is not None):
+                stored.put(faults.index[lo:hi], values[lo:hi])
 
     def _check_unchanged(self) -> None:
         for stored in self._stored:
-            param = stored.param
-            if (param.device, param.dtype) != (stored.q.device, stored.scale.dtype) \
-                    or param._version != stored.version:
+            if not stored.unchanged():
                 raise RuntimeError(f"{stored.name} changed (values, device or dtype) since the "
                                    "Deployment was made: make a new Deployment of the model")
 
@@ -283,13 +309,13 @@ class Deployment:
     def _write_quantized(self) -> None:
         for stored in self._stored:
             if stored.original is not None:
-                torch.mul(stored.q, stored.scale, out=stored.param)
+                stored.write_quantized()
 
     @torch.no_grad()
     def _restore_originals(self) -> None:
         for stored in self._stored:
             if stored.original is not None:
-                stored.param.copy_(stored.original)
+                stored.restore()
             stored.version = stored.param._version
 
 

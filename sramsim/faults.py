@@ -75,7 +75,7 @@ def max_hazard(ber: float) -> float:
     return -math.log1p(-ber)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FaultMap:
     """The faulty cells among flat cells ``start .. start + n_cells - 1`` of one chip at one rate.
 

@@ -1,7 +1,7 @@
 """Shared fixtures."""
 from __future__ import annotations
 
-import os
+import fcntl
 import shutil
 import tarfile
 from pathlib import Path
@@ -18,8 +18,9 @@ def cifar10_root() -> Path:
     """The full JPEG CIFAR-10 (``train/<class>/*.jpg``, ``test/<class>/*.jpg``), extracted once
     from the shared tarball into ``<repo>/.cache/cifar10-jpeg`` and reused by later runs.
 
-    Each process extracts into its own temporary folder and renames it into place; renaming is
-    atomic, so concurrent pytest-xdist workers never see a half-extracted tree.
+    pytest-xdist workers take a file lock, so one extracts while the others wait; the tree is
+    extracted into a temporary folder and renamed into place, so an interrupted run never leaves
+    a half-extracted tree behind.
     """
     target = CACHE / "cifar10-jpeg"
     if target.is_dir():
@@ -27,14 +28,12 @@ def cifar10_root() -> Path:
     if not CIFAR10_TARBALL.is_file():
         pytest.skip(f"shared CIFAR-10 tarball not found at {CIFAR10_TARBALL}")
     CACHE.mkdir(exist_ok=True)
-    partial = CACHE / f"cifar10-jpeg.partial-{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
-    with tarfile.open(CIFAR10_TARBALL, "r:gz") as archive:
-        archive.extractall(partial, filter="data")
-    try:
-        partial.rename(target)
-    except OSError:
+    with open(CACHE / "cifar10-jpeg.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         if not target.is_dir():
-            raise
-        shutil.rmtree(partial)  # another worker finished first
+            partial = CACHE / "cifar10-jpeg.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            with tarfile.open(CIFAR10_TARBALL, "r:gz") as archive:
+                archive.extractall(partial, filter="data")
+            partial.rename(target)
     return target

@@ -1,6 +1,7 @@
 """Weight-memory access accounting: topology extraction, the two engines, cache, registry, CLI."""
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -21,6 +22,12 @@ TABLE6 = {"resnet18": 2_755_968, "resnet50": 6_182_144, "vgg11": 1_334_656, "vgg
 FAST_SCALESIM = ["resnet18", "ConvL", "ConvS", "DeConvL", "DeConvS", "UNetL", "UNetS"]
 
 
+@functools.cache
+def network(name: str) -> nn.Module:
+    """Each registered network built once per test process (counting leaves it unchanged)."""
+    return create_network(name)
+
+
 @pytest.fixture(autouse=True)
 def cache_dir(tmp_path, monkeypatch):
     folder = tmp_path / "cache"
@@ -30,7 +37,8 @@ def cache_dir(tmp_path, monkeypatch):
 
 class TinyUNetTail(nn.Module):
     """A padded 3×3 stride-2 conv, a BN, a shortcut 1×1 stride-2 conv, a transposed conv, a
-    grouped conv, a shared conv run twice, a linear head on tokens, and a last 1×1 conv."""
+    grouped conv, a shared conv run twice, a dilated conv, a linear layer on tokens, and a last
+    1×1 conv."""
 
     def __init__(self):
         super().__init__()
@@ -40,13 +48,14 @@ class TinyUNetTail(nn.Module):
         self.up = nn.ConvTranspose2d(6, 4, 4, stride=2, padding=1)
         self.grouped = nn.Conv2d(4, 8, 3, padding=1, groups=2)
         self.shared = nn.Conv2d(8, 8, 3, padding=1)
+        self.dilated = nn.Conv2d(8, 8, 3, padding=2, dilation=2)
         self.tokens = nn.Linear(11, 5)
         self.head = nn.Conv2d(8, 3, 1)
 
     def forward(self, x):
         y = torch.relu(self.bn(self.down(x))) + self.skip(x)
         y = self.grouped(self.up(y))
-        y = self.shared(self.shared(y))
+        y = self.dilated(self.shared(self.shared(y)))
         z = self.tokens(y[:, :, :, :11])
         return self.head(y) + z.mean()
 
@@ -68,7 +77,9 @@ def test_paper_convention_folds_padding_and_keeps_scalesim_output_size():
     tokens = layers["tokens"]
     assert (tokens.kind, tokens.ifmap_h, tokens.channels, tokens.filters) == ("linear", 8 * 22, 11, 5)
     assert (layers["grouped"].groups, layers["grouped"].channels, layers["grouped"].filters) == (2, 2, 4)
-    assert "shared#2" in layers and len(layers) == 8   # BN, ReLU, additions are not layers
+    dilated = layers["dilated"]          # padding 2 minus the dilation's extra span 2
+    assert (dilated.ifmap_h, dilated.ofmap_h, dilated.out_shape[-1]) == (22 + 4 - 2, 22, 22)
+    assert "shared#2" in layers and len(layers) == 9   # BN, ReLU, additions are not layers
 
 
 def test_exact_convention_uses_real_output_sizes():
@@ -82,7 +93,7 @@ def test_exact_convention_uses_real_output_sizes():
 
 @pytest.mark.parametrize("name", sorted(TABLE6))
 def test_exact_convention_matches_pytorch_on_every_network(name):
-    for layer in extract_topology(create_network(name), (3, 32, 32), "exact"):
+    for layer in extract_topology(network(name), (3, 32, 32), "exact"):
         if layer.kind != "linear":
             assert (layer.ofmap_h, layer.ofmap_w) == layer.out_shape[-2:], layer.name
 
@@ -124,14 +135,14 @@ def test_engines_agree_on_awkward_layers(config, convention):
 
 @pytest.mark.parametrize("name", sorted(TABLE6))
 def test_table6_closed_form(name):
-    df = weight_accesses(name, (3, 32, 32))
+    df = weight_accesses(network(name), (3, 32, 32))
     assert df.row_accesses.sum() == TABLE6[name]
     assert df.filter_reads.sum() == 8 * TABLE6[name]   # SCALE-SIM counts 1-byte words
 
 
 @pytest.mark.parametrize("name", FAST_SCALESIM)
 def test_table6_scalesim_engine_agrees_layer_by_layer(name):
-    model = create_network(name)
+    model = network(name)
     analytic = weight_accesses(model, (3, 32, 32))
     scalesim = weight_accesses(model, (3, 32, 32), engine="scalesim")
     assert scalesim.filter_reads.tolist() == analytic.filter_reads.tolist()
@@ -195,6 +206,7 @@ def test_bad_calls():
 
 
 def test_registry(monkeypatch):
+    list_networks()                       # load the entry points, then work on a copy
     monkeypatch.setattr(networks, "_registry", dict(networks._registry))
     assert set(list_networks("model")) == {"resnet18", "resnet50", "vgg11", "vgg16", "vgg19"}
     assert set(list_networks("generator")) >= {"ConvL", "ConvS", "DeConvL", "DeConvS", "UNetL", "UNetS"}
@@ -235,6 +247,12 @@ def test_cli_accesses_bad_input(tmp_path, args, hint):
     error_lines = [ln for ln in result.output.splitlines() if ln.startswith("Error:")]
     assert len(error_lines) == 1 and hint in error_lines[0]
     assert "Traceback" not in result.output and not csv.exists()
+
+
+def test_cli_accesses_csv_in_a_missing_folder(tmp_path):
+    result = CliRunner().invoke(main, ["accesses", "--model", "ConvS",
+                                       "--csv", str(tmp_path / "missing" / "a.csv")])
+    assert result.exit_code == 2 and "folder" in result.output and "Traceback" not in result.output
 
 
 def test_row_accesses_sum_to_reads_over_words_per_row():

@@ -253,6 +253,28 @@ def test_channels_last_weights_are_perturbed_like_contiguous_ones():
     assert_bit_equal(before, other)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_other_dtypes_are_perturbed_and_restored(dtype):
+    model, reference = small_model().to(dtype), small_model()
+    before = snapshot(model)
+    clean = {m: dequantize(*quantize(m[5].weight), dtype=m[5].weight.dtype) for m in (model, reference)}
+    with Deployment(model, fault_model="flip").at(ber=0.02, chip=3), \
+            Deployment(reference, fault_model="flip").at(ber=0.02, chip=3):
+        changed = model[5].weight != clean[model]
+        assert changed.any()
+        assert torch.equal(changed, reference[5].weight != clean[reference])
+    assert_bit_equal(before, model)
+
+
+def test_a_graph_kept_past_the_block_cannot_backpropagate_through_stale_weights():
+    model = small_model()
+    deployment = Deployment(model)
+    with deployment.at(ber=0.01, chip=3) as perturbed:
+        loss = perturbed(torch.randn(1, 3, 8, 8)).sum()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
 def test_weights_changed_after_deployment_are_refused():
     model = small_model()
     deployment = Deployment(model)

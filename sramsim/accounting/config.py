@@ -44,7 +44,8 @@ class SystolicConfig:
                      "ofmap_sram_kb", "row_bits", "weight_bits"):
             _check_positive_int(name, getattr(self, name))
         if self.dataflow not in DATAFLOWS:
-            raise ValueError(f"dataflow={self.dataflow!r} is unknown: use one of {', '.join(DATAFLOWS)}")
+            raise ValueError(f"dataflow={self.dataflow!r} is unknown: "
+                             f"use one of {', '.join(DATAFLOWS)}")
         if self.weight_bits > self.row_bits:
             raise ValueError(f"weight_bits={self.weight_bits} does not fit in a row of "
                              f"row_bits={self.row_bits}")

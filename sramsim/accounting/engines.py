@@ -16,6 +16,7 @@ are cached on disk (see :mod:`sramsim.accounting.cache`).
 """
 from __future__ import annotations
 
+from importlib.metadata import version
 from typing import Sequence
 
 import numpy as np
@@ -58,7 +59,7 @@ def _analytic_reads(layers: Sequence[Layer], config: SystolicConfig) -> np.ndarr
 
 
 def _scalesim_reads(layers: Sequence[Layer], config: SystolicConfig, use_cache: bool) -> np.ndarray:
-    key = {"engine": "scalesim-3.0.0-compute",
+    key = {"engine": f"scalesim-{version('scalesim')}-compute",
            "config": {k: getattr(config, k) for k in ("array_rows", "array_cols", "dataflow")},
            "topology": [[*layer.scalesim_row()[1:], layer.groups] for layer in layers]}
     if use_cache and (hit := cache.load(key)) is not None:
@@ -87,6 +88,7 @@ def _scalesim_layer_reads(layer: Layer, config: SystolicConfig) -> int:
     _, ofmap = operands.get_ofmap_matrix()
     compute = {"os": systolic_compute_os, "ws": systolic_compute_ws,
                "is": systolic_compute_is}[config.dataflow]()
-    compute.set_params(config_obj=cfg, ifmap_op_mat=ifmap, filter_op_mat=weights, ofmap_op_mat=ofmap)
+    compute.set_params(config_obj=cfg, ifmap_op_mat=ifmap, filter_op_mat=weights,
+                       ofmap_op_mat=ofmap)
     compute.create_filter_demand_mat()  # counts the filter reads as it builds the demand
     return int(compute.filter_reads) * layer.groups

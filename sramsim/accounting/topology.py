@@ -11,7 +11,8 @@ Two conventions map a module to its row:
 ``"paper"`` (default) — the topology files behind the NeuralFuse paper's Table 6:
   * a convolution's padding is folded into the IFMAP size (``H + 2·pad``: 34 for a padded 3×3
     conv on 32×32) and its real stride kept, so SCALE-SIM's output size can exceed PyTorch's
-    (17 instead of 16 for a stride-2 3×3 conv on 32×32);
+    (17 instead of 16 for a stride-2 3×3 conv on 32×32, and for a stride-2 1×1 shortcut too);
+    a dilated kernel's extra span, (d−1)·(k−1), is taken off the IFMAP size;
   * 1×1 convolutions are not padded, except the network's last layer when it is a 1×1 conv (the
     UNets' output conv), which the authors counted on a map padded by one pixel each side;
   * a transposed conv becomes a conv over its output size + 2, same kernel, stride 1, with input
@@ -38,7 +39,6 @@ from torch import nn
 from characterization.atomic import atomic_path
 
 CONVENTIONS = ("paper", "exact")
-LAYER_KINDS = ("conv", "deconv", "linear")
 
 
 def scalesim_output_size(ifmap: int, filter_size: int, stride: int) -> int:
@@ -108,7 +108,8 @@ def extract_topology(model: nn.Module, input_shape: Sequence[int],
     34
     """
     if convention not in CONVENTIONS:
-        raise ValueError(f"convention={convention!r} is unknown: use one of {', '.join(CONVENTIONS)}")
+        raise ValueError(f"convention={convention!r} is unknown: "
+                         f"use one of {', '.join(CONVENTIONS)}")
     calls = _record_calls(model, check_input_shape(input_shape))
     if not calls:
         raise ValueError(f"{type(model).__name__} ran no conv, transposed conv or linear layer")
@@ -119,6 +120,7 @@ def extract_topology(model: nn.Module, input_shape: Sequence[int],
 
 
 def _record_calls(model: nn.Module, input_shape: tuple[int, ...]) -> list[_Call]:
+    """Run ``model`` once in eval mode on a zero input, hooks on its weight layers."""
     calls: list[_Call] = []
 
     def hook(name):

@@ -1,0 +1,87 @@
+"""The main job, `neuralfuse demo`, on the shipped assets."""
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from neuralfuse.cli import main
+from neuralfuse.demo import BASE_MODEL, GENERATOR_RUN, NF, format_summary, summarize
+from neuralfuse.tradeoff import BASE
+
+needs_assets = pytest.mark.skipif(not (BASE_MODEL.is_file() and (GENERATOR_RUN / "generator.pt").is_file()),
+                                  reason="the default base model or generator is not shipped yet")
+
+
+def demo(tmp_path, *args):
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "-o", str(out), "--no-progress", *args])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+@needs_assets
+def test_quick_demo_writes_table_plots_and_summary(tmp_path):
+    out, output = demo(tmp_path, "--chips", "2", "--voltages", "0.9:1.0:0.05", "--samples", "200")
+    assert str(out) in output
+    table = pd.read_csv(out / "sweep.csv", keep_default_na=False)
+    summary = json.loads((out / "summary.json").read_text())
+    v = summary["operating_point"]["voltage"]
+    assert sorted(table.voltage.unique()) == sorted({0.9, 0.95, 1.0, v})
+    assert set(table.config) == {BASE, NF}
+    for name in ("pareto", "accuracy", "curves"):
+        assert (out / f"{name}.png").stat().st_size > 1000 and (out / f"{name}.svg").is_file()
+    row = table[(table.voltage == v) & (table.config == NF)].iloc[0]
+    assert summary["with_nf"]["pa_mean"] == pytest.approx(row.pa_mean)
+    assert summary["rp"] == pytest.approx(summary["with_nf"]["pa_mean"] - summary["without_nf"]["pa_mean"])
+    text = (out / "summary.txt").read_text()
+    assert f"{v:g} Vmin" in text and "recovery RP" in text and text.strip() in output
+
+
+def test_demo_refuses_an_output_that_is_a_file(tmp_path):
+    target = tmp_path / "file"
+    target.write_text("x")
+    result = CliRunner().invoke(main, ["demo", "-o", str(target), "--no-progress"])
+    assert result.exit_code == 2 and "is a file" in result.output
+
+
+def test_demo_refuses_voltages_outside_the_technology(tmp_path):
+    result = CliRunner().invoke(main, ["demo", "-o", str(tmp_path / "d"), "--voltages", "0.6:1.0:0.1"])
+    assert result.exit_code == 2 and "outside the characterized range" in result.output
+    assert not (tmp_path / "d").exists()
+
+
+def test_summary_compares_the_margin_with_the_chip_to_chip_error():
+    per_chip = pd.DataFrame([(config, 0.8, chip, pa) for config, values in
+                             ((BASE, [40.0, 50.0, 60.0]), (NF, [70.0, 72.0, 74.0]))
+                             for chip, pa in enumerate(values)], columns=["config", "voltage", "chip", "pa"])
+    stats = per_chip.groupby("config").pa.agg(["mean", "std"])
+    table = pd.DataFrame({"config": [BASE, NF], "voltage": 0.8, "ber": 0.03, "chips": 3,
+                          "ca": [80.0, 78.0], "pa_mean": stats.loc[[BASE, NF], "mean"].to_numpy(),
+                          "pa_std": stats.loc[[BASE, NF], "std"].to_numpy(),
+                          "energy_saving": [0.36, 0.30]})
+    table["pa_sem"] = table.pa_std / math.sqrt(3)
+    summary = summarize(table, per_chip, 0.8)
+    assert summary["rp"] == pytest.approx(22.0)
+    assert summary["margin_standard_error"] == pytest.approx(math.hypot(10 / math.sqrt(3), 2 / math.sqrt(3)))
+    assert summary["paired_standard_error"] == pytest.approx(8 / math.sqrt(3))  # std of (30, 22, 14)
+    assert summary["beats"]
+    close = per_chip.assign(pa=per_chip.pa.where(per_chip.config == BASE, per_chip.pa - 18))
+    stats = close.groupby("config").pa.mean()
+    summary = summarize(table.assign(pa_mean=stats.loc[[BASE, NF]].to_numpy()), close, 0.8)
+    assert not summary["beats"]  # a 4-point margin is within 5.9 points of standard error
+
+
+@needs_assets
+@pytest.mark.slow
+def test_full_demo_within_ten_minutes_and_neuralfuse_beats_the_base(tmp_path):
+    start = time.monotonic()
+    out, output = demo(tmp_path)
+    assert time.monotonic() - start < 600
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["beats"], format_summary(summary)
+    assert summary["rp"] > summary["margin_standard_error"]

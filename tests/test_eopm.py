@@ -1,0 +1,294 @@
+"""EOPM trainer: the loss and its gradient, cost per step, chip streams, run directory, resume."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.data import TensorDataset
+
+import characterization
+from neuralfuse import eopm
+from neuralfuse.checkpoint import CheckpointError, read_checkpoint, save_checkpoint, EOPM_TRAINING_STATE
+from neuralfuse.chips import TRAIN_SEED_BASE, evaluation_chips, training_chips
+from neuralfuse.eopm import TrainConfig, eopm_step, frozen, load_generator, train
+from neuralfuse.evaluate import OperatingPoint
+from neuralfuse.generators import create_generator
+from neuralfuse.models import create_model
+from sramsim import Deployment, deploy
+
+CLASSES = 4
+
+
+def tiny_base(seed: int = 0) -> torch.nn.Module:
+    """A ResNet18 with 1/16 of the channels (about 44k weights)."""
+    torch.manual_seed(seed)
+    return create_model("resnet18", num_classes=CLASSES, width=1 / 16).eval()
+
+
+def tiny_data(n: int = 32, side: int = 8, seed: int = 0) -> TensorDataset:
+    g = torch.Generator().manual_seed(seed)
+    return TensorDataset(torch.rand(n, 3, side, side, generator=g) * 2 - 1,
+                         torch.randint(0, CLASSES, (n,), generator=g))
+
+
+def tiny_config(**changes) -> TrainConfig:
+    settings = dict(generator="UNetS", ber=0.02, n_chips=2, batch_size=8, epochs=2, val_size=8,
+                    val_chips=2, checkpoint_every=2)
+    return TrainConfig(**{**settings, **changes})
+
+
+def states_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# --- chip streams ------------------------------------------------------------------------------
+
+def test_training_chips_are_deterministic_fresh_and_disjoint_from_evaluation_chips():
+    first = training_chips(seed=0, epoch=0, step=0, n=10)
+    assert first == training_chips(seed=0, epoch=0, step=0, n=10)
+    drawn = [set(training_chips(seed, epoch, step, 10)) for seed in (0, 1) for epoch in (0, 1)
+             for step in range(20)]
+    union = set().union(*drawn)
+    assert len(union) == 10 * len(drawn)  # every step draws fresh chips
+    assert min(union) >= TRAIN_SEED_BASE > max(evaluation_chips(1000))
+    assert max(union) < 2**63
+    assert evaluation_chips(3) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("call", [lambda: training_chips(-1, 0, 0, 1), lambda: training_chips(0, 0, 0.5, 1),
+                                  lambda: evaluation_chips(0)])
+def test_chip_streams_reject_bad_arguments(call):
+    with pytest.raises(ValueError, match="not valid"):
+        call()
+
+
+# --- one step ----------------------------------------------------------------------------------
+
+@pytest.fixture
+def step_setup():
+    base = frozen(tiny_base())
+    torch.manual_seed(1)
+    generator = create_generator("UNetS").train()
+    x, y = tiny_data(8).tensors
+    return base, generator, x, y
+
+
+def test_step_gradient_is_the_gradient_of_the_eopm_loss(step_setup):
+    base, generator, x, y = step_setup
+    point, chips, lam = OperatingPoint.resolve(ber=0.03), training_chips(0, 0, 0, 3), 5.0
+    reference = copy.deepcopy(generator)
+    z = reference(x)
+    clean = deploy(base, ber=0.0, chip=0)
+    loss = F.cross_entropy(clean(z), y) + lam * torch.stack(
+        [F.cross_entropy(deploy(base, ber=point.ber, chip=c)(z), y) for c in chips]).mean()
+    loss.backward()
+
+    optimizer = torch.optim.SGD(generator.parameters(), lr=0.0)  # keeps the gradients readable
+    stats = eopm_step(generator, optimizer, [Deployment(base)], x, y, chips=chips, point=point, lam=lam)
+    assert stats.loss == pytest.approx(loss.item(), rel=1e-5)
+    for (name, p), q in zip(generator.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_step_runs_the_generator_once_and_the_base_once_per_model(step_setup):
+    base, generator, x, y = step_setup
+    calls = {"generator": 0, "base": 0}
+    generator.register_forward_hook(lambda *_: calls.__setitem__("generator", calls["generator"] + 1))
+    base.register_forward_hook(lambda *_: calls.__setitem__("base", calls["base"] + 1))
+    before = copy.deepcopy(base.state_dict())
+    generator_before = copy.deepcopy(generator.state_dict())
+    optimizer = torch.optim.Adam(generator.parameters(), lr=1e-3)
+    eopm_step(generator, optimizer, [Deployment(base)], x, y, chips=training_chips(0, 0, 0, 5),
+              point=OperatingPoint.resolve(ber=0.01), lam=5.0)
+    assert calls == {"generator": 1, "base": 1 + 5}  # one clean pass, N perturbed ones
+    assert states_equal(base.state_dict(), before)  # faults cleared, nothing trained
+    assert all(p.grad is None for p in base.parameters())
+    assert not states_equal(generator.state_dict(), generator_before)
+
+
+def test_loss_decreases_on_a_tiny_problem(step_setup):
+    _, generator, x, y = step_setup
+    torch.manual_seed(0)
+    nn = torch.nn
+    base = frozen(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                                nn.Linear(8 * 8 * 8, CLASSES)))
+    optimizer = torch.optim.Adam(generator.parameters(), lr=1e-2)
+    deployment, point = Deployment(base), OperatingPoint.resolve(ber=0.01)
+    with deployment.quantized():
+        losses = [eopm_step(generator, optimizer, [deployment], x, y, chips=training_chips(0, 0, s, 2),
+                            point=point, lam=5.0).loss for s in range(25)]
+    assert np.mean(losses[-3:]) < 0.5 * np.mean(losses[:3])
+
+
+# --- training runs -----------------------------------------------------------------------------
+
+def test_train_writes_a_complete_run_directory(tmp_path):
+    base, run = tiny_base(), tmp_path / "run"
+    path = train(run, tiny_config(), base, tiny_data(), provenance={"dataset": "tiny", "command": "cmd"},
+                 progress=False)
+    assert path == run / "generator.pt"
+    record = json.loads((run / "config.json").read_text())
+    assert record["resolved_ber"] == 0.02 and record["config"]["lam"] == 5.0
+    assert record["command"] == "cmd" and record["provenance"] == {"dataset": "tiny"}
+    assert record["train_samples"] == 24 and record["val_samples"] == 8
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert list(metrics.epoch) == [1, 2]
+    assert {"loss", "clean_loss", "perturbed_loss", "val_ca", "val_pa_mean", "val_pa_std"} <= set(metrics)
+    assert (run / "learning_curve.png").stat().st_size > 0
+    generator, meta = load_generator(run, base=base)
+    assert meta["generator"] == "UNetS" and meta["ber"] == 0.02 and meta["fault_model"] == "stuck-at"
+    assert meta["input_shape"] == [3, 8, 8] and not generator.training
+
+
+def test_training_at_a_voltage_records_the_characterized_ber(tmp_path):
+    config = tiny_config(ber=None, voltage=0.83, epochs=1, max_steps_per_epoch=1, val_size=0)
+    train(tmp_path / "run", config, tiny_base(), tiny_data(), progress=False)
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert record["resolved_ber"] == pytest.approx(float(characterization.load(config.tech).ber(0.83)))
+
+
+def test_the_uip_baseline_trains_through_the_same_trainer(tmp_path):
+    config = tiny_config(generator="UIP", epochs=1, max_steps_per_epoch=2, val_size=0)
+    train(tmp_path / "run", config, tiny_base(), tiny_data(), progress=False)
+    generator, meta = load_generator(tmp_path / "run")
+    assert meta["generator"] == "UIP" and generator.input_shape == (3, 8, 8)
+    assert generator.net.perturbation.abs().sum() > 0  # it moved away from the identity
+
+
+def test_interrupted_training_resumes_to_the_same_generator(tmp_path, monkeypatch):
+    data, config = tiny_data(), tiny_config()
+    train(tmp_path / "whole", config, tiny_base(), data, progress=False)
+
+    real_step, calls = eopm.eopm_step, []
+
+    def crash_on_sixth(*args, **kwargs):  # epoch 2 (of 3 steps), third step: after its step-2 checkpoint
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(eopm, "eopm_step", crash_on_sixth)
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path / "cut", config, tiny_base(), data, progress=False)
+    state = read_checkpoint(tmp_path / "cut" / "checkpoint.pt", EOPM_TRAINING_STATE)
+    assert (state["epoch"], state["step"]) == (1, 2)
+    monkeypatch.setattr(eopm, "eopm_step", real_step)
+    train(tmp_path / "cut", config, tiny_base(), data, progress=False)
+
+    whole = read_checkpoint(tmp_path / "whole" / "generator.pt", "neuralfuse.generator")
+    cut = read_checkpoint(tmp_path / "cut" / "generator.pt", "neuralfuse.generator")
+    assert states_equal(whole["state_dict"], cut["state_dict"])
+    assert (tmp_path / "whole" / "metrics.csv").read_text() == (tmp_path / "cut" / "metrics.csv").read_text()
+
+
+def test_a_finished_run_continues_when_given_more_epochs(tmp_path):
+    data = tiny_data()
+    short = dict(max_steps_per_epoch=2, val_size=0)
+    train(tmp_path / "long", tiny_config(epochs=2, **short), tiny_base(), data, progress=False)
+    train(tmp_path / "short", tiny_config(epochs=1, **short), tiny_base(), data, progress=False)
+    train(tmp_path / "short", tiny_config(epochs=2, **short), tiny_base(), data, progress=False)
+    long = read_checkpoint(tmp_path / "long" / "generator.pt", "neuralfuse.generator")
+    extended = read_checkpoint(tmp_path / "short" / "generator.pt", "neuralfuse.generator")
+    assert states_equal(long["state_dict"], extended["state_dict"])
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path):
+    data = tiny_data()
+    config = tiny_config(epochs=1, max_steps_per_epoch=1, val_size=0)
+    train(tmp_path / "run", config, tiny_base(), data, progress=False)
+    with pytest.raises(ValueError, match=r"lam: 5\.0 before, 1\.0 now"):
+        train(tmp_path / "run", tiny_config(epochs=1, max_steps_per_epoch=1, val_size=0, lam=1.0),
+              tiny_base(), data, progress=False)
+    with pytest.raises(ValueError, match="base_fingerprint"):
+        train(tmp_path / "run", config, tiny_base(seed=1), data, progress=False)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not a training run directory"):
+        train(tmp_path / "other", config, tiny_base(), data, progress=False)
+
+
+def test_restricted_access_runs_the_target_forward_only(tmp_path):
+    target, surrogates = tiny_base(0), [tiny_base(1), tiny_base(2)]
+    grad_modes = {"target": [], "surrogates": []}
+    target.register_forward_hook(lambda *_: grad_modes["target"].append(torch.is_grad_enabled()))
+    for s in surrogates:
+        s.register_forward_hook(lambda *_: grad_modes["surrogates"].append(torch.is_grad_enabled()))
+    target_state = copy.deepcopy(target.state_dict())
+    config = tiny_config(epochs=1, max_steps_per_epoch=2, n_chips=4)
+    train(tmp_path / "run", config, target, tiny_data(), surrogates=surrogates, progress=False)
+    assert grad_modes["target"] and not any(grad_modes["target"])  # validation only, no graph
+    assert grad_modes["surrogates"] == [True] * 2 * (2 + 4)  # per step: 2 clean + 4 perturbed
+    assert states_equal(target.state_dict(), target_state)
+    _, meta = load_generator(tmp_path / "run", base=target)
+    assert len(meta["surrogate_fingerprints"]) == 2
+
+
+def test_train_rejects_bad_settings(tmp_path):
+    with pytest.raises(ValueError, match="exactly one of"):
+        train(tmp_path / "a", tiny_config(ber=None), tiny_base(), tiny_data(), progress=False)
+    with pytest.raises(ValueError, match="n_chips=1 is fewer than the 2 surrogates"):
+        train(tmp_path / "b", tiny_config(n_chips=1), tiny_base(), tiny_data(),
+              surrogates=[tiny_base(1), tiny_base(2)], progress=False)
+    with pytest.raises(ValueError, match="unknown fault model 'bitflip'"):
+        tiny_config(fault_model="bitflip")
+    with pytest.raises(ValueError, match="lam=-1"):
+        tiny_config(lam=-1)
+    with pytest.raises(ValueError, match="train_subset=100 is more than the 24 training samples"):
+        train(tmp_path / "c", tiny_config(train_subset=100), tiny_base(), tiny_data(), progress=False)
+
+
+def test_load_generator_fails_clearly(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_generator(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="no generator.pt .*not a training run"):
+        load_generator(tmp_path)
+    base = tiny_base()
+    train(tmp_path / "run", tiny_config(epochs=1, max_steps_per_epoch=1, val_size=0), base, tiny_data(),
+          progress=False)
+    with pytest.raises(CheckpointError, match="trained for another base model"):
+        load_generator(tmp_path / "run", base=tiny_base(seed=5))
+    (tmp_path / "run" / "generator.pt").unlink()
+    with pytest.raises(FileNotFoundError, match="training has not finished"):
+        load_generator(tmp_path / "run")
+
+
+# --- the command line, killed with SIGKILL and rerun ------------------------------------------
+
+def cli_train(base_path, out):
+    return [str(Path(sys.executable).parent / "neuralfuse"), "train", "--base", str(base_path),
+            "--generator", "UNetS", "--ber", "0.02", "--n-chips", "2", "--batch-size", "8", "--epochs", "2",
+            "--dataset", "default", "--train-subset", "32", "--val-size", "8", "--val-chips", "1",
+            "--checkpoint-every", "1", "--no-progress", "-o", str(out)]
+
+
+@pytest.mark.slow
+def test_kill_9_during_training_then_rerun_gives_the_same_generator(tmp_path):
+    base_path = tmp_path / "base.pt"
+    save_checkpoint(base_path, create_model("resnet18", width=1 / 16), arch="resnet18", width=1 / 16,
+                    num_classes=10, bits=8)
+    subprocess.run(cli_train(base_path, tmp_path / "whole"), check=True, capture_output=True)
+
+    command = cli_train(base_path, tmp_path / "cut")
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = tmp_path / "cut" / "checkpoint.pt"
+    while not checkpoint.exists() and process.poll() is None:
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / "cut" / "generator.pt").exists(), "the run finished before it was killed"
+    subprocess.run(command, check=True, capture_output=True)
+
+    whole = read_checkpoint(tmp_path / "whole" / "generator.pt", "neuralfuse.generator")
+    cut = read_checkpoint(tmp_path / "cut" / "generator.pt", "neuralfuse.generator")
+    assert states_equal(whole["state_dict"], cut["state_dict"])

@@ -1,0 +1,185 @@
+"""Evaluation (CA, PA over chips, RP, latency) and the `train` / `evaluate` commands."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from torch.utils.data import TensorDataset
+
+import characterization
+from neuralfuse.checkpoint import save_checkpoint
+from neuralfuse.cli import main
+from neuralfuse.evaluate import OperatingPoint, accuracy, evaluate, format_table, load_batches
+from neuralfuse.generators import create_generator
+from neuralfuse.models import create_model
+from sramsim import deploy
+
+SIDE = 8
+
+
+@pytest.fixture(scope="module")
+def setup():
+    """A tiny ResNet18 fitted a little to 64 random images (so faults change its answers)."""
+    torch.manual_seed(0)
+    x = torch.rand(64, 3, SIDE, SIDE) * 2 - 1
+    y = torch.randint(0, 4, (64,))
+    base = create_model("resnet18", num_classes=4, width=1 / 16)
+    optimizer = torch.optim.Adam(base.parameters(), lr=1e-2)
+    for _ in range(15):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(base(x), y).backward()
+        optimizer.step()
+    return base.eval(), TensorDataset(x, y)
+
+
+def reference_accuracy(model, data, **where) -> float:
+    """Accuracy of a perturbed deep copy made by sramsim.deploy (independent of Deployment.at)."""
+    return accuracy(deploy(model, **where).eval(), load_batches(data, 16))
+
+
+def test_accuracies_match_independently_deployed_copies(setup):
+    base, data = setup
+    point = OperatingPoint.resolve(ber=0.02)
+    result = evaluate(base, data, point=point, chips=[3, 7, 11], batch_size=24, latency_repeats=2)
+    without = result["without_nf"]
+    assert without["ca"] == pytest.approx(reference_accuracy(base, data, ber=0.0, chip=0))
+    expected = [reference_accuracy(base, data, ber=0.02, chip=c) for c in (3, 7, 11)]
+    assert without["pa_per_chip"] == pytest.approx(expected)
+    assert without["pa_mean"] == pytest.approx(np.mean(expected))
+    assert without["pa_std"] == pytest.approx(np.std(expected, ddof=1))
+    assert result["chips"] == [3, 7, 11] and result["samples"] == 64
+    assert result["with_nf"] is None and result["rp"] is None and result["latency_ms"]["base"] > 0
+
+
+def test_an_identity_generator_changes_nothing(setup):
+    base, data = setup
+    identity = create_generator("UIP", input_shape=(3, SIDE, SIDE))  # G = tanh(0) = 0
+    result = evaluate(base, data, point=OperatingPoint.resolve(ber=0.02), generator=identity,
+                      generator_name="UIP", chips=4, latency_repeats=2)
+    assert result["with_nf"]["ca"] == result["without_nf"]["ca"]
+    assert result["with_nf"]["pa_per_chip"] == result["without_nf"]["pa_per_chip"]
+    assert result["rp"] == 0.0 and result["efficiency_ratio"] == 0.0
+    assert result["generator"] == {"name": "UIP", "parameters": 3 * SIDE * SIDE}
+    assert result["chips"] == [0, 1, 2, 3]  # the evaluation stream
+    table = format_table(result)
+    assert "+ UIP" in table and "RP = +0.00 points" in table and "BER 2.000%" in table
+
+
+def test_reduced_precision_and_a_fault_free_point(setup):
+    base, data = setup
+    result = evaluate(base, data, point=OperatingPoint.resolve(ber=0.0), chips=3, bits=4, latency_repeats=2)
+    four_bit = reference_accuracy(base, data, ber=0.0, chip=0, bits=4)
+    assert result["bits"] == 4 and result["without_nf"]["ca"] == pytest.approx(four_bit)
+    assert result["without_nf"]["pa_per_chip"] == [four_bit] * 3  # no faults: PA = CA on every chip
+
+
+def test_operating_point_from_a_voltage_uses_the_characterization():
+    point = OperatingPoint.resolve(voltage=0.83)
+    assert point.ber == pytest.approx(float(characterization.load(point.tech).ber(0.83)))
+    assert "0.830 Vmin" in point.describe()
+    with pytest.raises(ValueError, match="exactly one"):
+        OperatingPoint.resolve(voltage=0.83, ber=0.01)
+    with pytest.raises(ValueError, match="ber=0.7 is not valid"):
+        OperatingPoint.resolve(ber=0.7)
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A tiny base checkpoint and a generator run trained on it for two steps (default dataset)."""
+    root = tmp_path_factory.mktemp("cli")
+    torch.manual_seed(0)
+    base_path = root / "base.pt"
+    save_checkpoint(base_path, create_model("resnet18", width=1 / 16), arch="resnet18", width=1 / 16,
+                    num_classes=10, bits=8, dataset="default")
+    result = CliRunner().invoke(main, [
+        "train", "--base", str(base_path), "--generator", "UNetS", "--ber", "0.01", "--n-chips", "2",
+        "--epochs", "1", "--max-steps-per-epoch", "2", "--batch-size", "8", "--dataset", "default",
+        "--val-size", "16", "--val-chips", "1", "--no-progress", "-o", str(root / "run")])
+    assert result.exit_code == 0, result.output
+    return base_path, root / "run"
+
+
+def test_cli_evaluate_prints_a_table_and_writes_json(files, tmp_path):
+    base_path, run = files
+    out = tmp_path / "eval.json"
+    result = CliRunner().invoke(main, [
+        "evaluate", "--base", str(base_path), "--generator", str(run), "--vmin-fraction", "0.83",
+        "--chips", "2", "--samples", "40", "--latency-repeats", "2", "--no-progress", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "base model" in result.output and "+ UNetS" in result.output and "RP =" in result.output
+    saved = json.loads(out.read_text())
+    assert saved["operating_point"]["voltage"] == 0.83 and saved["samples"] == 40
+    assert saved["fault_model"] == "stuck-at" and saved["provenance"]["dataset"] == "default"
+    assert saved["rp"] == pytest.approx(saved["with_nf"]["pa_mean"] - saved["without_nf"]["pa_mean"])
+
+
+def test_cli_evaluate_writes_into_the_run_directory_by_default(files):
+    base_path, run = files
+    result = CliRunner().invoke(main, [
+        "evaluate", "--base", str(base_path), "--generator", str(run), "--ber", "0.005", "--bits", "6",
+        "--chips", "1", "--samples", "20", "--latency-repeats", "1", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "evaluation-ber0.005-6bit-stuck-at.json").read_text())["bits"] == 6
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--ber", "0.01", "--vmin-fraction", "0.83"], "exactly one of --vmin-fraction and --ber"),
+    ([], "exactly one of --vmin-fraction and --ber"),
+    (["--vmin-fraction", "0.2"], "--vmin-fraction"),
+    (["--ber", "0.01", "--base", "missing.pt"], "does not exist"),
+    (["--ber", "0.01", "--generator", "no-such-run"], "does not exist"),
+])
+def test_cli_evaluate_bad_input_is_a_one_line_error(files, tmp_path, args, message):
+    base_path, _ = files
+    out = tmp_path / "eval.json"
+    result = CliRunner().invoke(main, ["evaluate", "--base", str(base_path), "--samples", "8",
+                                       "--json", str(out), *args])
+    assert result.exit_code == 2 and message in result.output
+    assert "Traceback" not in result.output and not out.exists()
+
+
+def test_cli_evaluate_refuses_a_run_without_generator_or_for_another_base(files, tmp_path):
+    base_path, run = files
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(main, ["evaluate", "--base", str(base_path), "--generator",
+                                       str(tmp_path / "empty"), "--ber", "0.01"])
+    assert result.exit_code == 2 and "no generator.pt" in result.output
+    other = tmp_path / "other.pt"
+    save_checkpoint(other, create_model("resnet18", width=1 / 16), arch="resnet18", width=1 / 16,
+                    num_classes=10)
+    result = CliRunner().invoke(main, ["evaluate", "--base", str(other), "--generator", str(run),
+                                       "--ber", "0.01"])
+    assert result.exit_code == 2 and "trained for another base model" in result.output
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"--ber": None}, "exactly one of --vmin-fraction and --ber"),
+    ({"--vmin-fraction": "0.83"}, "exactly one of --vmin-fraction and --ber"),
+    ({"--generator": "UNetXL"}, "unknown generator 'UNetXL'"),
+    ({"--lambda": "-1"}, "--lambda"),
+    ({"--base": "missing.pt"}, "does not exist"),
+])
+def test_cli_train_bad_input_is_a_one_line_error(files, tmp_path, change, message):
+    base_path, _ = files
+    options = {"--base": str(base_path), "--generator": "UNetS", "--ber": "0.01", "--dataset": "default",
+               "-o": str(tmp_path / "run"), **change}
+    args = ["train", *[item for key, value in options.items() if value is not None for item in (key, value)]]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_train_resumes_a_finished_run_and_refuses_other_settings(files):
+    base_path, run = files
+    again = ["train", "--base", str(base_path), "--generator", "UNetS", "--ber", "0.01", "--n-chips", "2",
+             "--epochs", "1", "--max-steps-per-epoch", "2", "--batch-size", "8", "--dataset", "default",
+             "--val-size", "16", "--val-chips", "1", "--no-progress", "-o", str(run)]
+    result = CliRunner().invoke(main, again)
+    assert result.exit_code == 0 and "generator.pt" in result.output
+    result = CliRunner().invoke(main, [*again[:-2], "--lambda", "1", "-o", str(run)])
+    assert result.exit_code == 2 and "lam: 5.0 before, 1.0 now" in result.output
