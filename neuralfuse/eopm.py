@@ -409,8 +409,8 @@ class _Trainer:
             self.step += 1
             means = self.totals.means()
             bar.update()
-            bar.set_postfix(loss=f"{means['loss']:.3f}", clean=f"{100 * means['clean_acc']:.1f}%",
-                            perturbed=f"{100 * means['perturbed_acc']:.1f}%")
+            bar.set_postfix({"loss": f"{means['loss']:.3f}", "clean acc": f"{100 * means['clean_acc']:.1f}%",
+                             "perturbed acc": f"{100 * means['perturbed_acc']:.1f}%"})
             if self.step % config.checkpoint_every == 0 and self.step < n:
                 self.save_state()
         bar.close()

@@ -178,7 +178,8 @@ class BaseTrainer:
         self.state_path = partial_path(out)
         train_set = load_dataset(config.dataset, config.data_root, split="train")
         self.x_train, self.y_train = train_set.tensors()
-        self.x_test, self.y_test = load_dataset(config.dataset, config.data_root, split="test").tensors()
+        x_test, self.y_test = load_dataset(config.dataset, config.data_root, split="test").tensors()
+        self.x_test = x_test.contiguous(memory_format=torch.channels_last)
         self.num_classes, self.flip = train_set.info.num_classes, train_set.info.hflip
 
         _seed_everything(config.seed)
@@ -260,6 +261,7 @@ class BaseTrainer:
         ``callback(epoch, step, loss)`` runs after every optimizer step.
         """
         cfg = self.config
+        self.out.parent.mkdir(parents=True, exist_ok=True)
         while self.position["epoch"] < cfg.epochs:
             self._train_epoch(callback)
             self.position = self._new_epoch(self.position["epoch"] + 1)

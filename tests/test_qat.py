@@ -7,6 +7,7 @@ from torch import nn
 
 from neuralfuse.models import create_model
 from neuralfuse.qat import FakeQuant, enable_qat, export_quantized, qat_bits, quantized_layers
+from sramsim.deploy import Deployment
 from sramsim.quant import dequantize, fake_quantize, quantize
 
 
@@ -21,7 +22,7 @@ def trained_qat_resnet(bits: int) -> nn.Module:
     torch.manual_seed(1)
     model = enable_qat(create_model("resnet18", num_classes=5, width=0.0625), bits=bits)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    x, y = torch.randn(16, 3, 32, 32), torch.randint(0, 5, (16,))
+    x, y = torch.randn(8, 3, 16, 16), torch.randint(0, 5, (8,))
     for _ in range(3):
         opt.zero_grad()
         nn.functional.cross_entropy(model(x), y).backward()
@@ -64,7 +65,7 @@ def test_enable_qat_rejects_bad_bits_double_enable_and_models_without_layers():
 @pytest.mark.parametrize("bits", [8, 4, 2])
 def test_exported_weights_lie_exactly_on_the_deployment_grid(bits):
     model = trained_qat_resnet(bits)
-    x = torch.randn(8, 3, 32, 32)
+    x = torch.randn(4, 3, 16, 16)
     with torch.no_grad():
         before = model(x)
         export_quantized(model)
@@ -76,3 +77,14 @@ def test_exported_weights_lie_exactly_on_the_deployment_grid(bits):
         q, s = quantize(w, bits)  # what sramsim's Deployment does
         assert torch.equal(dequantize(q, s, w.dtype), w), name
         assert int(q.abs().max()) == 2 ** (bits - 1) - 1, name
+
+
+def test_sramsim_deployment_of_an_exported_model_changes_nothing():
+    model = export_quantized(trained_qat_resnet(8))
+    before = {name: module.weight.detach().clone() for name, module in quantized_layers(model)}
+    x = torch.randn(4, 3, 16, 16)
+    with torch.no_grad():
+        clean = model(x)
+        with Deployment(model, bits=8).quantized() as deployed:
+            assert all(torch.equal(m.weight, before[n]) for n, m in quantized_layers(deployed))
+            assert torch.equal(deployed(x), clean)

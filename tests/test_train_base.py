@@ -61,7 +61,7 @@ def test_config_rejects_bad_values_by_name(field, value):
 
 
 def test_train_base_command_writes_a_loadable_qat_model(tmp_path):
-    out = tmp_path / "base.pt"
+    out = tmp_path / "runs" / "base.pt"
     args = [*TINY, "--epochs", "1", "--seed", "1", "-o", str(out)]
     result = CliRunner().invoke(main, ["train-base", *args, "--no-progress"])
     assert result.exit_code == 0, result.output
@@ -74,7 +74,7 @@ def test_train_base_command_writes_a_loadable_qat_model(tmp_path):
     assert same_weights(load_base_model(out)[0], model)  # the recorded command reproduces it
     csv = pd.read_csv(metrics_path(out))
     assert list(csv.epoch) == [1] and csv.test_acc.iloc[0] == pytest.approx(meta["test_acc"])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["base.metrics.csv", "base.pt"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["base.metrics.csv", "base.pt"]
 
 
 def test_interrupted_run_resumes_to_exactly_the_uninterrupted_weights(tmp_path):
