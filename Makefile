@@ -20,8 +20,9 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 run: setup
 	$(VENV)/bin/neuralfuse demo -o $(OUT)
 
+# Two pytest workers with one torch thread each: two-thread workers oversubscribe 2 cores.
 test: setup
-	$(PY) -m pytest -n 2 -m "not slow"
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 -m "not slow"
 
 bench: setup
 	$(PY) bench/run_all.py

@@ -257,6 +257,7 @@ def _identity(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """``"key: old before, new now"`` for every (nested) key whose value differs."""
     out = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
@@ -269,11 +270,10 @@ def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 def plot_learning_curve(frame: pd.DataFrame, path: Path) -> None:
     """Loss and accuracies per epoch, in two panels, saved atomically to ``path``."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: leaves the user's backend and figures alone
 
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 3.8))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     ax_loss.plot(frame.epoch, frame.loss, marker="o", label="EOPM loss")
     ax_loss.plot(frame.epoch, frame.clean_loss, marker=".", label="clean CE")
     ax_loss.plot(frame.epoch, frame.perturbed_loss, marker=".", label="perturbed CE (mean)")
@@ -289,10 +289,10 @@ def plot_learning_curve(frame: pd.DataFrame, path: Path) -> None:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100)
-    plt.close(fig)
 
 
 def _versions() -> dict[str, str]:
+    """Versions of this package, torch, numpy and Python, for run records."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
