@@ -25,4 +25,4 @@ test: setup
 	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 -m "not slow"
 
 bench: setup
-	$(PY) bench/run_all.py
+	for f in bench/bench_*.py; do $(PY) $$f || exit 1; done

@@ -64,11 +64,11 @@ def run_demo(out_dir: str | Path, *, voltages: Sequence[float] | None = None,
                             reverse=True))
     test_set = fixed_subset(load_dataset("default", split="test"), samples)
     command = json.loads((GENERATOR_RUN / "config.json").read_text()).get("command", "")
-    say(f"      generator: {gen_meta['generator']}, trained with EOPM at {operating_voltage:g} Vmin "
+    say(f"      generator: {gen_meta['generator']}, trained with EOPM at {operating_voltage:.2f} Vmin "
         f"(BER {100 * gen_meta['ber']:.2f}%) by: {command}")
 
     n_points = len(voltages) * chips
-    say(f"[2/4] sweeping {len(voltages)} voltages ({voltages[0]:g} to {voltages[-1]:g} Vmin) x "
+    say(f"[2/4] sweeping {len(voltages)} voltages ({voltages[0]:.2f} to {voltages[-1]:.2f} Vmin) x "
         f"{chips} chips = {n_points} points, {len(test_set)} test images, with and without NeuralFuse")
     out_dir = Path(out_dir)
     table = sweep(base, test_set, voltages, generators={NF: generator}, chips=chips,
@@ -134,9 +134,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"on the default CIFAR-10 subset ({summary['samples']} test images), "
         f"{point['chips']} evaluation chips",
         f"generator: {summary['generator']['architecture']}, trained with EOPM at "
-        f"{summary['generator']['trained_at']:g} Vmin by: {summary['generator']['command']}",
+        f"{summary['generator']['trained_at']:.2f} Vmin by: {summary['generator']['command']}",
         "",
-        f"at the operating point {point['voltage']:g} Vmin (BER {100 * point['ber']:.2f}%):",
+        f"at the operating point {point['voltage']:.2f} Vmin (BER {100 * point['ber']:.2f}%):",
         f"  {'':<20}{'CA (%)':>8}{'PA (%) mean ± std':>22}{'energy saving':>16}",
     ]
     for label, row in (("base model alone", base), ("with NeuralFuse", nf)):
@@ -153,7 +153,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     for label, key in (("base model alone", "without_nf"), ("with NeuralFuse", "with_nf")):
         row = summary["within_tolerance"][key]
         lines.append(f"  {label:<20}" + ("none in the sweep" if row is None else
-                     f"{row['voltage']:g} Vmin, PA {row['pa_mean']:.2f}%, "
+                     f"{row['voltage']:.2f} Vmin, PA {row['pa_mean']:.2f}%, "
                      f"energy saving {100 * row['energy_saving']:.1f}%"))
     lines += ["", f"files: {summary['output']}/sweep.csv, pareto.png/svg, accuracy.png/svg, "
               "curves.png/svg, summary.json"]

@@ -39,7 +39,7 @@ def test_quick_demo_writes_table_plots_and_summary(tmp_path):
     assert summary["with_nf"]["pa_mean"] == pytest.approx(row.pa_mean)
     assert summary["rp"] == pytest.approx(summary["with_nf"]["pa_mean"] - summary["without_nf"]["pa_mean"])
     text = (out / "summary.txt").read_text()
-    assert f"{v:g} Vmin" in text and "recovery RP" in text and text.strip() in output
+    assert f"{v:.2f} Vmin" in text and "recovery RP" in text and text.strip() in output
 
 
 def test_demo_refuses_an_output_that_is_a_file(tmp_path):
