@@ -174,13 +174,13 @@ def pareto_command(sweep_dir: str, min_accuracy: float) -> None:
 @click.option("--voltages", callback=_parse_voltages, default=None,
               help="Voltages to sweep, in units of Vmin: START:STOP:STEP or a list "
               "[default: 0.76:1.00:0.02]; the generator's operating voltage is always added.")
-@click.option("--chips", type=click.IntRange(1), default=6, show_default=True,
-              help="Number of evaluation chips.")
-@click.option("--samples", type=click.IntRange(1, 2000), default=1000, show_default=True,
-              help="Test images (a fixed random subset of the default test split's 2,000).")
+@click.option("--chips", type=click.IntRange(1), default=None,
+              help="Number of evaluation chips [default: 10].")
+@click.option("--samples", type=click.IntRange(1, 2000), default=None,
+              help="Test images, a fixed random subset of the default test split's 2,000 [default: 1000].")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress.")
-def demo_command(output: str, voltages: tuple[float, ...] | None, chips: int, samples: int,
-                 progress: bool) -> None:
+def demo_command(output: str, voltages: tuple[float, ...] | None, chips: int | None,
+                 samples: int | None, progress: bool) -> None:
     """The main job: NeuralFuse on the shipped default model, dataset and generator.
 
     Sweeps the weight-memory voltage from Vmin down past the generator's operating voltage with
@@ -197,7 +197,8 @@ def demo_command(output: str, voltages: tuple[float, ...] | None, chips: int, sa
             raise click.BadParameter(str(err), param_hint="--voltages") from err
     click.echo(f"NeuralFuse demo: writing into {output}/")
     try:
-        summary = run_demo(output, voltages=voltages, chips=chips, samples=samples, progress=progress)
+        given = {"voltages": voltages, "chips": chips, "samples": samples}
+        summary = run_demo(output, progress=progress, **{k: v for k, v in given.items() if v is not None})
     except (OSError, ValueError) as err:
         raise click.UsageError(str(err)) from err
     click.echo("")

@@ -10,11 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from neuralfuse.cli import main
-from neuralfuse.demo import BASE_MODEL, GENERATOR_RUN, NF, format_summary, summarize
+from neuralfuse.demo import NF, format_summary, summarize
 from neuralfuse.tradeoff import BASE
 
-needs_assets = pytest.mark.skipif(not (BASE_MODEL.is_file() and (GENERATOR_RUN / "generator.pt").is_file()),
-                                  reason="the default base model or generator is not shipped yet")
 
 
 def demo(tmp_path, *args):
@@ -24,7 +22,6 @@ def demo(tmp_path, *args):
     return out, result.output
 
 
-@needs_assets
 def test_quick_demo_writes_table_plots_and_summary(tmp_path):
     out, output = demo(tmp_path, "--chips", "2", "--voltages", "0.9:1.0:0.05", "--samples", "200")
     assert str(out) in output
@@ -63,20 +60,22 @@ def test_summary_compares_the_margin_with_the_chip_to_chip_error():
     table = pd.DataFrame({"config": [BASE, NF], "voltage": 0.8, "ber": 0.03, "chips": 3,
                           "ca": [80.0, 78.0], "pa_mean": stats.loc[[BASE, NF], "mean"].to_numpy(),
                           "pa_std": stats.loc[[BASE, NF], "std"].to_numpy(),
-                          "energy_saving": [0.36, 0.30]})
+                          "energy_saving": [0.36, 0.30], "accesses_base": 1000.0,
+                          "accesses_generator": [0.0, 260.0]})
     table["pa_sem"] = table.pa_std / math.sqrt(3)
     summary = summarize(table, per_chip, 0.8)
     assert summary["rp"] == pytest.approx(22.0)
     assert summary["margin_standard_error"] == pytest.approx(math.hypot(10 / math.sqrt(3), 2 / math.sqrt(3)))
     assert summary["paired_standard_error"] == pytest.approx(8 / math.sqrt(3))  # std of (30, 22, 14)
     assert summary["beats"]
+    assert summary["generator_access_overhead"] == pytest.approx(0.26)
+    assert summary["pareto_front"] == {BASE: [0.8], NF: [0.8]}  # one voltage: both points survive
     close = per_chip.assign(pa=per_chip.pa.where(per_chip.config == BASE, per_chip.pa - 18))
     stats = close.groupby("config").pa.mean()
     summary = summarize(table.assign(pa_mean=stats.loc[[BASE, NF]].to_numpy()), close, 0.8)
     assert not summary["beats"]  # a 4-point margin is within 5.9 points of standard error
 
 
-@needs_assets
 @pytest.mark.slow
 def test_full_demo_within_ten_minutes_and_neuralfuse_beats_the_base(tmp_path):
     start = time.monotonic()
