@@ -261,6 +261,8 @@ class _PointStore:
             raise SweepError(f"{str(self.path)!r} exists and is not a sweep folder: "
                              "choose a new or empty folder")
         self.points.mkdir(parents=True, exist_ok=True)
+        for partial in self.points.glob(".*"):  # temporary files of a killed run
+            partial.unlink()
         _write_json(self.record_path, record)
 
     def load(self, key: str) -> dict[str, float] | None:

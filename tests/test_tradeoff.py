@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -67,6 +70,13 @@ def run(setup, out_dir=None, **kwargs):
     return sweep(model, data, VOLTAGES, **{**options, **kwargs})
 
 
+@pytest.fixture(scope="module")
+def swept(setup, tmp_path_factory):
+    """One uninterrupted sweep: (its table, its folder)."""
+    out = tmp_path_factory.mktemp("swept") / "sweep"
+    return run(setup, out), out
+
+
 # --- voltage lists -------------------------------------------------------------------------------
 
 def test_parse_voltages_range_and_list():
@@ -121,8 +131,8 @@ def test_operating_points_pick_the_lowest_energy_above_the_threshold():
 
 # --- the sweep ---------------------------------------------------------------------------------
 
-def test_sweep_table(setup, tmp_path):
-    table = run(setup, tmp_path / "sweep")
+def test_sweep_table(swept):
+    table, out = swept
     assert tuple(table.columns) == COLUMNS
     assert len(table) == 2 * len(VOLTAGES)
     assert list(table.config.unique()) == ["base", "shift"]
@@ -139,22 +149,22 @@ def test_sweep_table(setup, tmp_path):
     expected = energy_saving(shift.accesses_base, shift.accesses_generator, shift.index.to_numpy())
     np.testing.assert_allclose(shift.energy_saving, expected)
     np.testing.assert_allclose(shift.energy_relative, 1 - shift.energy_saving)
-    saved = pd.read_csv(tmp_path / "sweep" / "sweep.csv", keep_default_na=False)
+    saved = pd.read_csv(out / "sweep.csv", keep_default_na=False)
     pd.testing.assert_frame_equal(saved, table, check_dtype=False)
-    chips = pd.read_csv(tmp_path / "sweep" / "chips.csv")
+    chips = pd.read_csv(out / "chips.csv")
     assert len(chips) == 2 * len(VOLTAGES) * 4
 
 
 def test_accuracy_falls_with_voltage_in_expectation(setup):
-    table = run(setup, chips=6)
+    table = run(setup, chips=6, generators={})
     for _, rows in table.groupby("config"):
         pa = rows.sort_values("voltage", ascending=False).pa_mean.to_numpy()
         assert np.all(np.diff(pa) <= 1.0), pa  # non-increasing, up to sampling noise
         assert pa[0] - pa[-1] > 30, pa
 
 
-def test_interrupted_sweep_resumes_to_the_same_table(setup, tmp_path, monkeypatch):
-    whole = run(setup, tmp_path / "whole")
+def test_interrupted_sweep_resumes_to_the_same_table(setup, swept, tmp_path, monkeypatch):
+    whole, whole_dir = swept
     calls = {"n": 0}
     measure = tradeoff.chip_accuracies
 
@@ -174,13 +184,12 @@ def test_interrupted_sweep_resumes_to_the_same_table(setup, tmp_path, monkeypatc
     resumed = run(setup, tmp_path / "resumed")
     assert calls["n"] == -100 + len(VOLTAGES) * 4 - 5
     pd.testing.assert_frame_equal(resumed, whole)
-    assert (tmp_path / "resumed" / "sweep.csv").read_text() == (tmp_path / "whole" / "sweep.csv").read_text()
+    assert (tmp_path / "resumed" / "sweep.csv").read_text() == (whole_dir / "sweep.csv").read_text()
 
 
-def test_sweep_folder_with_other_arguments_is_refused(setup, tmp_path):
-    run(setup, tmp_path / "s")
+def test_sweep_folder_with_other_arguments_is_refused(setup, swept, tmp_path):
     with pytest.raises(SweepError, match="chips"):
-        run(setup, tmp_path / "s", chips=3)
+        run(setup, swept[1], chips=3)
     (tmp_path / "file").write_text("x")
     with pytest.raises(SweepError, match="not a sweep folder"):
         run(setup, tmp_path / "file")
@@ -202,8 +211,8 @@ def test_fixed_subset_is_fixed_and_spread():
     assert max(a.indices) > 900  # not just the first samples
 
 
-def test_plots_are_written(setup, tmp_path):
-    paths = write_sweep_plots(run(setup, chips=2), tmp_path, characterization.DEFAULT_TECH)
+def test_plots_are_written(swept, tmp_path):
+    paths = write_sweep_plots(swept[0], tmp_path, characterization.DEFAULT_TECH)
     assert sorted(p.name for p in paths) == sorted(f"{n}.{e}" for n in ("pareto", "accuracy", "curves")
                                                    for e in ("png", "svg"))
     assert all(p.stat().st_size > 1000 for p in paths)
@@ -276,3 +285,31 @@ def test_cli_output_that_is_a_file_is_refused(checkpoint, tmp_path):
 def test_cli_pareto_needs_a_finished_sweep(tmp_path):
     result = CliRunner().invoke(main, ["pareto", str(tmp_path), "--min-accuracy", "50"])
     assert result.exit_code == 2 and "no finished sweep" in result.output
+
+
+@pytest.mark.slow
+def test_killed_sweep_command_resumes_to_the_same_table(checkpoint, tmp_path):
+    """SIGKILL a real `neuralfuse sweep` process mid-way, rerun the command, compare."""
+    def args(out):
+        command = sweep_args(checkpoint, tmp_path / out)
+        command[command.index("--chips") + 1] = "30"  # long enough to be killed half-way
+        return command
+
+    process = subprocess.Popen([sys.executable, "-c", "from neuralfuse.cli import main; main()", *args("killed")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    points = tmp_path / "killed" / "points"
+    deadline = time.monotonic() + 120
+    while len(list(points.glob("v*.json"))) < 5 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.kill()
+    process.wait()
+    assert not (tmp_path / "killed" / "sweep.csv").exists(), "the sweep finished before it was killed"
+    done = len(list(points.glob("v*.json")))
+    assert 5 <= done < 60
+
+    runner = CliRunner()
+    for out in ("killed", "whole"):
+        result = runner.invoke(main, args(out))
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "killed" / "sweep.csv").read_text() == (tmp_path / "whole" / "sweep.csv").read_text()
+    assert not list(points.glob(".*"))  # no temporary file left behind
