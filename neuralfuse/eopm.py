@@ -291,7 +291,7 @@ def plot_learning_curve(frame: pd.DataFrame, path: Path) -> None:
         fig.savefig(tmp, dpi=100)
 
 
-def _versions() -> dict[str, str]:
+def package_versions() -> dict[str, str]:
     """Versions of this package, torch, numpy and Python, for run records."""
     from importlib.metadata import PackageNotFoundError, version
 
@@ -377,7 +377,7 @@ class _Trainer:
     def start(self, provenance: dict[str, Any]) -> None:
         """Write config.json (checking an existing run's settings) and resume from its checkpoint."""
         self.record.update(provenance={k: v for k, v in provenance.items() if k != "command"},
-                           command=provenance.get("command", " ".join(sys.argv)), versions=_versions())
+                           command=provenance.get("command", " ".join(sys.argv)), versions=package_versions())
         self.run.start(self.record)
         if self.run.checkpoint.is_file():
             state = read_checkpoint(self.run.checkpoint, EOPM_TRAINING_STATE)

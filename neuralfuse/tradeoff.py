@@ -51,7 +51,7 @@ import characterization
 from characterization import DEFAULT_TECH
 from characterization.atomic import atomic_path
 from neuralfuse.chips import evaluation_chips
-from neuralfuse.eopm import _versions, model_fingerprint
+from neuralfuse.eopm import package_versions, model_fingerprint
 from neuralfuse.evaluate import (Batch, OperatingPoint, chip_accuracies, clean_accuracies,
                                  load_batches, transform)
 from sramsim.accounting import energy_saving, weight_accesses
@@ -156,7 +156,7 @@ def sweep(base: nn.Module, dataset: Dataset, voltages: Sequence[float], *,
         "generators": {name: {"architecture": type(g).__name__, "fingerprint": model_fingerprint(g)}
                        for name, g in generators.items()},
         "provenance": {k: v for k, v in (provenance or {}).items() if k != "command"},
-        "command": (provenance or {}).get("command", " ".join(sys.argv)), "versions": _versions(),
+        "command": (provenance or {}).get("command", " ".join(sys.argv)), "versions": package_versions(),
     }
     store = _PointStore(out_dir, record) if out_dir is not None else None
 
