@@ -229,7 +229,7 @@ class RunDirectory:
         """Create the directory or check that it holds a run with the same settings; write config.json."""
         if self.config.is_file():
             previous = json.loads(self.config.read_text())
-            changes = _differences(_identity(previous), _identity(record))
+            changes = record_differences(_identity(previous), _identity(record))
             if changes:
                 raise ValueError(f"{str(self.path)!r} holds a run with other settings "
                                  f"({'; '.join(changes)}): "
@@ -256,13 +256,13 @@ def _identity(record: dict[str, Any]) -> dict[str, Any]:
     return {**kept, "config": config}
 
 
-def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+def record_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     """``"key: old before, new now"`` for every (nested) key whose value differs."""
     out = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            out += _differences(a, b, f"{prefix}{key}.")
+            out += record_differences(a, b, f"{prefix}{key}.")
         elif a != b:
             out.append(f"{prefix}{key}: {a!r} before, {b!r} now")
     return out

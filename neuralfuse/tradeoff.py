@@ -51,7 +51,7 @@ import characterization
 from characterization import DEFAULT_TECH
 from characterization.atomic import atomic_path
 from neuralfuse.chips import evaluation_chips
-from neuralfuse.eopm import package_versions, model_fingerprint
+from neuralfuse.eopm import model_fingerprint, package_versions, record_differences
 from neuralfuse.evaluate import (Batch, OperatingPoint, chip_accuracies, clean_accuracies,
                                  load_batches, transform)
 from sramsim.accounting import energy_saving, weight_accesses
@@ -252,7 +252,7 @@ class _PointStore:
         self.record_path = self.path / "sweep.json"
         if self.record_path.is_file():
             previous = json.loads(self.record_path.read_text())
-            changes = _differences(_identity(previous), _identity(record))
+            changes = record_differences(_identity(previous), _identity(record))
             if changes:
                 raise SweepError(f"{str(self.path)!r} holds a sweep with other arguments "
                                  f"({'; '.join(changes)}): repeat its command to resume it, "
@@ -288,11 +288,6 @@ def _identity(record: dict[str, Any]) -> dict[str, Any]:
     """What must match to resume a sweep: all but the provenance (paths), command and versions;
     the fingerprints stand for the models and the data."""
     return {k: v for k, v in record.items() if k not in ("provenance", "command", "versions")}
-
-
-def _differences(old: dict, new: dict) -> list[str]:
-    return [f"{key}: {old.get(key)!r} before, {new.get(key)!r} now"
-            for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
 
 
 def _write_json(path: Path, value: Any) -> None:
