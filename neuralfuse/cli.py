@@ -151,10 +151,9 @@ def pareto_command(sweep_dir: str, min_accuracy: float) -> None:
 
     Prints them and the best overall, and writes them to SWEEP_DIR/pareto.json.
     """
-    import json
     from pathlib import Path
 
-    from characterization.atomic import atomic_path
+    from characterization.atomic import write_json
     from neuralfuse.tradeoff import format_operating_points, load_sweep, operating_points
 
     try:
@@ -162,8 +161,7 @@ def pareto_command(sweep_dir: str, min_accuracy: float) -> None:
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="SWEEP_DIR") from err
     path = Path(sweep_dir) / "pareto.json"
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(path, result)
     click.echo(format_operating_points(result))
     click.echo(f"wrote {path}")
 
@@ -379,10 +377,9 @@ def evaluate_command(base_path: str, run_dir: str | None, vmin_fraction: float |
     Prints CA, PA (mean ± std over the chips) with and without the generator, the recovery RP, the
     efficiency ratio (RP per million generator parameters) and the batch-1 latencies.
     """
-    import json
     from pathlib import Path
 
-    from characterization.atomic import atomic_path
+    from characterization.atomic import write_json
     from neuralfuse.eopm import load_generator
     from neuralfuse.evaluate import evaluate, format_table
     from neuralfuse.tradeoff import fixed_subset
@@ -417,6 +414,5 @@ def evaluate_command(base_path: str, run_dir: str | None, vmin_fraction: float |
                             "command": _command_line()}
     click.echo(format_table(result))
     if json_path is not None:
-        with atomic_path(json_path) as tmp:
-            tmp.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(json_path, result)
         click.echo(f"wrote {json_path}")

@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from characterization.atomic import atomic_path
+from characterization.atomic import atomic_path, write_json
 from neuralfuse.checkpoint import load_base_model
 from neuralfuse.data import load_dataset
 from neuralfuse.eopm import load_generator
@@ -89,8 +89,7 @@ def run_demo(out_dir: str | Path, *, voltages: Sequence[float] | None = None,
                    generator={"architecture": gen_meta["generator"], "trained_at": operating_voltage,
                               "command": command},
                    samples=len(test_set), output=str(out_dir))
-    with atomic_path(out_dir / "summary.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out_dir / "summary.json", summary)
     with atomic_path(out_dir / "summary.txt") as tmp:
         tmp.write_text(format_summary(summary) + "\n")
     return summary

@@ -48,7 +48,7 @@ from torch.utils.data import Dataset, Subset, default_collate
 from tqdm.auto import tqdm
 
 from characterization import DEFAULT_TECH
-from characterization.atomic import atomic_path
+from characterization.atomic import atomic_path, write_json
 from neuralfuse.checkpoint import (EOPM_TRAINING_STATE, GENERATOR, CheckpointError, atomic_save, make_payload,
                                    read_checkpoint)
 from neuralfuse.chips import evaluation_chips, training_chips
@@ -238,8 +238,7 @@ class RunDirectory:
             raise ValueError(f"{str(self.path)!r} exists and is not a training run directory: "
                              "choose a new or empty directory")
         self.path.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.config) as tmp:
-            tmp.write_text(json.dumps(record, indent=2) + "\n")
+        write_json(self.config, record)
 
     def write_metrics(self, rows: list[dict[str, float]]) -> None:
         """Write metrics.csv and the learning-curve plot from the per-epoch ``rows``."""

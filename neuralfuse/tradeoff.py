@@ -49,7 +49,7 @@ from tqdm.auto import tqdm
 
 import characterization
 from characterization import DEFAULT_TECH
-from characterization.atomic import atomic_path
+from characterization.atomic import atomic_path, write_json
 from neuralfuse.chips import evaluation_chips
 from neuralfuse.eopm import model_fingerprint, package_versions, record_differences
 from neuralfuse.evaluate import (Batch, OperatingPoint, chip_accuracies, clean_accuracies,
@@ -263,7 +263,7 @@ class _PointStore:
         self.points.mkdir(parents=True, exist_ok=True)
         for partial in self.points.glob(".*"):  # temporary files of a killed run
             partial.unlink()
-        _write_json(self.record_path, record)
+        write_json(self.record_path, record)
 
     def load(self, key: str) -> dict[str, float] | None:
         """The values saved under ``key``, or None if that point is not done."""
@@ -271,7 +271,7 @@ class _PointStore:
         return json.loads(path.read_text()) if path.is_file() else None
 
     def save(self, key: str, values: dict[str, float]) -> None:
-        _write_json(self.points / f"{key}.json", values)
+        write_json(self.points / f"{key}.json", values)
 
     def write_tables(self, table: pd.DataFrame, per_chip: pd.DataFrame) -> None:
         _write_csv(table, self.path / "sweep.csv")
@@ -288,11 +288,6 @@ def _identity(record: dict[str, Any]) -> dict[str, Any]:
     """What must match to resume a sweep: all but the provenance (paths), command and versions;
     the fingerprints stand for the models and the data."""
     return {k: v for k, v in record.items() if k not in ("provenance", "command", "versions")}
-
-
-def _write_json(path: Path, value: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(value, indent=2) + "\n")
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
