@@ -273,8 +273,12 @@ def _absolute(path: str | None) -> str | None:
               help="Adam learning rate.")
 @click.option("--batch-size", type=click.IntRange(1), default=25, show_default=True)
 @click.option("--epochs", type=click.IntRange(1), default=150, show_default=True)
+@click.option("--augment/--no-augment", default=False, show_default=True,
+              help="Random crop (4-pixel padding) and, where the dataset allows, horizontal flips "
+              "of the training images.")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
-              help="Seeds the generator's initialisation, the data order and the training chips.")
+              help="Seeds the generator's initialisation, the data order, the augmentation and the "
+              "training chips.")
 @click.option("--surrogate", "surrogate_paths", type=click.Path(exists=True, dir_okay=False),
               multiple=True, help="Restricted access: train through this white-box model instead "
               "of the base, which is then only run forward; repeat for an ensemble.")

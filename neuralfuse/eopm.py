@@ -24,7 +24,8 @@ Runs live in a directory: ``config.json`` (settings, versions, resolved BER, com
 ``checkpoint_every`` steps and after every epoch), ``metrics.csv``, ``learning_curve.png`` and, when
 done, ``generator.pt``. Calling :func:`train` again on the same directory with the same settings
 resumes from the checkpoint and ends with the same generator, bit for bit, as an uninterrupted run:
-the data order and the chips of every step are functions of (seed, epoch, step) alone.
+the data order, the augmentation and the chips of every step are functions of (seed, epoch, step)
+alone.
 """
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ from tqdm.auto import tqdm
 
 from characterization import DEFAULT_TECH
 from characterization.atomic import atomic_path, write_json
+from neuralfuse.augment import augment, augmentation_plan
 from neuralfuse.checkpoint import (EOPM_TRAINING_STATE, GENERATOR, CheckpointError, atomic_save, make_payload,
                                    read_checkpoint)
 from neuralfuse.chips import evaluation_chips, training_chips
@@ -61,7 +63,8 @@ from sramsim.quant import check_bits
 
 #: Generators whose constructor needs the input shape (the others work on any multiple of 8 pixels).
 NEEDS_INPUT_SHAPE = {"uip"}
-_SPLIT_STREAM, _ORDER_STREAM = 0x4E46_5350, 0x4E46_4F52  # "NFSP", "NFOR": tags keeping the hashes apart
+#: Tags keeping the seeded streams apart: "NFSP" (split), "NFOR" (order), "NFAU" (augmentation).
+_SPLIT_STREAM, _ORDER_STREAM, _AUGMENT_STREAM = 0x4E46_5350, 0x4E46_4F52, 0x4E46_4155
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,7 @@ class TrainConfig:
     lr: float = 1e-3
     batch_size: int = 25
     epochs: int = 150
+    augment: bool = False  # random crop, and flips where the dataset allows them
     seed: int = 0
     train_subset: int | None = None  # use this many training samples (None: all)
     max_steps_per_epoch: int | None = None
@@ -249,8 +253,12 @@ class RunDirectory:
 
 
 def _identity(record: dict[str, Any]) -> dict[str, Any]:
-    """The part of a run record that must match to resume: all but epochs, command and versions."""
-    config = {k: v for k, v in record["config"].items() if k != "epochs"}
+    """The part of a run record that must match to resume: all but epochs, command and versions.
+
+    A setting missing from the record (a run written before the setting existed) counts as its default.
+    """
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    config = {k: v for k, v in {**defaults, **record["config"]}.items() if k != "epochs"}
     kept = {k: v for k, v in record.items() if k not in ("command", "versions", "config")}
     return {**kept, "config": config}
 
@@ -355,6 +363,8 @@ class _Trainer:
             raise ValueError(f"n_chips={config.n_chips} is fewer than the {len(surrogates)} surrogates: "
                              "every surrogate needs at least one perturbed model per step")
         self.train_set, val_set = split_dataset(dataset, config)
+        info = getattr(dataset, "info", None)  # datasets from load_dataset say whether flips are allowed
+        self.flip = bool(info and info.hflip)
         self.val_batches = load_batches(val_set, 500) if len(val_set) else []
         self.input_shape = tuple(self.train_set[0][0].shape)
         with torch.random.fork_rng(devices=[]):
@@ -395,12 +405,17 @@ class _Trainer:
         """Run (the rest of) the current epoch, then validate, checkpoint and write the metrics."""
         config, n = self.config, steps_per_epoch(len(self.train_set), self.config)
         order = epoch_order(len(self.train_set), config.seed, self.epoch)
+        if config.augment:
+            rng = np.random.default_rng([_AUGMENT_STREAM, config.seed, self.epoch])
+            offsets, flips = augmentation_plan(rng, len(self.train_set), self.flip)
         bar = tqdm(total=n, initial=self.step, desc=f"epoch {self.epoch + 1}/{config.epochs}",
                    unit="step", disable=not progress, dynamic_ncols=True)
         self.generator.train()
         while self.step < n:
             batch = order[self.step * config.batch_size:(self.step + 1) * config.batch_size]
             x, y = default_collate([self.train_set[i] for i in batch])
+            if config.augment:
+                x = augment(x, offsets[batch], flips[batch])
             chips = training_chips(config.seed, self.epoch, self.step, config.n_chips)
             stats = eopm_step(self.generator, self.optimizer, self.deployments, x, y,
                               chips=chips, point=self.point, lam=config.lam)

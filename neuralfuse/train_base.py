@@ -36,6 +36,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from characterization.atomic import atomic_path
+from neuralfuse.augment import augment, augmentation_plan
 from neuralfuse.checkpoint import (
     BASE_TRAINING_STATE, atomic_save, make_payload, read_checkpoint, save_checkpoint,
 )
@@ -44,7 +45,6 @@ from neuralfuse.models import create_model, list_models
 from neuralfuse.qat import enable_qat, export_quantized
 from sramsim.quant import check_bits
 
-CROP_PADDING = 4
 REFERENCE_BATCH = 128  # ``lr`` is the peak learning rate at this batch size
 EVAL_BATCH = 500
 
@@ -106,24 +106,7 @@ def epoch_plan(n: int, seed: int, epoch: int, flip: bool) -> tuple[torch.Tensor,
     """Sample order, crop offsets (n×2, in [0, 2·pad]) and flip flags of one epoch, from (seed, epoch)."""
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(n)
-    offsets = rng.integers(0, 2 * CROP_PADDING + 1, size=(n, 2))
-    flips = rng.random(n) < 0.5 if flip else np.zeros(n, dtype=bool)
-    return torch.from_numpy(order), torch.from_numpy(offsets), torch.from_numpy(flips)
-
-
-def augment(x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
-    """Random-crop a batch (N,C,H,W) after padding each side by CROP_PADDING; flip where ``flips``.
-
-    The padding is -1, black in the [-1, 1] input scale. Row/column offsets per image are
-    ``offsets[:, 0]`` and ``offsets[:, 1]``; (pad, pad) returns the image unchanged.
-    """
-    n, _, h, w = x.shape
-    padded = F.pad(x, (CROP_PADDING,) * 4, value=-1.0)
-    rows = (offsets[:, 0, None] + torch.arange(h))[:, None, :, None]  # N,1,H,1
-    cols = (offsets[:, 1, None] + torch.arange(w))[:, None, None, :]  # N,1,1,W
-    crops = padded[torch.arange(n)[:, None, None, None], torch.arange(x.shape[1])[None, :, None, None],
-                   rows, cols]
-    return torch.where(flips[:, None, None, None], crops.flip(-1), crops)
+    return (torch.from_numpy(order), *augmentation_plan(rng, n, flip))
 
 
 @torch.no_grad()

@@ -21,6 +21,7 @@ import characterization
 from neuralfuse import eopm
 from neuralfuse.checkpoint import CheckpointError, read_checkpoint, save_checkpoint, EOPM_TRAINING_STATE
 from neuralfuse.chips import TRAIN_SEED_BASE, evaluation_chips, training_chips
+from neuralfuse.data import DatasetInfo, ImageDataset
 from neuralfuse.eopm import TrainConfig, eopm_step, frozen, load_generator, train
 from neuralfuse.evaluate import OperatingPoint
 from neuralfuse.generators import create_generator
@@ -167,7 +168,7 @@ def test_the_uip_baseline_trains_through_the_same_trainer(tmp_path):
 
 
 def test_interrupted_training_resumes_to_the_same_generator(tmp_path, monkeypatch):
-    data, config = tiny_data(), tiny_config()
+    data, config = tiny_data(), tiny_config(augment=True)
     train(tmp_path / "whole", config, tiny_base(), data, progress=False)
 
     real_step, calls = eopm.eopm_step, []
@@ -201,6 +202,61 @@ def test_a_finished_run_continues_when_given_more_epochs(tmp_path):
     long = read_checkpoint(tmp_path / "long" / "generator.pt", "neuralfuse.generator")
     extended = read_checkpoint(tmp_path / "short" / "generator.pt", "neuralfuse.generator")
     assert states_equal(long["state_dict"], extended["state_dict"])
+
+
+def test_a_run_recorded_before_a_setting_existed_resumes_with_its_default(tmp_path):
+    data, short = tiny_data(), dict(max_steps_per_epoch=1, val_size=0)
+    train(tmp_path / "run", tiny_config(epochs=1, **short), tiny_base(), data, progress=False)
+    record_file = tmp_path / "run" / "config.json"
+    record = json.loads(record_file.read_text())
+    del record["config"]["augment"]  # as written by a version without augmentation
+    record_file.write_text(json.dumps(record))
+    train(tmp_path / "run", tiny_config(epochs=2, **short), tiny_base(), data, progress=False)
+    with pytest.raises(ValueError, match="augment: False before, True now"):
+        train(tmp_path / "run", tiny_config(epochs=3, augment=True, **short), tiny_base(), data,
+              progress=False)
+
+
+def batches_seen(tmp_path, monkeypatch, data, **changes) -> list[torch.Tensor]:
+    """The inputs eopm_step receives during a two-step run on ``data``."""
+    seen, real_step = [], eopm.eopm_step
+
+    def record(generator, optimizer, deployments, x, *args, **kwargs):
+        seen.append(x.clone())
+        return real_step(generator, optimizer, deployments, x, *args, **kwargs)
+
+    monkeypatch.setattr(eopm, "eopm_step", record)
+    train(tmp_path / str(changes), tiny_config(epochs=1, max_steps_per_epoch=2, val_size=0, **changes),
+          tiny_base(), data, progress=False)
+    return seen
+
+
+def crop_and_flip(original: torch.Tensor, seen: torch.Tensor) -> tuple[int, int, bool] | None:
+    """The (row, column, flipped) crop of ``original`` padded by 4 with -1 that equals ``seen``."""
+    side = original.shape[-1]
+    padded = F.pad(original, (4,) * 4, value=-1.0)
+    for row in range(9):
+        for col in range(9):
+            crop = padded[:, row:row + side, col:col + side]
+            for flipped in (False, True):
+                if torch.equal(crop.flip(-1) if flipped else crop, seen):
+                    return row, col, flipped
+    return None
+
+
+@pytest.mark.parametrize("hflip", [True, False])
+def test_augmentation_trains_on_shifted_copies_flipped_only_where_allowed(tmp_path, monkeypatch, hflip):
+    raw = tiny_data(n=40)
+    images = ((raw.tensors[0] + 1) * 127.5).round().to(torch.uint8)
+    info = DatasetInfo(name="tiny", classes=tuple("abcd"), input_shape=(3, 8, 8), hflip=hflip)
+    data = ImageDataset(images, raw.tensors[1], info)
+    plain = batches_seen(tmp_path, monkeypatch, data)
+    augmented = batches_seen(tmp_path, monkeypatch, data, augment=True)
+    assert batches_seen(tmp_path / "again", monkeypatch, data, augment=True)[0].equal(augmented[0])
+    found = [crop_and_flip(o, a) for p, q in zip(plain, augmented) for o, a in zip(p, q)]
+    assert None not in found  # every training input is a crop (and maybe a mirror) of its sample
+    assert any((row, col) != (4, 4) for row, col, _ in found)
+    assert any(flipped for *_, flipped in found) == hflip
 
 
 def test_resuming_with_other_settings_is_refused(tmp_path):

@@ -8,10 +8,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from neuralfuse.augment import CROP_PADDING, augment
 from neuralfuse.checkpoint import load_base_model
 from neuralfuse.cli import main
 from neuralfuse.train_base import (
-    CROP_PADDING, BaseTrainer, TrainBaseConfig, augment, epoch_plan, metrics_path, partial_path,
+    BaseTrainer, TrainBaseConfig, epoch_plan, metrics_path, partial_path,
 )
 
 TINY = ["--model", "resnet18", "--width", "0.0625", "--batch-size", "32", "--limit-batches", "1"]
