@@ -420,3 +420,54 @@ def evaluate_command(base_path: str, run_dir: str | None, vmin_fraction: float |
     if json_path is not None:
         write_json(json_path, result)
         click.echo(f"wrote {json_path}")
+
+
+@main.command("compare", epilog="Example: neuralfuse compare runs/unetl runs/unets runs/uip --csv compare.csv")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Also write the table here as CSV.")
+def compare_command(paths: tuple[str, ...], csv_path: str | None) -> None:
+    """Put evaluation results side by side: CA, PA ± std, RP and efficiency per generator and point.
+
+    PATHS are JSON files written by `neuralfuse evaluate` or training run directories (all their
+    evaluation-*.json files are read). Rows are labelled "RUN_DIR POINT-BITS-FAULTS" for run
+    directories, else by file name.
+    """
+    import json
+    from pathlib import Path
+
+    from characterization.atomic import atomic_path
+    from neuralfuse.evaluate import comparison_table
+
+    results = {}
+    for path in map(Path, paths):
+        files = sorted(path.glob("evaluation-*.json")) if path.is_dir() else [path]
+        if not files:
+            raise click.BadParameter(f"{str(path)!r} holds no evaluation-*.json: run `neuralfuse evaluate "
+                                     f"--generator {path}` first", param_hint="PATHS")
+        for file in files:
+            try:
+                result = json.loads(file.read_text())
+                if not isinstance(result, dict) or "without_nf" not in result:
+                    raise ValueError("it has no 'without_nf' entry")
+            except ValueError as err:
+                raise click.BadParameter(f"{str(file)!r} is not an evaluation result of `neuralfuse "
+                                         f"evaluate` ({err})", param_hint="PATHS") from err
+            label = f"{path.name} {file.stem.removeprefix('evaluation-')}" if path.is_dir() else file.stem
+            results[label] = result
+    table = comparison_table(results)
+    shown = table.drop(columns=["fault_model", "samples"]).rename(columns={"parameters_m": "params (M)"})
+    for column in shown:
+        shown[column] = [_cell(v) for v in shown[column]]
+    click.echo(shown.to_string(index=False))
+    if csv_path is not None:
+        with atomic_path(csv_path) as tmp:
+            table.to_csv(tmp, index=False)
+        click.echo(f"wrote {csv_path}")
+
+
+def _cell(value) -> str:
+    """A table cell: '-' for a missing value, two decimals for a float."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
@@ -226,3 +227,25 @@ def format_table(result: dict) -> str:
         per_million = "n/a" if ratio is None else f"{ratio:.2f} points per million generator parameters"
         lines.append(f"RP = {result['rp']:+.2f} points; efficiency ratio = {per_million}")
     return "\n".join(lines)
+
+
+def comparison_table(results: dict[str, dict]) -> pd.DataFrame:
+    """One row per :func:`evaluate` result (keyed by a label): the settings and the figures side by side.
+
+    Columns: ``label``, ``generator``, ``parameters_m`` (millions), ``point``, ``bits``,
+    ``fault_model``, ``chips``, ``samples``, ``ca``, ``pa_mean``, ``pa_std`` (base model alone),
+    ``nf_ca``, ``nf_pa_mean``, ``nf_pa_std`` (with NeuralFuse), ``rp``, ``efficiency_ratio``.
+    """
+    rows = []
+    for label, result in results.items():
+        generator, alone, nf = result["generator"] or {}, result["without_nf"], result["with_nf"] or {}
+        rows.append({
+            "label": label, "generator": generator.get("name"),
+            "parameters_m": generator["parameters"] / 1e6 if generator else None,
+            "point": OperatingPoint(**result["operating_point"]).describe(), "bits": result["bits"],
+            "fault_model": result["fault_model"], "chips": len(result["chips"]), "samples": result["samples"],
+            "ca": alone["ca"], "pa_mean": alone["pa_mean"], "pa_std": alone["pa_std"],
+            "nf_ca": nf.get("ca"), "nf_pa_mean": nf.get("pa_mean"), "nf_pa_std": nf.get("pa_std"),
+            "rp": result["rp"], "efficiency_ratio": result["efficiency_ratio"],
+        })
+    return pd.DataFrame(rows)

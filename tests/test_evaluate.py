@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
@@ -183,3 +184,34 @@ def test_cli_train_resumes_a_finished_run_and_refuses_other_settings(files):
     assert result.exit_code == 0 and "generator.pt" in result.output
     result = CliRunner().invoke(main, [*again[:-2], "--lambda", "1", "-o", str(run)])
     assert result.exit_code == 2 and "lam: 5.0 before, 1.0 now" in result.output
+
+
+def test_cli_compare_puts_evaluations_side_by_side(files, tmp_path):
+    base_path, run = files
+    alone = tmp_path / "alone.json"
+    common = ["--base", str(base_path), "--ber", "0.02", "--chips", "2", "--samples", "30",
+              "--latency-repeats", "1", "--no-progress"]
+    for extra in (["--generator", str(run)], ["--json", str(alone)]):
+        result = CliRunner().invoke(main, ["evaluate", *common, *extra])
+        assert result.exit_code == 0, result.output
+    table_path = tmp_path / "compare.csv"
+    result = CliRunner().invoke(main, ["compare", str(run), str(alone), "--csv", str(table_path)])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(table_path).set_index("label")
+    evaluated = json.loads((run / "evaluation-ber0.02-8bit-stuck-at.json").read_text())
+    row = table.loc["run ber0.02-8bit-stuck-at"]
+    assert row["nf_pa_mean"] == pytest.approx(evaluated["with_nf"]["pa_mean"])
+    assert row["rp"] == pytest.approx(evaluated["rp"]) and row["generator"] == "UNetS"
+    assert pd.isna(table.loc["alone", "rp"]) and table.loc["alone", "point"] == "BER 2.000%"
+    assert "UNetS" in result.output and "alone" in result.output
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"rp": 1}', "not an evaluation result"), ("not json", "not an evaluation result")])
+def test_cli_compare_rejects_files_that_are_not_evaluations(tmp_path, content, message):
+    path = tmp_path / "x.json"
+    path.write_text(content)
+    result = CliRunner().invoke(main, ["compare", str(path)])
+    assert result.exit_code == 2 and message in result.output
+    empty = CliRunner().invoke(main, ["compare", str(tmp_path / "..")])
+    assert empty.exit_code == 2 and "holds no evaluation-*.json" in empty.output
