@@ -289,6 +289,9 @@ def plot_learning_curve(frame: pd.DataFrame, path: Path) -> None:
                           ("val_ca", "validation CA"), ("val_pa_mean", "validation PA")):
         if column in frame:
             ax_acc.plot(frame.epoch, frame[column], marker=".", label=label)
+    if "val_base_pa_mean" in frame:
+        ax_acc.plot(frame.epoch, frame.val_base_pa_mean, linestyle="--", color="gray",
+                    label="validation PA, base model alone")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
@@ -456,11 +459,18 @@ class _Trainer:
 
 def validate(generator: nn.Module, target: Deployment, point: OperatingPoint,
              batches: Sequence[tuple[Tensor, Tensor]], chips: Sequence[int]) -> dict[str, float]:
-    """Per-epoch monitoring on held-out batches: CA and PA (mean, std over ``chips``) with NeuralFuse."""
-    nf = [transform(generator, batches)]
-    pa = chip_accuracies(target, point, chips, nf)[:, 0]
-    summary = accuracy_summary(clean_accuracies(target, nf)[0], pa)
-    return {f"val_{key}": summary[key] for key in ("ca", "pa_mean", "pa_std")}
+    """Per-epoch monitoring on held-out batches, with NeuralFuse and, for reference, without.
+
+    Returns ``val_ca``, ``val_pa_mean``, ``val_pa_std`` (with NeuralFuse, PA over ``chips``),
+    ``val_base_ca``, ``val_base_pa_mean`` (the base model alone on the same chips) and ``val_rp``.
+    """
+    input_sets = [batches, transform(generator, batches)]
+    ca = clean_accuracies(target, input_sets)
+    pa = chip_accuracies(target, point, chips, input_sets)
+    alone, with_nf = accuracy_summary(ca[0], pa[:, 0]), accuracy_summary(ca[1], pa[:, 1])
+    return {"val_ca": with_nf["ca"], "val_pa_mean": with_nf["pa_mean"], "val_pa_std": with_nf["pa_std"],
+            "val_base_ca": alone["ca"], "val_base_pa_mean": alone["pa_mean"],
+            "val_rp": with_nf["pa_mean"] - alone["pa_mean"]}
 
 
 def load_generator(run_dir: str | Path, *, base: nn.Module | None = None) -> tuple[nn.Module, dict[str, Any]]:

@@ -146,6 +146,8 @@ def test_train_writes_a_complete_run_directory(tmp_path):
     metrics = pd.read_csv(run / "metrics.csv")
     assert list(metrics.epoch) == [1, 2]
     assert {"loss", "clean_loss", "perturbed_loss", "val_ca", "val_pa_mean", "val_pa_std"} <= set(metrics)
+    assert np.allclose(metrics.val_rp, metrics.val_pa_mean - metrics.val_base_pa_mean)
+    assert metrics.val_base_pa_mean.nunique() == 1  # the base model alone does not change
     assert (run / "learning_curve.png").stat().st_size > 0
     generator, meta = load_generator(run, base=base)
     assert meta["generator"] == "UNetS" and meta["ber"] == 0.02 and meta["fault_model"] == "stuck-at"
