@@ -458,7 +458,8 @@ def compare_command(paths: tuple[str, ...], csv_path: str | None) -> None:
     table = comparison_table(results)
     shown = table.drop(columns=["fault_model", "samples"]).rename(columns={"parameters_m": "params (M)"})
     for column in shown:
-        shown[column] = [_cell(v) for v in shown[column]]
+        digits = ".3g" if column == "params (M)" else ".2f"
+        shown[column] = [_cell(v, digits) for v in shown[column]]
     click.echo(shown.to_string(index=False))
     if csv_path is not None:
         with atomic_path(csv_path) as tmp:
@@ -466,8 +467,8 @@ def compare_command(paths: tuple[str, ...], csv_path: str | None) -> None:
         click.echo(f"wrote {csv_path}")
 
 
-def _cell(value) -> str:
-    """A table cell: '-' for a missing value, two decimals for a float."""
+def _cell(value, digits: str) -> str:
+    """A table cell: '-' for a missing value, a float formatted with ``digits`` (e.g. '.2f')."""
     if value is None or (isinstance(value, float) and value != value):
         return "-"
-    return f"{value:.2f}" if isinstance(value, float) else str(value)
+    return format(value, digits) if isinstance(value, float) else str(value)
