@@ -1,0 +1,40 @@
+"""The committed CPU-scale reference: base model and UNetL generator do what reference/ says."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from neuralfuse.checkpoint import load_base_model
+from neuralfuse.data import load_dataset
+from neuralfuse.eopm import load_generator
+from neuralfuse.evaluate import OperatingPoint, evaluate
+from neuralfuse.tradeoff import fixed_subset
+
+REFERENCE = Path(__file__).resolve().parents[1] / "reference"
+
+
+@pytest.fixture(scope="module")
+def reference():
+    base, meta = load_base_model(REFERENCE / "resnet18-w025-cifar10.pt")
+    generator, trained = load_generator(REFERENCE / "neuralfuse" / "unetl", base=base)  # checks the pairing
+    return base, generator, trained
+
+
+def test_the_reference_generator_recovers_accuracy_on_unseen_chips_and_images(reference):
+    base, generator, trained = reference
+    assert (trained["generator"], trained["ber"], trained["fault_model"]) == ("UNetL", 0.03, "stuck-at")
+    images = fixed_subset(load_dataset("default", split="test"), 500)  # CIFAR-10 test images
+    result = evaluate(base, images, point=OperatingPoint.resolve(ber=0.03), generator=generator, chips=2,
+                      latency_repeats=1)
+    assert result["without_nf"]["ca"] > 80  # 86.46% on the full test split
+    gains = [b - a for a, b in zip(result["without_nf"]["pa_per_chip"], result["with_nf"]["pa_per_chip"])]
+    assert min(gains) > 5  # 10-21 points per chip on the full test split (evaluation JSON)
+
+
+def test_the_recorded_evaluation_is_consistent():
+    saved = json.loads((REFERENCE / "neuralfuse" / "unetl" / "evaluation-ber0.03-8bit-stuck-at.json").read_text())
+    baseline = json.loads((REFERENCE / "eval-ber0.03.json").read_text())
+    assert saved["without_nf"]["pa_per_chip"] == baseline["without_nf"]["pa_per_chip"]  # same chips, same faults
+    assert saved["rp"] == pytest.approx(saved["with_nf"]["pa_mean"] - saved["without_nf"]["pa_mean"])
