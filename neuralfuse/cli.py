@@ -1,6 +1,8 @@
 """The ``neuralfuse`` command line: a thin click layer over the library."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 
@@ -102,8 +104,6 @@ def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tup
     sweep.json (arguments, seeds, versions) and the plots pareto, accuracy and curves (PNG, SVG).
     Finished points are kept: rerunning an interrupted command computes only what is missing.
     """
-    from pathlib import Path
-
     import characterization
     from neuralfuse.eopm import load_generator
     from neuralfuse.plots import write_sweep_plots
@@ -151,8 +151,6 @@ def pareto_command(sweep_dir: str, min_accuracy: float) -> None:
 
     Prints them and the best overall, and writes them to SWEEP_DIR/pareto.json.
     """
-    from pathlib import Path
-
     from characterization.atomic import write_json
     from neuralfuse.tradeoff import format_operating_points, load_sweep, operating_points
 
@@ -242,8 +240,6 @@ def _command_line() -> str:
 
 
 def _absolute(path: str | None) -> str | None:
-    from pathlib import Path
-
     return None if path is None else str(Path(path).resolve())
 
 
@@ -381,8 +377,6 @@ def evaluate_command(base_path: str, run_dir: str | None, vmin_fraction: float |
     Prints CA, PA (mean ± std over the chips) with and without the generator, the recovery RP, the
     efficiency ratio (RP per million generator parameters) and the batch-1 latencies.
     """
-    from pathlib import Path
-
     from characterization.atomic import write_json
     from neuralfuse.eopm import load_generator
     from neuralfuse.evaluate import evaluate, format_table
@@ -430,12 +424,10 @@ def compare_command(paths: tuple[str, ...], csv_path: str | None) -> None:
     """Put evaluation results side by side: CA, PA ± std, RP and efficiency per generator and point.
 
     PATHS are JSON files written by `neuralfuse evaluate` or training run directories (all their
-    evaluation-*.json files are read). Rows are labelled "RUN_DIR POINT-BITS-FAULTS" for run
-    directories, else by file name.
+    evaluation-*.json files are read). Rows are labelled "RUN_DIR POINT-BITS-FAULTS" for the
+    files a run directory holds, else by file name.
     """
     import json
-    from pathlib import Path
-
     from characterization.atomic import atomic_path
     from neuralfuse.evaluate import comparison_table
 
@@ -453,8 +445,7 @@ def compare_command(paths: tuple[str, ...], csv_path: str | None) -> None:
             except ValueError as err:
                 raise click.BadParameter(f"{str(file)!r} is not an evaluation result of `neuralfuse "
                                          f"evaluate` ({err})", param_hint="PATHS") from err
-            label = f"{path.name} {file.stem.removeprefix('evaluation-')}" if path.is_dir() else file.stem
-            results[label] = result
+            results[_evaluation_label(file)] = result
     table = comparison_table(results)
     shown = table.drop(columns=["fault_model", "samples"]).rename(columns={"parameters_m": "params (M)"})
     for column in shown:
@@ -465,6 +456,13 @@ def compare_command(paths: tuple[str, ...], csv_path: str | None) -> None:
         with atomic_path(csv_path) as tmp:
             table.to_csv(tmp, index=False)
         click.echo(f"wrote {csv_path}")
+
+
+def _evaluation_label(file: Path) -> str:
+    """'RUN_DIR POINT-BITS-FAULTS' for an evaluation-*.json that `evaluate` wrote into a run, else the stem."""
+    if file.name.startswith("evaluation-"):
+        return f"{file.resolve().parent.name} {file.stem.removeprefix('evaluation-')}"
+    return file.stem
 
 
 def _cell(value, digits: str) -> str:
