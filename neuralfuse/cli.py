@@ -428,6 +428,7 @@ def compare_command(paths: tuple[str, ...], csv_path: str | None) -> None:
     files a run directory holds, else by file name.
     """
     import json
+
     from characterization.atomic import atomic_path
     from neuralfuse.evaluate import comparison_table
 
