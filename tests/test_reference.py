@@ -17,7 +17,7 @@ REFERENCE = Path(__file__).resolve().parents[1] / "reference"
 
 @pytest.fixture(scope="module")
 def reference():
-    base, meta = load_base_model(REFERENCE / "resnet18-w025-cifar10.pt")
+    base, _ = load_base_model(REFERENCE / "resnet18-w025-cifar10.pt")
     generator, trained = load_generator(REFERENCE / "neuralfuse" / "unetl", base=base)  # checks the pairing
     return base, generator, trained
 
