@@ -267,8 +267,14 @@ def _absolute(path: str | None) -> str | None:
               help="Weight of the perturbed loss.")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True,
               help="Adam learning rate.")
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant",
+              show_default=True, help="cosine: decay the learning rate to 0 over all --epochs "
+              "(then --epochs is part of the run and cannot change on resume).")
 @click.option("--batch-size", type=click.IntRange(1), default=25, show_default=True)
 @click.option("--epochs", type=click.IntRange(1), default=150, show_default=True)
+@click.option("--init-generator", "init_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Fine-tune: start from the generator of this finished run (same architecture) "
+              "instead of a fresh one.")
 @click.option("--augment/--no-augment", default=False, show_default=True,
               help="Random crop (4-pixel padding) and, where the dataset allows, horizontal flips "
               "of the training images.")
@@ -297,14 +303,14 @@ def _absolute(path: str | None) -> str | None:
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str, data_root: str | None,
                   run_dir: str, progress: bool, vmin_fraction: float | None, bits: int | None,
-                  **options) -> None:
+                  init_dir: str | None, **options) -> None:
     """Train a NeuralFuse generator with EOPM (expectation over perturbed models).
 
     Writes RUN_DIR/config.json, checkpoint.pt (every epoch and every --checkpoint-every steps),
     metrics.csv, learning_curve.png and, at the end, generator.pt. Rerunning an interrupted
     command resumes it and ends with the same generator as an uninterrupted run.
     """
-    from neuralfuse.eopm import TrainConfig, train
+    from neuralfuse.eopm import TrainConfig, load_generator, train
     from neuralfuse.generators import list_generators
 
     if options["generator"].casefold() not in {g.casefold() for g in list_generators()}:
@@ -323,12 +329,22 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
     if data.info.num_classes != meta["num_classes"]:
         raise click.BadParameter(f"{dataset!r} has {data.info.num_classes} classes but the base model "
                                  f"predicts {meta['num_classes']}", param_hint="--dataset")
+    init = None
+    if init_dir is not None:
+        try:
+            init, init_meta = load_generator(init_dir)
+        except (OSError, ValueError) as err:
+            raise click.BadParameter(str(err), param_hint="--init-generator") from err
+        if init_meta["generator"].casefold() != options["generator"].casefold():
+            raise click.BadParameter(f"{init_dir!r} holds a {init_meta['generator']} generator, not a "
+                                     f"{options['generator']}", param_hint="--init-generator")
     provenance = {"base": _absolute(base_path), "surrogates": [_absolute(p) for p in surrogate_paths],
-                  "dataset": dataset, "data_root": _absolute(data_root), "command": _command_line()}
+                  "init_generator": _absolute(init_dir), "dataset": dataset,
+                  "data_root": _absolute(data_root), "command": _command_line()}
     try:
         config = TrainConfig(voltage=vmin_fraction, bits=bits or meta.get("bits", 8), **options)
-        path = train(run_dir, config, base, data, surrogates=surrogates, provenance=provenance,
-                     progress=progress)
+        path = train(run_dir, config, base, data, surrogates=surrogates, init=init,
+                     provenance=provenance, progress=progress)
     except (OSError, ValueError) as err:
         raise click.UsageError(str(err)) from err
     click.echo(f"saved {path}")

@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import platform
 import sys
 from collections.abc import Sequence
@@ -51,8 +52,8 @@ from tqdm.auto import tqdm
 from characterization import DEFAULT_TECH
 from characterization.atomic import atomic_path, write_json
 from neuralfuse.augment import augment, augmentation_plan
-from neuralfuse.checkpoint import (EOPM_TRAINING_STATE, GENERATOR, CheckpointError, atomic_save, make_payload,
-                                   read_checkpoint)
+from neuralfuse.checkpoint import (EOPM_TRAINING_STATE, GENERATOR, CheckpointError, atomic_save,
+                                   check_state_dict, make_payload, read_checkpoint)
 from neuralfuse.chips import evaluation_chips, training_chips
 from neuralfuse.evaluate import (OperatingPoint, accuracy_summary, chip_accuracies, clean_accuracies,
                                  fault_free, load_batches, transform)
@@ -65,6 +66,7 @@ from sramsim.quant import check_bits
 NEEDS_INPUT_SHAPE = {"uip"}
 #: Tags keeping the seeded streams apart: "NFSP" (split), "NFOR" (order), "NFAU" (augmentation).
 _SPLIT_STREAM, _ORDER_STREAM, _AUGMENT_STREAM = 0x4E46_5350, 0x4E46_4F52, 0x4E46_4155
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class TrainConfig:
     n_chips: int = 10
     lam: float = 5.0
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # or "cosine": from lr down to 0 over all the run's steps
     batch_size: int = 25
     epochs: int = 150
     augment: bool = False  # random crop, and flips where the dataset allows them
@@ -93,6 +96,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_fault_model(self.fault_model)
         check_bits(self.bits)
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule={self.lr_schedule!r} is not valid: use one of {', '.join(LR_SCHEDULES)}")
         positive = {"n_chips": self.n_chips, "lr": self.lr, "batch_size": self.batch_size,
                     "epochs": self.epochs, "val_chips": self.val_chips,
                     "checkpoint_every": self.checkpoint_every, "train_subset": self.train_subset,
@@ -107,6 +112,12 @@ class TrainConfig:
     def point(self) -> OperatingPoint:
         """The training operating point (raises if not exactly one of ber/voltage is set)."""
         return OperatingPoint.resolve(voltage=self.voltage, ber=self.ber, tech=self.tech)
+
+    def learning_rate(self, step: int, total_steps: int) -> float:
+        """The learning rate of global step ``step`` (counted from 0) of a run of ``total_steps``."""
+        if self.lr_schedule == "cosine":
+            return self.lr * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
+        return self.lr
 
 
 @dataclass
@@ -253,12 +264,16 @@ class RunDirectory:
 
 
 def _identity(record: dict[str, Any]) -> dict[str, Any]:
-    """The part of a run record that must match to resume: all but epochs, command and versions.
+    """The part of a run record that must match to resume: all but command, versions and epochs.
 
-    A setting missing from the record (a run written before the setting existed) counts as its default.
+    Epochs count only under a learning-rate schedule, which they stretch; with a constant rate a
+    finished run continues when given more. A setting missing from the record (a run written
+    before the setting existed) counts as its default.
     """
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    config = {k: v for k, v in {**defaults, **record["config"]}.items() if k != "epochs"}
+    config = {**defaults, **record["config"]}
+    if config["lr_schedule"] == "constant":
+        del config["epochs"]
     kept = {k: v for k, v in record.items() if k not in ("command", "versions", "config")}
     return {**kept, "config": config}
 
@@ -290,6 +305,8 @@ def plot_learning_curve(frame: pd.DataFrame, path: Path) -> None:
         if column in frame:
             ax_acc.plot(frame.epoch, frame[column], marker=".", label=label)
     if "val_base_pa_mean" in frame:
+        ax_acc.plot(frame.epoch, frame.val_base_ca, linestyle=":", color="gray",
+                    label="validation CA, base model alone")
         ax_acc.plot(frame.epoch, frame.val_base_pa_mean, linestyle="--", color="gray",
                     label="validation PA, base model alone")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)")
@@ -332,8 +349,8 @@ class _EpochTotals:
 
 
 def train(run_dir: str | Path, config: TrainConfig, base: nn.Module, dataset: Dataset, *,
-          surrogates: Sequence[nn.Module] = (), provenance: dict[str, Any] | None = None,
-          progress: bool = True) -> Path:
+          surrogates: Sequence[nn.Module] = (), init: nn.Module | None = None,
+          provenance: dict[str, Any] | None = None, progress: bool = True) -> Path:
     """Train a generator with EOPM into ``run_dir`` (resuming it if it holds this run); return generator.pt.
 
     ``base`` is the target model; with ``surrogates`` (restricted access) the loss runs through them
@@ -342,11 +359,13 @@ def train(run_dir: str | Path, config: TrainConfig, base: nn.Module, dataset: Da
     chips, which training never draws). ``provenance`` (plain values: checkpoint paths, dataset
     name, the command) is recorded in config.json; everything but its ``command`` must match to
     resume. The models are frozen (eval mode, ``requires_grad`` off) and otherwise left unchanged.
+    ``init`` (a generator of the same architecture, e.g. from :func:`load_generator`) starts the
+    training from its weights instead of the seeded initialisation: fine-tuning.
 
         config = TrainConfig(generator="UNetS", ber=0.01, epochs=5)
         train("runs/unets", config, base_model, load_dataset("default"))
     """
-    trainer = _Trainer(config, base, dataset, surrogates, RunDirectory(run_dir))
+    trainer = _Trainer(config, base, dataset, surrogates, init, RunDirectory(run_dir))
     trainer.start(provenance or {})
     with ExitStack() as stack:  # quantize once: each chip then writes only its faulty weights
         for deployment in dict.fromkeys([trainer.target, *trainer.deployments]):
@@ -360,7 +379,7 @@ class _Trainer:
     """The state of one EOPM run and the steps that advance it (used by :func:`train`)."""
 
     def __init__(self, config: TrainConfig, base: nn.Module, dataset: Dataset,
-                 surrogates: Sequence[nn.Module], run: RunDirectory) -> None:
+                 surrogates: Sequence[nn.Module], init: nn.Module | None, run: RunDirectory) -> None:
         self.config, self.point, self.run = config, config.point(), run
         if surrogates and config.n_chips < len(surrogates):
             raise ValueError(f"n_chips={config.n_chips} is fewer than the {len(surrogates)} surrogates: "
@@ -374,6 +393,9 @@ class _Trainer:
             torch.manual_seed(config.seed)
             self.generator = build_generator(config.generator, self.input_shape)
         self.generator.check_input(self.train_set[0][0][None])
+        if init is not None:
+            check_state_dict(self.generator, init.state_dict(), f"the initial generator for {config.generator}")
+            self.generator.load_state_dict(init.state_dict())
         deploy = dict(bits=config.bits, tech=config.tech, fault_model=config.fault_model)
         self.target = Deployment(frozen(base), **deploy)
         self.deployments = [Deployment(frozen(s), **deploy) for s in surrogates] or [self.target]
@@ -383,6 +405,7 @@ class _Trainer:
             "input_shape": list(self.input_shape), "base_fingerprint": model_fingerprint(base),
             "surrogate_fingerprints": [model_fingerprint(s) for s in surrogates],
             "train_samples": len(self.train_set), "val_samples": len(val_set),
+            "init_fingerprint": None if init is None else model_fingerprint(init),
         }
         self.epoch, self.step, self.totals, self.rows = 0, 0, _EpochTotals(), []
 
@@ -420,6 +443,9 @@ class _Trainer:
             if config.augment:
                 x = augment(x, offsets[batch], flips[batch])
             chips = training_chips(config.seed, self.epoch, self.step, config.n_chips)
+            lr = config.learning_rate(self.epoch * n + self.step, config.epochs * n)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
             stats = eopm_step(self.generator, self.optimizer, self.deployments, x, y,
                               chips=chips, point=self.point, lam=config.lam)
             self.totals.add(stats, len(y))
@@ -434,7 +460,8 @@ class _Trainer:
         means = self.totals.means()
         row = {"epoch": self.epoch + 1, **{k: means[k] for k in ("loss", "clean_loss", "perturbed_loss")},
                "train_clean_acc": 100 * means["clean_acc"],
-               "train_perturbed_acc": 100 * means["perturbed_acc"]}
+               "train_perturbed_acc": 100 * means["perturbed_acc"],
+               "lr": self.optimizer.param_groups[0]["lr"]}
         if self.val_batches:
             row.update(validate(self.generator, self.target, self.point, self.val_batches,
                                 evaluation_chips(config.val_chips)))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import signal
@@ -170,7 +171,7 @@ def test_the_uip_baseline_trains_through_the_same_trainer(tmp_path):
 
 
 def test_interrupted_training_resumes_to_the_same_generator(tmp_path, monkeypatch):
-    data, config = tiny_data(), tiny_config(augment=True)
+    data, config = tiny_data(), tiny_config(augment=True, lr_schedule="cosine")
     train(tmp_path / "whole", config, tiny_base(), data, progress=False)
 
     real_step, calls = eopm.eopm_step, []
@@ -204,6 +205,58 @@ def test_a_finished_run_continues_when_given_more_epochs(tmp_path):
     long = read_checkpoint(tmp_path / "long" / "generator.pt", "neuralfuse.generator")
     extended = read_checkpoint(tmp_path / "short" / "generator.pt", "neuralfuse.generator")
     assert states_equal(long["state_dict"], extended["state_dict"])
+
+
+def learning_rates_used(tmp_path, monkeypatch, config, **kwargs) -> list[float]:
+    """The learning rate at every optimizer step of a run (resumed if ``tmp_path`` holds it)."""
+    seen, real_step = [], eopm.eopm_step
+
+    def record(generator, optimizer, *args, **step_kwargs):
+        seen.append(optimizer.param_groups[0]["lr"])
+        return real_step(generator, optimizer, *args, **step_kwargs)
+
+    monkeypatch.setattr(eopm, "eopm_step", record)
+    train(tmp_path, config, tiny_base(), tiny_data(), progress=False, **kwargs)
+    return seen
+
+
+def test_cosine_schedule_decays_the_learning_rate_over_all_epochs(tmp_path, monkeypatch):
+    config = tiny_config(epochs=2, max_steps_per_epoch=3, val_size=0, lr=0.01, lr_schedule="cosine")
+    rates = learning_rates_used(tmp_path / "run", monkeypatch, config)
+    assert rates == pytest.approx([0.005 * (1 + np.cos(np.pi * t / 6)) for t in range(6)])
+    metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert metrics.lr.tolist() == pytest.approx([rates[2], rates[5]])
+    constant = learning_rates_used(tmp_path / "constant", monkeypatch, tiny_config(
+        epochs=1, max_steps_per_epoch=3, val_size=0, lr=0.01))
+    assert constant == [0.01] * 3
+    with pytest.raises(ValueError, match="epochs: 2 before, 3 now"):  # the schedule would change
+        train(tmp_path / "run", tiny_config(**{**dataclasses.asdict(config), "epochs": 3}), tiny_base(),
+              tiny_data(), progress=False)
+    with pytest.raises(ValueError, match="lr_schedule='step' is not valid: use one of constant, cosine"):
+        tiny_config(lr_schedule="step")
+
+
+def test_fine_tuning_starts_from_the_given_generator(tmp_path, monkeypatch):
+    short = dict(epochs=1, max_steps_per_epoch=2, val_size=0)
+    train(tmp_path / "first", tiny_config(**short), tiny_base(), tiny_data(), progress=False)
+    first, _ = load_generator(tmp_path / "first")
+    starts, real_step = [], eopm.eopm_step
+
+    def record(generator, *args, **kwargs):
+        starts.append(copy.deepcopy(generator.state_dict()))
+        return real_step(generator, *args, **kwargs)
+
+    monkeypatch.setattr(eopm, "eopm_step", record)
+    train(tmp_path / "tuned", tiny_config(**short, seed=1), tiny_base(), tiny_data(), init=first,
+          progress=False)
+    assert states_equal(starts[0], first.state_dict())
+    assert json.loads((tmp_path / "tuned" / "config.json").read_text())["init_fingerprint"] \
+        == eopm.model_fingerprint(first)
+    with pytest.raises(ValueError, match="init_fingerprint"):  # resuming without it is another run
+        train(tmp_path / "tuned", tiny_config(**short, seed=1), tiny_base(), tiny_data(), progress=False)
+    with pytest.raises(CheckpointError, match="initial generator for UNetL: weights do not fit"):
+        train(tmp_path / "other", tiny_config(**{**short, "generator": "UNetL"}), tiny_base(), tiny_data(),
+              init=first, progress=False)
 
 
 def test_a_run_recorded_before_a_setting_existed_resumes_with_its_default(tmp_path):

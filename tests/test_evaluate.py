@@ -13,6 +13,7 @@ from torch.utils.data import TensorDataset
 import characterization
 from neuralfuse.checkpoint import save_checkpoint
 from neuralfuse.cli import main
+from neuralfuse.eopm import load_generator, model_fingerprint
 from neuralfuse.evaluate import OperatingPoint, accuracy, evaluate, format_table, load_batches
 from neuralfuse.generators import create_generator
 from neuralfuse.models import create_model
@@ -184,6 +185,22 @@ def test_cli_train_resumes_a_finished_run_and_refuses_other_settings(files):
     assert result.exit_code == 0 and "generator.pt" in result.output
     result = CliRunner().invoke(main, [*again[:-2], "--lambda", "1", "-o", str(run)])
     assert result.exit_code == 2 and "lam: 5.0 before, 1.0 now" in result.output
+
+
+def test_cli_train_fine_tunes_a_generator_of_the_same_architecture(files, tmp_path):
+    base_path, run = files
+    args = ["train", "--base", str(base_path), "--ber", "0.01", "--n-chips", "2", "--epochs", "1",
+            "--max-steps-per-epoch", "1", "--batch-size", "8", "--dataset", "default", "--val-size", "0",
+            "--lr-schedule", "cosine", "--no-progress", "--init-generator", str(run)]
+    result = CliRunner().invoke(main, [*args, "--generator", "UNetL", "-o", str(tmp_path / "wrong")])
+    assert result.exit_code == 2 and "holds a UNetS generator, not a UNetL" in result.output
+    assert not (tmp_path / "wrong").exists()
+    result = CliRunner().invoke(main, [*args, "--generator", "UNetS", "-o", str(tmp_path / "tuned")])
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "tuned" / "config.json").read_text())
+    assert record["provenance"]["init_generator"] == str(run.resolve())
+    assert record["init_fingerprint"] == model_fingerprint(load_generator(run)[0])
+    assert record["config"]["lr_schedule"] == "cosine"
 
 
 def test_cli_compare_puts_evaluations_side_by_side(files, tmp_path):
