@@ -207,16 +207,22 @@ def test_a_finished_run_continues_when_given_more_epochs(tmp_path):
     assert states_equal(long["state_dict"], extended["state_dict"])
 
 
-def learning_rates_used(tmp_path, monkeypatch, config, **kwargs) -> list[float]:
-    """The learning rate at every optimizer step of a run (resumed if ``tmp_path`` holds it)."""
+def spy_on_steps(monkeypatch, capture) -> list:
+    """Patch eopm_step so every step first appends ``capture(generator, optimizer, x)`` to the list returned."""
     seen, real_step = [], eopm.eopm_step
 
-    def record(generator, optimizer, *args, **step_kwargs):
-        seen.append(optimizer.param_groups[0]["lr"])
-        return real_step(generator, optimizer, *args, **step_kwargs)
+    def spy(generator, optimizer, deployments, x, *args, **kwargs):
+        seen.append(capture(generator, optimizer, x))
+        return real_step(generator, optimizer, deployments, x, *args, **kwargs)
 
-    monkeypatch.setattr(eopm, "eopm_step", record)
-    train(tmp_path, config, tiny_base(), tiny_data(), progress=False, **kwargs)
+    monkeypatch.setattr(eopm, "eopm_step", spy)
+    return seen
+
+
+def learning_rates_used(tmp_path, monkeypatch, config) -> list[float]:
+    """The learning rate at every optimizer step of a run."""
+    seen = spy_on_steps(monkeypatch, lambda generator, optimizer, x: optimizer.param_groups[0]["lr"])
+    train(tmp_path, config, tiny_base(), tiny_data(), progress=False)
     return seen
 
 
@@ -240,13 +246,7 @@ def test_fine_tuning_starts_from_the_given_generator(tmp_path, monkeypatch):
     short = dict(epochs=1, max_steps_per_epoch=2, val_size=0)
     train(tmp_path / "first", tiny_config(**short), tiny_base(), tiny_data(), progress=False)
     first, _ = load_generator(tmp_path / "first")
-    starts, real_step = [], eopm.eopm_step
-
-    def record(generator, *args, **kwargs):
-        starts.append(copy.deepcopy(generator.state_dict()))
-        return real_step(generator, *args, **kwargs)
-
-    monkeypatch.setattr(eopm, "eopm_step", record)
+    starts = spy_on_steps(monkeypatch, lambda generator, optimizer, x: copy.deepcopy(generator.state_dict()))
     train(tmp_path / "tuned", tiny_config(**short, seed=1), tiny_base(), tiny_data(), init=first,
           progress=False)
     assert states_equal(starts[0], first.state_dict())
@@ -274,13 +274,7 @@ def test_a_run_recorded_before_a_setting_existed_resumes_with_its_default(tmp_pa
 
 def batches_seen(tmp_path, monkeypatch, data, **changes) -> list[torch.Tensor]:
     """The inputs eopm_step receives during a two-step run on ``data``."""
-    seen, real_step = [], eopm.eopm_step
-
-    def record(generator, optimizer, deployments, x, *args, **kwargs):
-        seen.append(x.clone())
-        return real_step(generator, optimizer, deployments, x, *args, **kwargs)
-
-    monkeypatch.setattr(eopm, "eopm_step", record)
+    seen = spy_on_steps(monkeypatch, lambda generator, optimizer, x: x.clone())
     train(tmp_path / str(changes), tiny_config(epochs=1, max_steps_per_epoch=2, val_size=0, **changes),
           tiny_base(), data, progress=False)
     return seen
