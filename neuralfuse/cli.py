@@ -32,6 +32,11 @@ def main() -> None:
 @click.option("--bits", type=click.IntRange(2, 8), default=8, show_default=True,
               help="Weight bit width of the quantization-aware training.")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
+@click.option("--val-size", type=click.IntRange(0), default=0, show_default=True,
+              help="Training images held out for per-epoch validation (e.g. 5000 of CIFAR's 50,000); "
+              "generators trained on this model later use the same split.")
+@click.option("--split-seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
+              help="Seed of the train/validation split.")
 @click.option("--limit-batches", type=click.IntRange(1), default=None,
               help="Train on at most N batches per epoch (quick smoke runs).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), required=True,

@@ -40,6 +40,7 @@ from PIL import Image
 from tqdm import tqdm
 
 DEFAULT_ASSET = Path(__file__).parent / "assets" / "cifar10-default.npz"
+_HOLDOUT_STREAM = 0x4E46_484F  # "NFHO": keeps the split's stream apart from other uses of a seed
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".ppm", ".bmp"})
 
 
@@ -113,9 +114,34 @@ class ImageDataset(torch.utils.data.Dataset):
         """The whole split: float32 images in [-1, 1] and int64 labels."""
         return to_input_range(self.images), self.labels
 
+    def subset(self, indices: torch.Tensor) -> ImageDataset:
+        """The samples at ``indices`` (a 1-d integer tensor), as a dataset of their own."""
+        return ImageDataset(self.images[indices], self.labels[indices], self.info)
+
     def __repr__(self) -> str:
         return (f"ImageDataset({self.info.name!r}, n={len(self)}, classes={self.info.num_classes}, "
                 f"shape={self.info.input_shape})")
+
+
+def holdout_split(n: int, val_size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(training indices, validation indices) of ``n`` samples, ``val_size`` of them held out.
+
+    The validation samples are drawn uniformly at random with NumPy's PCG64 seeded by ``seed``, so
+    the split is a function of (n, val_size, seed) alone, the same on every machine. Base-model
+    training and generator training use the same split (the base model records it), so no image
+    that chose an epoch, a λ or a checkpoint was trained on. Both index tensors are sorted.
+
+    >>> train, val = holdout_split(10, 3, seed=0)
+    >>> len(train), len(val), sorted(train.tolist() + val.tolist()) == list(range(10))
+    (7, 3, True)
+    """
+    for name, value, low in (("n", n, 1), ("val_size", val_size, 0), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name}={value!r} is not valid: use an integer >= {low}")
+    if val_size >= n:
+        raise ValueError(f"val_size={val_size} leaves no training data: the dataset has {n} samples")
+    order = np.random.default_rng([_HOLDOUT_STREAM, seed]).permutation(n)
+    return torch.from_numpy(np.sort(order[val_size:])), torch.from_numpy(np.sort(order[:val_size]))
 
 
 def to_input_range(images: torch.Tensor) -> torch.Tensor:
