@@ -28,7 +28,7 @@ import torch
 import characterization
 from neuralfuse.models import create_model
 from sramsim import Deployment
-from sramsim.deploy import stored_tensors
+from sramsim.deployment import stored_tensors
 from sramsim.quant import from_codes, quantize, to_codes
 
 LIMIT = 0.05

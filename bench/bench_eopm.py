@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from neuralfuse.chips import training_chips
 from neuralfuse.eopm import eopm_step, frozen
-from neuralfuse.evaluate import OperatingPoint
+from sramsim import OperatingPoint
 from neuralfuse.generators import create_generator
 from neuralfuse.models import create_model
 from sramsim import Deployment

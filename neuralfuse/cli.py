@@ -71,11 +71,11 @@ def _parse_voltages(ctx: click.Context, param: click.Parameter, value: str | Non
         raise click.BadParameter(str(err), ctx, param) from err
 
 
-@main.command("sweep", epilog="Example: neuralfuse sweep --base base.pt --generator runs/unets "
+@main.command("sweep", epilog="Example: neuralfuse sweep --base base.pt --generator-run runs/unets "
               "--voltages 0.76:1.00:0.02 --chips 10 -o sweep-unets")
 @click.option("--base", "base_path", type=click.Path(exists=True, dir_okay=False), required=True,
               help="Base-model checkpoint (from `neuralfuse train-base`).")
-@click.option("--generator", "generator_dirs", type=click.Path(exists=True, file_okay=False),
+@click.option("--generator-run", "generator_dirs", type=click.Path(exists=True, file_okay=False),
               multiple=True, help="Training run directory of a generator (from `neuralfuse train`); "
               "repeat for several. Each is named after its directory.")
 @click.option("--voltages", required=True, callback=_parse_voltages,
@@ -124,11 +124,11 @@ def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tup
         name = Path(run_dir).resolve().name
         if name in generators or name == BASE:
             raise click.BadParameter(f"two configurations would be named {name!r}: give the run "
-                                     f"directories distinct names (not {BASE!r})", param_hint="--generator")
+                                     f"directories distinct names (not {BASE!r})", param_hint="--generator-run")
         try:
             generators[name] = load_generator(run_dir, base=base)[0]
         except (OSError, ValueError) as err:
-            raise click.BadParameter(str(err), param_hint="--generator") from err
+            raise click.BadParameter(str(err), param_hint="--generator-run") from err
     try:
         test_set = fixed_subset(_load_data(dataset, data_root, "test"), samples)
     except ValueError as err:  # more samples than the test split holds
@@ -207,16 +207,16 @@ def demo_command(output: str, voltages: tuple[float, ...] | None, chips: int | N
     click.echo(f"\ndone: results are in {output}/")
 
 
-def _operating_point(vmin_fraction: float | None, ber: float | None, tech: str):
-    """The ``OperatingPoint`` of ``--vmin-fraction`` or ``--ber`` (exactly one), or a click error."""
-    from neuralfuse.evaluate import OperatingPoint
+def _operating_point(voltage: float | None, ber: float | None, tech: str):
+    """The ``OperatingPoint`` of ``--voltage`` or ``--ber`` (exactly one), or a click error."""
+    from sramsim import OperatingPoint
 
-    if (vmin_fraction is None) == (ber is None):
-        raise click.UsageError("give exactly one of --vmin-fraction and --ber")
+    if (voltage is None) == (ber is None):
+        raise click.UsageError("give exactly one of --voltage and --ber")
     try:
-        return OperatingPoint.resolve(voltage=vmin_fraction, ber=ber, tech=tech)
+        return OperatingPoint.resolve(voltage=voltage, ber=ber, tech=tech)
     except ValueError as err:  # unknown technology, or a voltage outside its characterized range
-        raise click.BadParameter(str(err), param_hint="--vmin-fraction/--tech") from err
+        raise click.BadParameter(str(err), param_hint="--voltage/--tech") from err
 
 
 def _load_base(path: str, hint: str):
@@ -255,7 +255,7 @@ def _absolute(path: str | None) -> str | None:
 @click.option("--generator", required=True,
               help="Generator architecture: ConvL, ConvS, DeConvL, DeConvS, UNetL, UNetS, or UIP "
               "(the universal-input-perturbation baseline).")
-@click.option("--vmin-fraction", type=click.FloatRange(0, min_open=True), default=None,
+@click.option("--voltage", type=click.FloatRange(0, min_open=True), default=None,
               help="Training voltage in units of Vmin, e.g. 0.83 (turned into a BER by the "
               "technology's characterization). Give this or --ber.")
 @click.option("--ber", type=click.FloatRange(0, 0.5), default=None,
@@ -307,7 +307,7 @@ def _absolute(path: str | None) -> str | None:
               help="Run directory: new, empty, or holding this same run (then it resumes).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str, data_root: str | None,
-                  run_dir: str, progress: bool, vmin_fraction: float | None, bits: int | None,
+                  run_dir: str, progress: bool, voltage: float | None, bits: int | None,
                   init_dir: str | None, **options) -> None:
     """Train a NeuralFuse generator with EOPM (expectation over perturbed models).
 
@@ -321,7 +321,7 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
     if options["generator"].casefold() not in {g.casefold() for g in list_generators()}:
         raise click.BadParameter(f"unknown generator {options['generator']!r}: choose one of "
                                  f"{', '.join(list_generators())}", param_hint="--generator")
-    _operating_point(vmin_fraction, options["ber"], options["tech"])
+    _operating_point(voltage, options["ber"], options["tech"])
     base, meta = _load_base(base_path, "--base")
     surrogates = []
     for path in surrogate_paths:
@@ -347,7 +347,7 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
                   "init_generator": _absolute(init_dir), "dataset": dataset,
                   "data_root": _absolute(data_root), "command": _command_line()}
     try:
-        config = TrainConfig(voltage=vmin_fraction, bits=bits or meta.get("bits", 8), **options)
+        config = TrainConfig(voltage=voltage, bits=bits or meta.get("bits", 8), **options)
         path = train(run_dir, config, base, data, surrogates=surrogates, init=init,
                      provenance=provenance, progress=progress)
     except (OSError, ValueError) as err:
@@ -356,12 +356,12 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
 
 
 @main.command("evaluate", epilog="Example: neuralfuse evaluate --base resnet18-w025.pt "
-              "--generator runs/unets --ber 0.01 --chips 10")
+              "--generator-run runs/unets --ber 0.01 --chips 10")
 @click.option("--base", "base_path", type=click.Path(exists=True, dir_okay=False), required=True,
               help="Base-model checkpoint (from `neuralfuse train-base`).")
-@click.option("--generator", "run_dir", type=click.Path(exists=True, file_okay=False), default=None,
+@click.option("--generator-run", "run_dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="Training run directory (from `neuralfuse train`) whose generator to put in front.")
-@click.option("--vmin-fraction", type=click.FloatRange(0, min_open=True), default=None,
+@click.option("--voltage", type=click.FloatRange(0, min_open=True), default=None,
               help="Supply voltage in units of Vmin, e.g. 0.83. Give this or --ber.")
 @click.option("--ber", type=click.FloatRange(0, 0.5), default=None,
               help="Bit-error rate (fraction of faulty cells), e.g. 0.01.")
@@ -388,7 +388,7 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
               help="Write the results here [default: RUN_DIR/evaluation-<point>-<bits>bit-<fault model>"
               ".json with --generator, else nowhere].")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
-def evaluate_command(base_path: str, run_dir: str | None, vmin_fraction: float | None, ber: float | None,
+def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None, ber: float | None,
                      chips: int, bits: int | None, fault_model: str | None, tech: str | None,
                      dataset: str | None, data_root: str | None, samples: int | None, batch_size: int,
                      latency_repeats: int, allow_other_base: bool, json_path: str | None,
@@ -409,10 +409,10 @@ def evaluate_command(base_path: str, run_dir: str | None, vmin_fraction: float |
         try:
             generator, trained = load_generator(run_dir, base=None if allow_other_base else base)
         except (OSError, ValueError) as err:
-            raise click.BadParameter(str(err), param_hint="--generator") from err
+            raise click.BadParameter(str(err), param_hint="--generator-run") from err
     provenance = trained.get("provenance", {})
     tech = tech or trained.get("tech", "14nm-512x64")
-    point = _operating_point(vmin_fraction, ber, tech)
+    point = _operating_point(voltage, ber, tech)
     dataset = dataset or provenance.get("dataset", "default")
     data_root = data_root or (provenance.get("data_root") if dataset == provenance.get("dataset") else None)
     bits = bits or meta.get("bits", 8)
@@ -458,7 +458,7 @@ def compare_command(paths: tuple[str, ...], csv_path: str | None) -> None:
         files = sorted(path.glob("evaluation-*.json")) if path.is_dir() else [path]
         if not files:
             raise click.BadParameter(f"{str(path)!r} holds no evaluation-*.json: run `neuralfuse evaluate "
-                                     f"--generator {path}` first", param_hint="PATHS")
+                                     f"--generator-run {path}` first", param_hint="PATHS")
         for file in files:
             try:
                 result = json.loads(file.read_text())

@@ -55,10 +55,11 @@ from neuralfuse.augment import augment, augmentation_plan
 from neuralfuse.checkpoint import (EOPM_TRAINING_STATE, GENERATOR, CheckpointError, atomic_save,
                                    check_state_dict, make_payload, read_checkpoint)
 from neuralfuse.chips import evaluation_chips, training_chips
-from neuralfuse.evaluate import (OperatingPoint, accuracy_summary, chip_accuracies, clean_accuracies,
+from neuralfuse.evaluate import (accuracy_summary, chip_accuracies, clean_accuracies,
                                  fault_free, load_batches, transform)
 from neuralfuse.generators import create_generator
-from sramsim.deploy import Deployment
+from sramsim.deployment import Deployment
+from sramsim.operating_point import OperatingPoint
 from sramsim.faults import check_fault_model
 from sramsim.quant import check_bits
 
@@ -150,7 +151,7 @@ def eopm_step(generator: nn.Module, optimizer: torch.optim.Optimizer, deployment
             clean.append(_backward_to_input(model, leaf, y, grad_z, 1.0 / len(deployments)))
     perturbed = []
     for i, chip in enumerate(chips):
-        with point.at(deployments[i % len(deployments)], chip) as model:
+        with deployments[i % len(deployments)].at(point, chip=chip) as model:
             perturbed.append(_backward_to_input(model, leaf, y, grad_z, lam / len(chips)))
     z.backward(grad_z)
     optimizer.step()

@@ -32,53 +32,10 @@ from tqdm.auto import tqdm
 import characterization
 from characterization import DEFAULT_TECH
 from neuralfuse.chips import evaluation_chips
-from sramsim.deploy import Deployment
-from sramsim.faults import MAX_BER
+from sramsim.deployment import Deployment
+from sramsim.operating_point import OperatingPoint
 
 Batch = tuple[Tensor, Tensor]
-
-
-@dataclass(frozen=True)
-class OperatingPoint:
-    """Where the weight memory runs: a supply voltage (in units of Vmin) or a bit-error rate.
-
-    ``ber`` is always set (resolved through the technology's characterization when the point was
-    given as a voltage); ``voltage`` is None for a point given as a BER.
-
-    >>> OperatingPoint.resolve(ber=0.01).describe()
-    'BER 1.000%'
-    """
-
-    ber: float
-    voltage: float | None = None
-    tech: str = DEFAULT_TECH
-
-    @classmethod
-    def resolve(cls, *, voltage: float | None = None, ber: float | None = None,
-                tech: str = DEFAULT_TECH) -> OperatingPoint:
-        """The point at ``voltage`` (× Vmin) or at ``ber``; exactly one of them must be given."""
-        if (voltage is None) == (ber is None):
-            raise ValueError("give exactly one of voltage= (in units of Vmin) or ber=")
-        if voltage is not None:
-            return cls(ber=float(characterization.load(tech).ber(float(voltage))),
-                       voltage=float(voltage), tech=tech)
-        if not 0.0 <= float(ber) <= MAX_BER:
-            raise ValueError(f"ber={ber!r} is not valid: use a fraction in [0, {MAX_BER}], e.g. 0.01 for 1%")
-        return cls(ber=float(ber), tech=tech)
-
-    def at(self, deployment: Deployment, chip: int):
-        """``deployment.at(...)`` on ``chip`` at this point: a context yielding the perturbed model."""
-        where = {"ber": self.ber} if self.voltage is None else {"voltage": self.voltage}
-        return deployment.at(chip=chip, **where)
-
-    def describe(self) -> str:
-        """A short human-readable label, e.g. ``'0.830 Vmin (BER 1.000%)'``."""
-        ber = f"BER {100 * self.ber:.3f}%"
-        return ber if self.voltage is None else f"{self.voltage:.3f} Vmin ({ber})"
-
-    def as_dict(self) -> dict:
-        """Plain values for JSON: ``voltage``, ``ber``, ``tech``."""
-        return {"voltage": self.voltage, "ber": self.ber, "tech": self.tech}
 
 
 def fault_free(deployment: Deployment):
@@ -135,7 +92,7 @@ def chip_accuracies(deployment: Deployment, point: OperatingPoint, chips: Sequen
     rows = []
     with eval_mode(deployment.model):
         for chip in tqdm(chips, desc="chips", unit="chip", disable=not progress, leave=False):
-            with point.at(deployment, chip) as model:
+            with deployment.at(point, chip=chip) as model:
                 rows.append([accuracy(model, batches) for batches in input_sets])
     return np.array(rows).reshape(len(chips), len(input_sets))
 

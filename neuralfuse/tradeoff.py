@@ -52,10 +52,11 @@ from characterization import DEFAULT_TECH
 from characterization.atomic import atomic_path, write_json
 from neuralfuse.chips import evaluation_chips
 from neuralfuse.eopm import model_fingerprint, package_versions, record_differences
-from neuralfuse.evaluate import (Batch, OperatingPoint, chip_accuracies, clean_accuracies,
+from neuralfuse.evaluate import (Batch, chip_accuracies, clean_accuracies,
                                  load_batches, transform)
 from sramsim.accounting import energy_saving, weight_accesses
-from sramsim.deploy import STORED_LAYERS, Deployment
+from sramsim.deployment import STORED_LAYERS, Deployment
+from sramsim.operating_point import OperatingPoint
 from sramsim.faults import check_fault_model
 from sramsim.quant import check_bits
 

@@ -1,4 +1,4 @@
-"""Numba kernels behind :mod:`sramsim.faults`, :mod:`sramsim.array` and :mod:`sramsim.deploy`.
+"""Numba kernels behind :mod:`sramsim.faults`, :mod:`sramsim.array` and :mod:`sramsim.deployment`.
 
 Plain array arguments only; the public modules validate inputs and call these. Every kernel does
 work proportional to the number of faulty cells (plus one 64-bit word per 64 cells of the arrays it

@@ -68,7 +68,7 @@ voltage (NaN if given by --ber), seed, tech, fault_model and fault_model_semanti
               help="Bit-error rate instead of a voltage: fraction of faulty cells.")
 @click.option("--seed", required=True, type=click.IntRange(0, 2**63 - 1), help="Chip seed.")
 @click.option("--arrays", type=click.IntRange(min=1), help="Number of whole arrays (from array 0).")
-@click.option("--bits", "n_bits", type=click.IntRange(min=1), help="Number of bit cells (from cell 0).")
+@click.option("--cells", "n_cells_option", type=click.IntRange(min=1), help="Number of bit cells (from cell 0).")
 @click.option("--fault-model", type=click.Choice(FAULT_MODELS), default="stuck-at", show_default=True,
               help="stuck-at: a faulty cell holds a random fixed value (the paper's); flip: it inverts.")
 @click.option("--tech", default=characterization.DEFAULT_TECH, show_default=True,
@@ -78,13 +78,13 @@ voltage (NaN if given by --ber), seed, tech, fault_model and fault_model_semanti
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True),
               help="Output .npz file (written atomically).")
 def faultmap(voltage: float | None, ber: float | None, seed: int, arrays: int | None,
-             n_bits: int | None, fault_model: str, tech: str, rows: int, cols: int,
+             n_cells_option: int | None, fault_model: str, tech: str, rows: int, cols: int,
              output: str) -> None:
     """Generate the fault map of a chip at a voltage or a bit-error rate and save it."""
     if (voltage is None) == (ber is None):
         raise click.UsageError("give exactly one of --voltage or --ber")
-    if (arrays is None) == (n_bits is None):
-        raise click.UsageError("give exactly one of --arrays or --bits")
+    if (arrays is None) == (n_cells_option is None):
+        raise click.UsageError("give exactly one of --arrays or --cells")
     try:
         geometry = ArrayGeometry(rows, cols)
     except ValueError as err:
@@ -98,7 +98,7 @@ def faultmap(voltage: float | None, ber: float | None, seed: int, arrays: int | 
         raise click.BadParameter(f"cannot write {output!r}: folder {folder!r} is missing or not writable",
                                  param_hint="--output")
     chip = Chip(seed, tech, geometry)
-    n_cells = n_bits if n_bits is not None else arrays * geometry.cells
+    n_cells = n_cells_option if n_cells_option is not None else arrays * geometry.cells
     try:
         fault_map = chip.fault_map(n_cells, voltage=voltage, ber=ber)
     except ValueError as err:

@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-import characterization
 from characterization import DEFAULT_TECH
 from characterization.atomic import atomic_path
 from sramsim import _kernels
 from sramsim.array import ArrayGeometry
+from sramsim.operating_point import OperatingPoint, check_ber
 
 FAULT_MODELS = ("stuck-at", "flip")
 FAULT_MODEL_SEMANTICS = {
@@ -45,7 +45,6 @@ FAULT_MODEL_SEMANTICS = {
             "of flipped bits",
 }
 MAX_SEED = 2**63
-MAX_BER = 0.5
 
 
 def check_fault_model(name: str) -> str:
@@ -60,14 +59,6 @@ def check_seed(seed: int) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < MAX_SEED:
         raise ValueError(f"chip seed {seed!r} is not valid: use an integer in [0, 2**63)")
     return int(seed)
-
-
-def check_ber(ber: float) -> float:
-    """Return ``ber`` as a float if it lies in [0, 0.5], else raise a ValueError naming it."""
-    if isinstance(ber, bool) or not isinstance(ber, (int, float, np.floating, np.integer)) \
-            or not 0 <= ber <= MAX_BER:
-        raise ValueError(f"BER {ber!r} is not valid: use a fraction of faulty cells in [0, {MAX_BER}]")
-    return float(ber)
 
 
 def max_hazard(ber: float) -> float:
@@ -165,11 +156,7 @@ class Chip:
     def ber(self, *, voltage: float | None = None, ber: float | None = None) -> float:
         """The bit-error rate at ``voltage`` (V/Vmin) under this chip's technology, or ``ber``
         itself; exactly one of the two must be given."""
-        if (voltage is None) == (ber is None):
-            raise ValueError("give exactly one of voltage= (V/Vmin) or ber= (fraction of faulty cells)")
-        if ber is not None:
-            return check_ber(ber)
-        return check_ber(float(characterization.load(self.tech).ber(voltage)))
+        return OperatingPoint.resolve(voltage=voltage, ber=ber, tech=self.tech).ber
 
     def fault_map(self, n_cells: int, *, voltage: float | None = None, ber: float | None = None,
                   start: int = 0) -> FaultMap:

@@ -24,7 +24,7 @@ from neuralfuse.checkpoint import CheckpointError, read_checkpoint, save_checkpo
 from neuralfuse.chips import TRAIN_SEED_BASE, evaluation_chips, training_chips
 from neuralfuse.data import DatasetInfo, ImageDataset
 from neuralfuse.eopm import TrainConfig, eopm_step, frozen, load_generator, train
-from neuralfuse.evaluate import OperatingPoint
+from sramsim import OperatingPoint
 from neuralfuse.generators import create_generator
 from neuralfuse.models import create_model
 from sramsim import Deployment, deploy

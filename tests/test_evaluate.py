@@ -14,7 +14,8 @@ import characterization
 from neuralfuse.checkpoint import save_checkpoint
 from neuralfuse.cli import main
 from neuralfuse.eopm import load_generator, model_fingerprint
-from neuralfuse.evaluate import OperatingPoint, accuracy, evaluate, format_table, load_batches
+from sramsim import OperatingPoint
+from neuralfuse.evaluate import accuracy, evaluate, format_table, load_batches
 from neuralfuse.generators import create_generator
 from neuralfuse.models import create_model
 from sramsim import deploy
@@ -110,7 +111,7 @@ def test_cli_evaluate_prints_a_table_and_writes_json(files, tmp_path):
     base_path, run = files
     out = tmp_path / "eval.json"
     result = CliRunner().invoke(main, [
-        "evaluate", "--base", str(base_path), "--generator", str(run), "--vmin-fraction", "0.83",
+        "evaluate", "--base", str(base_path), "--generator-run", str(run), "--voltage", "0.83",
         "--chips", "2", "--samples", "40", "--latency-repeats", "2", "--no-progress", "--json", str(out)])
     assert result.exit_code == 0, result.output
     assert "base model" in result.output and "+ UNetS" in result.output and "RP =" in result.output
@@ -123,18 +124,18 @@ def test_cli_evaluate_prints_a_table_and_writes_json(files, tmp_path):
 def test_cli_evaluate_writes_into_the_run_directory_by_default(files):
     base_path, run = files
     result = CliRunner().invoke(main, [
-        "evaluate", "--base", str(base_path), "--generator", str(run), "--ber", "0.005", "--bits", "6",
+        "evaluate", "--base", str(base_path), "--generator-run", str(run), "--ber", "0.005", "--bits", "6",
         "--chips", "1", "--samples", "20", "--latency-repeats", "1", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert json.loads((run / "evaluation-ber0.005-6bit-stuck-at.json").read_text())["bits"] == 6
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--ber", "0.01", "--vmin-fraction", "0.83"], "exactly one of --vmin-fraction and --ber"),
-    ([], "exactly one of --vmin-fraction and --ber"),
-    (["--vmin-fraction", "0.2"], "--vmin-fraction"),
+    (["--ber", "0.01", "--voltage", "0.83"], "exactly one of --voltage and --ber"),
+    ([], "exactly one of --voltage and --ber"),
+    (["--voltage", "0.2"], "--voltage"),
     (["--ber", "0.01", "--base", "missing.pt"], "does not exist"),
-    (["--ber", "0.01", "--generator", "no-such-run"], "does not exist"),
+    (["--ber", "0.01", "--generator-run", "no-such-run"], "does not exist"),
 ])
 def test_cli_evaluate_bad_input_is_a_one_line_error(files, tmp_path, args, message):
     base_path, _ = files
@@ -148,20 +149,20 @@ def test_cli_evaluate_bad_input_is_a_one_line_error(files, tmp_path, args, messa
 def test_cli_evaluate_refuses_a_run_without_generator_or_for_another_base(files, tmp_path):
     base_path, run = files
     (tmp_path / "empty").mkdir()
-    result = CliRunner().invoke(main, ["evaluate", "--base", str(base_path), "--generator",
+    result = CliRunner().invoke(main, ["evaluate", "--base", str(base_path), "--generator-run",
                                        str(tmp_path / "empty"), "--ber", "0.01"])
     assert result.exit_code == 2 and "no generator.pt" in result.output
     other = tmp_path / "other.pt"
     save_checkpoint(other, create_model("resnet18", width=1 / 16), arch="resnet18", width=1 / 16,
                     num_classes=10)
-    result = CliRunner().invoke(main, ["evaluate", "--base", str(other), "--generator", str(run),
+    result = CliRunner().invoke(main, ["evaluate", "--base", str(other), "--generator-run", str(run),
                                        "--ber", "0.01"])
     assert result.exit_code == 2 and "trained for another base model" in result.output
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"--ber": None}, "exactly one of --vmin-fraction and --ber"),
-    ({"--vmin-fraction": "0.83"}, "exactly one of --vmin-fraction and --ber"),
+    ({"--ber": None}, "exactly one of --voltage and --ber"),
+    ({"--voltage": "0.83"}, "exactly one of --voltage and --ber"),
     ({"--generator": "UNetXL"}, "unknown generator 'UNetXL'"),
     ({"--lambda": "-1"}, "--lambda"),
     ({"--base": "missing.pt"}, "does not exist"),
@@ -208,7 +209,7 @@ def test_cli_compare_puts_evaluations_side_by_side(files, tmp_path):
     alone = tmp_path / "alone.json"
     common = ["--base", str(base_path), "--ber", "0.02", "--chips", "2", "--samples", "30",
               "--latency-repeats", "1", "--no-progress"]
-    for extra in (["--generator", str(run)], ["--json", str(alone)]):
+    for extra in (["--generator-run", str(run)], ["--json", str(alone)]):
         result = CliRunner().invoke(main, ["evaluate", *common, *extra])
         assert result.exit_code == 0, result.output
     table_path = tmp_path / "compare.csv"

@@ -150,7 +150,7 @@ def test_bad_requests_are_refused_with_the_value_named():
         chip.fault_map(100)
     with pytest.raises(ValueError, match="exactly one of voltage"):
         chip.fault_map(100, voltage=0.9, ber=0.01)
-    with pytest.raises(ValueError, match="BER 0.7"):
+    with pytest.raises(ValueError, match="ber=0.7 is not valid"):
         chip.fault_map(100, ber=0.7)
     with pytest.raises(ValueError, match="0.3"):
         chip.fault_map(100, voltage=0.3)
@@ -189,7 +189,7 @@ def test_faultmap_command_writes_the_documented_keys(tmp_path):
 
 def test_faultmap_by_ber_and_bits(tmp_path):
     out = tmp_path / "map.npz"
-    result = CliRunner().invoke(main, ["faultmap", "--ber", "0.05", "--seed", "1", "--bits", "1000",
+    result = CliRunner().invoke(main, ["faultmap", "--ber", "0.05", "--seed", "1", "--cells", "1000",
                                        "-o", str(out)])
     assert result.exit_code == 0, result.output
     saved = np.load(out)
@@ -207,12 +207,12 @@ def test_faultmap_help_has_an_example():
     (["--ber", "0", "--arrays", "1"], "0<x<=0.5"),
     (["--ber", "0.6", "--arrays", "1"], "0.6"),
     (["--ber", "0.01", "--arrays", "-2"], "-2"),
-    (["--ber", "0.01", "--bits", "0"], "x>=1"),
+    (["--ber", "0.01", "--cells", "0"], "x>=1"),
     (["--ber", "0.01", "--arrays", "1", "--tech", "no-such-tech"], "no-such-tech"),
     (["--ber", "0.01", "--arrays", "1", "--fault-model", "bitflip"], "bitflip"),
     (["--ber", "0.01", "--voltage", "0.9", "--arrays", "1"], "exactly one of --voltage or --ber"),
     (["--arrays", "1"], "exactly one of --voltage or --ber"),
-    (["--ber", "0.01"], "exactly one of --arrays or --bits"),
+    (["--ber", "0.01"], "exactly one of --arrays or --cells"),
 ])
 def test_faultmap_bad_input_is_a_one_line_error_and_no_file(tmp_path, args, named):
     out = tmp_path / "map.npz"

@@ -7,7 +7,7 @@ from torch import nn
 
 from neuralfuse.models import create_model
 from neuralfuse.qat import FakeQuant, enable_qat, export_quantized, qat_bits, quantized_layers
-from sramsim.deploy import Deployment
+from sramsim.deployment import Deployment
 from sramsim.quant import dequantize, fake_quantize, quantize
 
 

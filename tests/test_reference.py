@@ -9,7 +9,8 @@ import pytest
 from neuralfuse.checkpoint import load_base_model
 from neuralfuse.data import load_dataset
 from neuralfuse.eopm import load_generator
-from neuralfuse.evaluate import OperatingPoint, evaluate
+from neuralfuse.evaluate import evaluate
+from sramsim import OperatingPoint
 from neuralfuse.tradeoff import fixed_subset
 
 REFERENCE = Path(__file__).resolve().parents[1] / "reference"

@@ -49,6 +49,7 @@ from characterization import DEFAULT_TECH
 from sramsim import _kernels
 from sramsim.array import ArrayGeometry, MemoryLayout
 from sramsim.faults import FAULT_MODEL_SEMANTICS, Chip, check_fault_model, max_hazard
+from sramsim.operating_point import OperatingPoint
 from sramsim.quant import check_bits, quantize
 
 #: Layer types whose weights are stored in the faulty memory.
@@ -189,14 +190,30 @@ class Deployment:
             self._restore_originals()
             self._state = "original"
 
+    def point(self, point: OperatingPoint | None = None, *, voltage: float | None = None,
+              ber: float | None = None) -> OperatingPoint:
+        """The operating point given as ``point`` or as ``voltage=`` (× Vmin) or ``ber=``: exactly
+        one of the three, and a point of this deployment's technology."""
+        if point is None:
+            return OperatingPoint.resolve(voltage=voltage, ber=ber, tech=self.tech)
+        if voltage is not None or ber is not None:
+            raise ValueError(f"give either an OperatingPoint or voltage=/ber=, not both (got {point!r} "
+                             f"and voltage={voltage!r}, ber={ber!r})")
+        if not isinstance(point, OperatingPoint):
+            raise TypeError(f"point must be an OperatingPoint, got {type(point).__name__}")
+        if point.tech != self.tech:
+            raise ValueError(f"operating point of tech {point.tech!r} does not match the deployment's "
+                             f"tech {self.tech!r}")
+        return point
+
     @contextmanager
-    def at(self, *, voltage: float | None = None, ber: float | None = None,
-           chip: int | Chip) -> Iterator[nn.Module]:
-        """The model on ``chip`` at ``voltage`` (V/Vmin) or bit-error rate ``ber`` (exactly one);
-        the weights are restored bit-exactly on exit. ``at(ber=0, chip=...)`` is the fault-free
-        quantized model."""
+    def at(self, point: OperatingPoint | None = None, *, voltage: float | None = None,
+           ber: float | None = None, chip: int | Chip) -> Iterator[nn.Module]:
+        """The model on ``chip`` at ``point``, or at ``voltage`` (V/Vmin) or bit-error rate
+        ``ber`` (exactly one); the weights are restored bit-exactly on exit. ``at(ber=0, chip=...)``
+        is the fault-free quantized model."""
         self._require_state(("original", "quantized"), "at()")
-        faults = self._faults(chip, voltage, ber, reuse_buffers=True)
+        faults = self._faults(chip, self.point(point, voltage=voltage, ber=ber), reuse_buffers=True)
         outer = self._state == "original"
         if outer:
             self._check_unchanged()
@@ -212,13 +229,13 @@ class Deployment:
                 self._restore_originals()
             self._state = "original" if outer else "quantized"
 
-    def report(self, *, voltage: float | None = None, ber: float | None = None,
-               chip: int | Chip) -> dict:
+    def report(self, point: OperatingPoint | None = None, *, voltage: float | None = None,
+               ber: float | None = None, chip: int | Chip) -> dict:
         """What ``at(voltage=|ber=, chip=)`` does to the model, as a JSON-serializable dict: tech,
         fault model and its semantics, voltage, BER, energy per access (relative to Vmin; None when
         asked by BER), cells, faulty cells, flipped bits, changed weights, and the same counts
         per stored tensor under ``"layers"`` (records; ``pandas.DataFrame(report["layers"])``)."""
-        faults = self._faults(chip, voltage, ber)
+        faults = self._faults(chip, self.point(point, voltage=voltage, ber=ber))
         layout, counts = self.layout, faults.counts
         layers = [{"name": stored.name, "shape": list(stored.param.shape), "weights": size,
                    "faulty_cells": int(faulty), "flipped_bits": int(flipped),
@@ -263,13 +280,12 @@ class Deployment:
                              f"deployment's tech {self.tech!r} with {self.geometry}")
         return chip
 
-    def _faults(self, chip: int | Chip, voltage: float | None, ber: float | None,
-                reuse_buffers: bool = False) -> _Faults:
+    def _faults(self, chip: int | Chip, point: OperatingPoint, reuse_buffers: bool = False) -> _Faults:
         """Generate ``chip``'s faults and apply them to the stored integers. With
         ``reuse_buffers`` the result lives in buffers kept for the next call (fresh memory is slow
         to fault in); only one such result may be alive at a time."""
         chip = self._chip(chip)
-        rate = chip.ber(voltage=voltage, ber=ber)
+        rate = point.ber
         buffers = self._buffers if reuse_buffers else None
         if buffers is None:
             expected = self.layout.n_words * self.bits * rate
@@ -282,7 +298,7 @@ class Deployment:
         if reuse_buffers:
             self._buffers = (index, value, clean)
         bounds = np.concatenate(([0], np.cumsum(counts[:, 2])))
-        return _Faults(chip, rate, None if voltage is None else float(voltage), index[:n], value[:n],
+        return _Faults(chip, rate, point.voltage, index[:n], value[:n],
                        clean[:n], bounds, counts, int(faulty))
 
     def _require_state(self, allowed: str | tuple[str, ...], what: str) -> None:
@@ -335,7 +351,7 @@ def deploy(model: nn.Module, *, voltage: float | None = None, ber: float | None 
     """
     clone = copy.deepcopy(model)
     deployment = Deployment(clone, bits, tech, fault_model, include_bias)
-    faults = deployment._faults(chip, voltage, ber)
+    faults = deployment._faults(chip, deployment.point(voltage=voltage, ber=ber))
     deployment._write_quantized()
     deployment._put(faults, faults.value)
     return clone
