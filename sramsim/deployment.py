@@ -9,7 +9,8 @@ What is stored in the faulty weight memory: the ``weight`` of every ``nn.Linear`
 convolution (``nn.Conv1d/2d/3d`` and ``nn.ConvTranspose1d/2d/3d``), in ``model.modules()`` order, each
 followed by its ``bias`` if ``include_bias=True``. Biases (by default) and BatchNorm parameters are not
 touched, as in the paper. Every stored tensor is quantized per tensor (:mod:`sramsim.quant`) and
-laid out one after another in arrays (:mod:`sramsim.array`).
+laid out one after another in arrays (:mod:`sramsim.array`); ``layout="neuralfuse-code"`` places the
+faults as the NeuralFuse authors' code does instead (:mod:`sramsim.layouts`).
 
 Inside ``at(...)`` the model runs as the chip would: *all* stored tensors hold their quantized values
 ``Wq * s`` and the weights that sit on faulty cells hold ``Wq' * s``, where ``Wq'`` is ``Wq`` with
@@ -46,7 +47,7 @@ from torch.nn.utils import parametrize
 
 import characterization
 from characterization import DEFAULT_TECH
-from sramsim import _kernels
+from sramsim import _kernels, layouts
 from sramsim.array import ArrayGeometry, MemoryLayout
 from sramsim.faults import FAULT_MODEL_SEMANTICS, Chip, check_fault_model, max_hazard
 from sramsim.operating_point import OperatingPoint
@@ -143,6 +144,10 @@ class Deployment:
 
     ``fault_model`` is ``"stuck-at"`` (default, the paper's) or ``"flip"``; see
     :mod:`sramsim.faults`. Chips are ints (seeds, any integer in [0, 2**63)) or :class:`Chip`\\ s.
+    ``layout`` is ``"arrays"`` (default, physical) or ``"neuralfuse-code"`` (the authors' one
+    8,192 × 128 map shared by all layers; 8-bit only, ``geometry`` unused); see
+    :mod:`sramsim.layouts`. ``self.layout`` is the :class:`MemoryLayout` of the arrays and
+    ``self.layout_name`` the fault layout's name.
 
     >>> model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
     >>> deployment = Deployment(model, bits=8)
@@ -154,9 +159,13 @@ class Deployment:
 
     def __init__(self, model: nn.Module, bits: int = 8, tech: str = DEFAULT_TECH,
                  fault_model: str = "stuck-at", include_bias: bool = False,
-                 geometry: ArrayGeometry = ArrayGeometry()) -> None:
+                 geometry: ArrayGeometry = ArrayGeometry(), layout: str = "arrays") -> None:
         self.model = model
         self.bits = check_bits(bits)
+        self.layout_name = layouts.check_layout(layout, self.bits)
+        if layout == "neuralfuse-code" and geometry != ArrayGeometry():
+            raise ValueError(f"layout 'neuralfuse-code' uses its own {layouts.MAP_ROWS}x{layouts.MAP_COLS} "
+                             f"map: do not give a geometry (got {geometry})")
         self.tech = os.fspath(tech)
         self.voltage_model = characterization.load(self.tech)
         self.fault_model = check_fault_model(fault_model)
@@ -232,11 +241,17 @@ class Deployment:
     def report(self, point: OperatingPoint | None = None, *, voltage: float | None = None,
                ber: float | None = None, chip: int | Chip) -> dict:
         """What ``at(voltage=|ber=, chip=)`` does to the model, as a JSON-serializable dict: tech,
-        fault model and its semantics, voltage, BER, energy per access (relative to Vmin; None when
-        asked by BER), cells, faulty cells, flipped bits, changed weights, and the same counts
-        per stored tensor under ``"layers"`` (records; ``pandas.DataFrame(report["layers"])``)."""
+        fault model and layout and their semantics, voltage, BER, energy per access (relative to
+        Vmin; None when asked by BER), cells, faulty cells, flipped bits, changed weights, and the
+        same counts per stored tensor under ``"layers"`` (records; ``pandas.DataFrame(report["layers"])``).
+        Under ``"neuralfuse-code"`` the cells are those of the one shared map, and a tensor's
+        ``faulty_cells`` counts the faulty bits its weights read (a cell is read by many weights)."""
         faults = self._faults(chip, self.point(point, voltage=voltage, ber=ber))
         layout, counts = self.layout, faults.counts
+        if self.layout_name == "arrays":
+            rows, cols, arrays, cells = self.geometry.rows, self.geometry.cols, layout.n_arrays, layout.n_cells
+        else:
+            rows, cols, arrays, cells = layouts.MAP_ROWS, layouts.MAP_COLS, 1, layouts.MAP_GEOMETRY.cells
         layers = [{"name": stored.name, "shape": list(stored.param.shape), "weights": size,
                    "faulty_cells": int(faulty), "flipped_bits": int(flipped),
                    "changed_weights": int(changed)}
@@ -245,16 +260,18 @@ class Deployment:
             "tech": self.tech,
             "fault_model": self.fault_model,
             "fault_model_semantics": FAULT_MODEL_SEMANTICS[self.fault_model],
+            "layout": self.layout_name,
+            "layout_semantics": layouts.LAYOUT_SEMANTICS[self.layout_name],
             "chip": faults.chip.seed,
             "voltage": faults.voltage,
             "ber": faults.ber,
             "energy_per_access": None if faults.voltage is None
             else float(self.voltage_model.energy_per_access(faults.voltage)),
             "bits": self.bits,
-            "array_rows": self.geometry.rows,
-            "array_cols": self.geometry.cols,
-            "arrays": layout.n_arrays,
-            "cells": layout.n_cells,
+            "array_rows": rows,
+            "array_cols": cols,
+            "arrays": arrays,
+            "cells": cells,
             "weight_cells": layout.n_words * self.bits,
             "weights": layout.n_words,
             "faulty_cells": faults.faulty_cells,
@@ -267,8 +284,9 @@ class Deployment:
     def __repr__(self) -> str:
         return (f"Deployment({len(self._stored)} tensors, {self.layout.n_words} weights, "
                 f"bits={self.bits}, tech={self.tech!r}, fault_model={self.fault_model!r}, "
-                f"include_bias={self.include_bias}, arrays={self.layout.n_arrays} of "
-                f"{self.geometry.rows}x{self.geometry.cols})")
+                f"include_bias={self.include_bias}, layout={self.layout_name!r}, "
+                + (f"arrays={self.layout.n_arrays} of {self.geometry.rows}x{self.geometry.cols})"
+                   if self.layout_name == "arrays" else f"map of {layouts.MAP_ROWS}x{layouts.MAP_COLS})"))
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -286,6 +304,12 @@ class Deployment:
         to fault in); only one such result may be alive at a time."""
         chip = self._chip(chip)
         rate = point.ber
+        if self.layout_name == "neuralfuse-code":
+            fault_map = layouts.code_fault_map(chip.seed, self.tech, rate)
+            index, value, clean, counts = layouts.apply_code_faults(
+                fault_map, self._q, self.layout.offsets, self.fault_model == "flip")
+            bounds = np.concatenate(([0], np.cumsum(counts[:, 2])))
+            return _Faults(chip, rate, point.voltage, index, value, clean, bounds, counts, len(fault_map))
         buffers = self._buffers if reuse_buffers else None
         if buffers is None:
             expected = self.layout.n_words * self.bits * rate
@@ -343,14 +367,14 @@ def _bit_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 def deploy(model: nn.Module, *, voltage: float | None = None, ber: float | None = None,
            chip: int | Chip, bits: int = 8, tech: str = DEFAULT_TECH,
-           fault_model: str = "stuck-at", include_bias: bool = False) -> nn.Module:
+           fault_model: str = "stuck-at", include_bias: bool = False, layout: str = "arrays") -> nn.Module:
     """A perturbed deep copy of ``model`` as it runs on ``chip`` at ``voltage`` or ``ber``, for
     one-off use (``model`` is untouched). To evaluate many chips use :class:`Deployment`.
 
     >>> perturbed = deploy(nn.Linear(64, 10), ber=0.01, chip=0)
     """
     clone = copy.deepcopy(model)
-    deployment = Deployment(clone, bits, tech, fault_model, include_bias)
+    deployment = Deployment(clone, bits, tech, fault_model, include_bias, layout=layout)
     faults = deployment._faults(chip, deployment.point(voltage=voltage, ber=ber))
     deployment._write_quantized()
     deployment._put(faults, faults.value)
