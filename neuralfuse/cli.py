@@ -5,6 +5,18 @@ from pathlib import Path
 
 import click
 
+LAYOUTS = ("arrays", "neuralfuse-code")
+"""The fault layouts of :mod:`sramsim.layouts` (named here so that ``--help`` loads no kernels)."""
+
+
+def _layout_option(default: str | None, default_help: str = ""):
+    """The ``--layout`` option: which weight bits a chip's faulty cells corrupt."""
+    return click.option(
+        "--layout", type=click.Choice(LAYOUTS), default=default, show_default=default is not None,
+        help="Fault layout: arrays (physical: every weight bit has its own cell) or neuralfuse-code "
+        "(as the NeuralFuse authors' code places faults, under which the paper's numbers were "
+        "measured: one 8192x128 map shared by all layers, repeating every 16 weights)." + default_help)
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lowvolt-neuralfuse")
@@ -95,13 +107,14 @@ def _parse_voltages(ctx: click.Context, param: click.Parameter, value: str | Non
 @click.option("--samples", type=click.IntRange(1), default=None,
               help="Evaluate on a fixed random subset of N test samples [default: all].")
 @click.option("--batch-size", type=click.IntRange(1), default=500, show_default=True)
+@_layout_option("arrays")
 @click.option("-o", "--output", type=click.Path(file_okay=False, writable=True), required=True,
               help="Sweep folder: new, empty, or holding this same sweep (then it resumes).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tuple[float, ...],
                   chips: int, fault_model: str, tech: str, bits: int | None, dataset: str,
-                  data_root: str | None, samples: int | None, batch_size: int, output: str,
-                  progress: bool) -> None:
+                  data_root: str | None, samples: int | None, batch_size: int, layout: str,
+                  output: str, progress: bool) -> None:
     """Measure a base model, alone and behind generators, at every voltage on every chip.
 
     Writes OUTPUT/sweep.csv (one row per configuration and voltage: BER, CA, PA mean ± std over
@@ -139,7 +152,7 @@ def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tup
                   "command": _command_line()}
     try:
         table = sweep(base, test_set, voltages, generators=generators, chips=chips, tech=tech,
-                      fault_model=fault_model, bits=bits or meta.get("bits", 8),
+                      fault_model=fault_model, bits=bits or meta.get("bits", 8), layout=layout,
                       batch_size=batch_size, out_dir=output, provenance=provenance, progress=progress)
     except (OSError, ValueError) as err:
         raise click.UsageError(str(err)) from err
@@ -179,9 +192,10 @@ def pareto_command(sweep_dir: str, min_accuracy: float) -> None:
               help="Number of evaluation chips [default: 10].")
 @click.option("--samples", type=click.IntRange(1, 2000), default=None,
               help="Test images, a fixed random subset of the default test split's 2,000 [default: 1000].")
+@_layout_option("arrays")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress.")
 def demo_command(output: str, voltages: tuple[float, ...] | None, chips: int | None,
-                 samples: int | None, progress: bool) -> None:
+                 samples: int | None, layout: str, progress: bool) -> None:
     """The main job: NeuralFuse on the shipped default model, dataset and generator.
 
     Sweeps the weight-memory voltage from Vmin down past the generator's operating voltage with
@@ -198,7 +212,7 @@ def demo_command(output: str, voltages: tuple[float, ...] | None, chips: int | N
             raise click.BadParameter(str(err), param_hint="--voltages") from err
     click.echo(f"NeuralFuse demo: writing into {output}/")
     try:
-        given = {"voltages": voltages, "chips": chips, "samples": samples}
+        given = {"voltages": voltages, "chips": chips, "samples": samples, "layout": layout}
         summary = run_demo(output, progress=progress, **{k: v for k, v in given.items() if v is not None})
     except (OSError, ValueError) as err:
         raise click.UsageError(str(err)) from err
@@ -266,6 +280,7 @@ def _absolute(path: str | None) -> str | None:
               help="Technology name or characterization file.")
 @click.option("--bits", type=click.IntRange(2, 8), default=None,
               help="Weight bit width [default: the checkpoint's, else 8].")
+@_layout_option("arrays")
 @click.option("--n-chips", type=click.IntRange(1), default=10, show_default=True,
               help="Perturbed models (fresh chips) per step.")
 @click.option("--lambda", "lam", type=click.FloatRange(0), default=5.0, show_default=True,
@@ -371,6 +386,7 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
               help="Weight bit width [default: the checkpoint's, else 8].")
 @click.option("--fault-model", type=click.Choice(["stuck-at", "flip"]), default=None,
               help="[default: the generator's training fault model, else stuck-at]")
+@_layout_option(None, " [default: the generator's training layout, else arrays]")
 @click.option("--tech", default=None,
               help="Technology name or characterization file [default: the generator's, else 14nm-512x64].")
 @click.option("--dataset", default=None,
@@ -389,10 +405,10 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
               ".json with --generator, else nowhere].")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None, ber: float | None,
-                     chips: int, bits: int | None, fault_model: str | None, tech: str | None,
-                     dataset: str | None, data_root: str | None, samples: int | None, batch_size: int,
-                     latency_repeats: int, allow_other_base: bool, json_path: str | None,
-                     progress: bool) -> None:
+                     chips: int, bits: int | None, fault_model: str | None, layout: str | None,
+                     tech: str | None, dataset: str | None, data_root: str | None,
+                     samples: int | None, batch_size: int, latency_repeats: int,
+                     allow_other_base: bool, json_path: str | None, progress: bool) -> None:
     """Clean and perturbed accuracy of a base model, alone and behind a NeuralFuse generator.
 
     Prints CA, PA (mean ± std over the chips) with and without the generator, the recovery RP, the
@@ -417,14 +433,16 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
     data_root = data_root or (provenance.get("data_root") if dataset == provenance.get("dataset") else None)
     bits = bits or meta.get("bits", 8)
     fault_model = fault_model or trained.get("fault_model", "stuck-at")
+    layout = layout or trained.get("layout", "arrays")
     if json_path is None and run_dir is not None:
         where = f"ber{point.ber:g}" if point.voltage is None else f"v{point.voltage:g}"
-        json_path = str(Path(run_dir) / f"evaluation-{where}-{bits}bit-{fault_model}.json")
+        suffix = "" if layout == "arrays" else f"-{layout}"
+        json_path = str(Path(run_dir) / f"evaluation-{where}-{bits}bit-{fault_model}{suffix}.json")
     try:
         test_set = fixed_subset(_load_data(dataset, data_root, "test"), samples)
         result = evaluate(base, test_set, point=point, generator=generator,
                           generator_name=trained.get("generator"), chips=chips, bits=bits,
-                          fault_model=fault_model, batch_size=batch_size,
+                          fault_model=fault_model, layout=layout, batch_size=batch_size,
                           latency_repeats=latency_repeats, progress=progress)
     except ValueError as err:
         raise click.UsageError(str(err)) from err

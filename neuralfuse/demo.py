@@ -48,12 +48,12 @@ TOLERANCE = 5.0
 
 def run_demo(out_dir: str | Path, *, voltages: Sequence[float] | None = None,
              chips: int = DEFAULT_CHIPS, samples: int | None = DEFAULT_SAMPLES,
-             progress: bool = True) -> dict[str, Any]:
+             layout: str = "arrays", progress: bool = True) -> dict[str, Any]:
     """Run the demo into ``out_dir`` (see the module docstring); return the summary dict.
 
     ``voltages`` (× Vmin) default to 1.00 down to 0.76 in steps of 0.02; the generator's operating
     voltage is always added. ``samples`` test images (a fixed random subset; None: all 2,000) are
-    evaluated on ``chips`` evaluation chips.
+    evaluated on ``chips`` evaluation chips, under fault ``layout`` (see :mod:`sramsim.layouts`).
     """
     say = _reporter(progress)
     say("[1/4] loading the default base model, the default test set and the shipped generator")
@@ -73,7 +73,7 @@ def run_demo(out_dir: str | Path, *, voltages: Sequence[float] | None = None,
     out_dir = Path(out_dir)
     table = sweep(base, test_set, voltages, generators={NF: generator}, chips=chips,
                   tech=gen_meta["tech"], fault_model=gen_meta["fault_model"], bits=gen_meta["bits"],
-                  out_dir=out_dir, progress=progress,
+                  layout=layout, out_dir=out_dir, progress=progress,
                   provenance={"base": "neuralfuse/assets/default-base.pt",
                               "generator": "neuralfuse/assets/default-generator",
                               "dataset": "default", "samples": samples,
@@ -88,7 +88,7 @@ def run_demo(out_dir: str | Path, *, voltages: Sequence[float] | None = None,
     summary.update(base_model={k: base_meta.get(k) for k in ("arch", "width", "dataset", "test_acc")},
                    generator={"architecture": gen_meta["generator"], "trained_at": operating_voltage,
                               "command": command},
-                   samples=len(test_set), output=str(out_dir))
+                   samples=len(test_set), layout=layout, output=str(out_dir))
     write_json(out_dir / "summary.json", summary)
     with atomic_path(out_dir / "summary.txt") as tmp:
         tmp.write_text(format_summary(summary) + "\n")
@@ -135,7 +135,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines = [
         f"NeuralFuse demo: {summary['base_model']['arch']} (width {summary['base_model']['width']}) "
         f"on the default CIFAR-10 subset ({summary['samples']} test images), "
-        f"{point['chips']} evaluation chips",
+        f"{point['chips']} evaluation chips, {summary.get('layout', 'arrays')} fault layout",
         f"generator: {summary['generator']['architecture']}, trained with EOPM at "
         f"{summary['generator']['trained_at']:.2f} Vmin by: {summary['generator']['command']}",
         "",

@@ -61,6 +61,7 @@ from neuralfuse.generators import create_generator
 from sramsim.deployment import Deployment
 from sramsim.operating_point import OperatingPoint
 from sramsim.faults import check_fault_model
+from sramsim.layouts import check_layout
 from sramsim.quant import check_bits
 
 #: Generators whose constructor needs the input shape (the others work on any multiple of 8 pixels).
@@ -78,6 +79,7 @@ class TrainConfig:
     ber: float | None = None
     voltage: float | None = None  # in units of Vmin; give this or ber
     fault_model: str = "stuck-at"
+    layout: str = "arrays"  # or "neuralfuse-code" (see sramsim.layouts)
     tech: str = DEFAULT_TECH
     bits: int = 8
     n_chips: int = 10
@@ -97,6 +99,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_fault_model(self.fault_model)
         check_bits(self.bits)
+        check_layout(self.layout, self.bits)
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule={self.lr_schedule!r} is not valid: use one of {', '.join(LR_SCHEDULES)}")
         positive = {"n_chips": self.n_chips, "lr": self.lr, "batch_size": self.batch_size,
@@ -397,7 +400,7 @@ class _Trainer:
         if init is not None:
             check_state_dict(self.generator, init.state_dict(), f"the initial generator for {config.generator}")
             self.generator.load_state_dict(init.state_dict())
-        deploy = dict(bits=config.bits, tech=config.tech, fault_model=config.fault_model)
+        deploy = dict(bits=config.bits, tech=config.tech, fault_model=config.fault_model, layout=config.layout)
         self.target = Deployment(frozen(base), **deploy)
         self.deployments = [Deployment(frozen(s), **deploy) for s in surrogates] or [self.target]
         self.optimizer = torch.optim.Adam(self.generator.parameters(), lr=config.lr)
@@ -479,7 +482,7 @@ class _Trainer:
                 "base_fingerprint": self.record["base_fingerprint"],
                 "surrogate_fingerprints": self.record["surrogate_fingerprints"],
                 "ber": self.point.ber, "voltage": self.point.voltage, "tech": self.config.tech,
-                "fault_model": self.config.fault_model, "bits": self.config.bits,
+                "fault_model": self.config.fault_model, "layout": self.config.layout, "bits": self.config.bits,
                 "epochs": self.config.epochs, "seed": self.config.seed,
                 "provenance": self.record["provenance"]}
         return atomic_save(make_payload(GENERATOR, self.generator.state_dict(), meta), self.run.generator)

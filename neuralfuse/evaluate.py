@@ -124,18 +124,19 @@ def accuracy_summary(ca: float, pa: np.ndarray) -> dict:
 def evaluate(base: nn.Module, dataset: Dataset, *, point: OperatingPoint,
              generator: nn.Module | None = None, generator_name: str | None = None,
              chips: int | Sequence[int] = 10, bits: int = 8, fault_model: str = "stuck-at",
-             batch_size: int = 500, latency_repeats: int = 30, progress: bool = False) -> dict:
+             layout: str = "arrays", batch_size: int = 500, latency_repeats: int = 30,
+             progress: bool = False) -> dict:
     """Evaluate ``base`` (and ``generator`` in front of it, if given) at ``point``.
 
     ``chips`` is a count K (the first K evaluation chips) or explicit chip seeds. Returns a dict of
     plain values (JSON-ready): ``without_nf`` and ``with_nf`` (None without a generator) each with
     ``ca``, ``pa_mean``, ``pa_std`` (sample std over chips), ``pa_per_chip``; ``rp`` (points),
     ``efficiency_ratio`` (RP per million generator parameters), ``latency_ms`` (``base`` and
-    ``with_nf``), and the settings (``operating_point``, ``bits``, ``fault_model``, ``chips``,
-    ``samples``, ``generator``).
+    ``with_nf``), and the settings (``operating_point``, ``bits``, ``fault_model``, ``layout``
+    (see :mod:`sramsim.layouts`), ``chips``, ``samples``, ``generator``).
     """
     chip_seeds = evaluation_chips(chips) if isinstance(chips, int) else [int(c) for c in chips]
-    deployment = Deployment(base, bits=bits, tech=point.tech, fault_model=fault_model)
+    deployment = Deployment(base, bits=bits, tech=point.tech, fault_model=fault_model, layout=layout)
     batches = load_batches(dataset, batch_size)
     input_sets = [batches] if generator is None else [batches, transform(generator, batches)]
     sample = batches[0][0][:1]
@@ -148,7 +149,7 @@ def evaluate(base: nn.Module, dataset: Dataset, *, point: OperatingPoint,
                 nf_latency = latency_ms(lambda x: model(generator(x)), sample, latency_repeats)
 
     result = {
-        "operating_point": point.as_dict(), "bits": bits, "fault_model": fault_model,
+        "operating_point": point.as_dict(), "bits": bits, "fault_model": fault_model, "layout": layout,
         "chips": chip_seeds, "samples": sum(len(y) for _, y in batches),
         "generator": None, "without_nf": accuracy_summary(ca[0], pa[:, 0]), "with_nf": None,
         "rp": None, "efficiency_ratio": None, "latency_ms": {"base": base_latency, "with_nf": None},
@@ -170,6 +171,7 @@ def format_table(result: dict) -> str:
     point = OperatingPoint(**result["operating_point"])
     lines = [
         f"{point.describe()}, {result['bits']}-bit weights, {result['fault_model']} faults, "
+        f"{result.get('layout', 'arrays')} layout, "
         f"{len(result['chips'])} chips, {result['samples']} samples",
         f"{'':<16}{'CA (%)':>8}{'PA (%)':>18}{'latency (ms)':>15}",
     ]

@@ -58,6 +58,7 @@ from sramsim.accounting import energy_saving, weight_accesses
 from sramsim.deployment import STORED_LAYERS, Deployment
 from sramsim.operating_point import OperatingPoint
 from sramsim.faults import check_fault_model
+from sramsim.layouts import check_layout
 from sramsim.quant import check_bits
 
 BASE = "base"
@@ -125,13 +126,14 @@ def fixed_subset(dataset: Dataset, n: int | None) -> Dataset:
 
 def sweep(base: nn.Module, dataset: Dataset, voltages: Sequence[float], *,
           generators: Mapping[str, nn.Module] | None = None, chips: int = 10,
-          tech: str = DEFAULT_TECH, fault_model: str = "stuck-at", bits: int = 8,
+          tech: str = DEFAULT_TECH, fault_model: str = "stuck-at", bits: int = 8, layout: str = "arrays",
           batch_size: int = 500, out_dir: str | Path | None = None,
           provenance: Mapping[str, Any] | None = None, progress: bool = False) -> pd.DataFrame:
     """Measure ``base`` alone and behind each generator at ``voltages`` on ``chips`` evaluation chips.
 
     ``generators`` maps configuration names to generators (nn.Modules computing F(x)); ``voltages``
-    are in units of Vmin and must lie in the technology's characterized range. Returns the table
+    are in units of Vmin and must lie in the technology's characterized range; ``layout`` is the
+    fault layout (:mod:`sramsim.layouts`), recorded in ``sweep.json``. Returns the table
     described in the module docstring. With ``out_dir``, every finished point is saved there and
     a rerun resumes (see the module docstring); ``provenance`` (plain values such as checkpoint
     paths and the ``command``) is recorded in ``sweep.json``.
@@ -144,6 +146,7 @@ def sweep(base: nn.Module, dataset: Dataset, voltages: Sequence[float], *,
         raise ValueError(f"{BASE!r} names the base model alone: give the generator another name")
     check_bits(bits)
     check_fault_model(fault_model)
+    check_layout(layout, bits)
     model = characterization.load(tech)
     bers = dict(zip(voltages, np.atleast_1d(model.ber(np.array(voltages))).tolist()))
     seeds = evaluation_chips(chips)
@@ -152,7 +155,7 @@ def sweep(base: nn.Module, dataset: Dataset, voltages: Sequence[float], *,
     input_sets = {BASE: batches, **{name: transform(g, batches) for name, g in generators.items()}}
     record = {
         "format": SWEEP_FORMAT, "voltages": list(voltages), "chips": seeds, "tech": tech,
-        "fault_model": fault_model, "bits": bits, "batch_size": batch_size,
+        "fault_model": fault_model, "layout": layout, "bits": bits, "batch_size": batch_size,
         "base_fingerprint": model_fingerprint(base), "data_fingerprint": _data_fingerprint(batches),
         "generators": {name: {"architecture": type(g).__name__, "fingerprint": model_fingerprint(g)}
                        for name, g in generators.items()},
@@ -164,7 +167,7 @@ def sweep(base: nn.Module, dataset: Dataset, voltages: Sequence[float], *,
     names, inputs = list(input_sets), list(input_sets.values())
     input_shape = tuple(batches[0][0].shape[1:])
     energy = _energy(base, generators, input_shape, voltages, model)
-    deployment = Deployment(base, bits=bits, tech=tech, fault_model=fault_model)
+    deployment = Deployment(base, bits=bits, tech=tech, fault_model=fault_model, layout=layout)
     with deployment.quantized():  # each chip below then only rewrites its faulty weights
         clean = store.load("clean") if store else None
         if clean is None:
@@ -287,8 +290,10 @@ class _PointStore:
 
 def _identity(record: dict[str, Any]) -> dict[str, Any]:
     """What must match to resume a sweep: all but the provenance (paths), command and versions;
-    the fingerprints stand for the models and the data."""
-    return {k: v for k, v in record.items() if k not in ("provenance", "command", "versions")}
+    the fingerprints stand for the models and the data. A sweep recorded before layouts existed
+    ran under ``"arrays"``."""
+    return {k: v for k, v in {"layout": "arrays", **record}.items()
+            if k not in ("provenance", "command", "versions")}
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
