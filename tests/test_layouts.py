@@ -13,8 +13,11 @@ from torch import nn
 
 from neuralfuse import cli
 from neuralfuse.data import load_dataset
+from neuralfuse import eopm
+from neuralfuse.checkpoint import save_checkpoint
 from neuralfuse.eopm import TrainConfig
 from neuralfuse.evaluate import evaluate
+from neuralfuse.models import create_model
 from neuralfuse.tradeoff import fixed_subset, sweep
 from sramsim import Deployment, OperatingPoint, deploy
 from sramsim.array import ArrayGeometry
@@ -236,3 +239,49 @@ def test_evaluate_command_takes_layout_and_refuses_bad_values(tmp_path):
     four = runner.invoke(cli.main, ["evaluate", "--base", base, "--ber", "0.01", "--bits", "4",
                                     "--samples", "20", "--layout", CODE, "--no-progress"])
     assert four.exit_code == 2 and "8-bit weights only" in four.output and "Traceback" not in four.output
+
+
+def test_train_and_evaluate_commands_carry_the_layout_from_run_to_evaluation(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    base = save_checkpoint(tmp_path / "base.pt", create_model("resnet18", num_classes=10, width=1 / 16).eval(),
+                           arch="resnet18", width=1 / 16, num_classes=10)
+    layouts_used, step = [], eopm.eopm_step
+
+    def spy(generator, optimizer, deployments, *args, **kwargs):
+        layouts_used.append(deployments[0].layout_name)
+        return step(generator, optimizer, deployments, *args, **kwargs)
+
+    monkeypatch.setattr(eopm, "eopm_step", spy)
+    run, runner = tmp_path / "run", CliRunner()
+    train = ["train", "--base", str(base), "--generator", "UNetS", "--ber", "0.02", "--dataset", "default",
+             "--train-subset", "8", "--batch-size", "8", "--epochs", "1", "--n-chips", "1", "--val-size", "0",
+             "--layout", CODE, "-o", str(run), "--no-progress"]
+    result = runner.invoke(cli.main, train)
+    assert result.exit_code == 0, result.output
+    assert layouts_used == [CODE]
+    assert json.loads((run / "config.json").read_text())["config"]["layout"] == CODE
+    result = runner.invoke(cli.main, ["evaluate", "--base", str(base), "--generator-run", str(run),
+                                      "--ber", "0.02", "--chips", "1", "--samples", "20",
+                                      "--latency-repeats", "1", "--no-progress"])
+    assert result.exit_code == 0, result.output   # the layout defaults to the generator's
+    evaluation = run / "evaluation-ber0.02-8bit-stuck-at-neuralfuse-code.json"
+    assert json.loads(evaluation.read_text())["layout"] == CODE
+    bad = runner.invoke(cli.main, [*train[:-3], "-o", str(tmp_path / "four"), "--bits", "4"])
+    assert bad.exit_code == 2 and "8-bit weights only" in bad.output
+
+
+def test_a_training_run_recorded_before_layouts_resumes_as_arrays(tmp_path):
+    torch.manual_seed(0)
+    base = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Flatten(), nn.Linear(4 * 64, 4)).eval()
+    g = torch.Generator().manual_seed(0)
+    data = torch.utils.data.TensorDataset(torch.rand(16, 3, 8, 8, generator=g) * 2 - 1,
+                                          torch.randint(0, 4, (16,), generator=g))
+    settings = dict(generator="UNetS", ber=0.02, n_chips=1, batch_size=8, max_steps_per_epoch=1, val_size=0)
+    eopm.train(tmp_path / "run", TrainConfig(epochs=1, **settings), base, data, progress=False)
+    record_file = tmp_path / "run" / "config.json"
+    record = json.loads(record_file.read_text())
+    del record["config"]["layout"]  # as written before layouts existed
+    record_file.write_text(json.dumps(record))
+    eopm.train(tmp_path / "run", TrainConfig(epochs=2, **settings), base, data, progress=False)
+    with pytest.raises(ValueError, match="layout: 'arrays' before, 'neuralfuse-code' now"):
+        eopm.train(tmp_path / "run", TrainConfig(epochs=3, layout=CODE, **settings), base, data, progress=False)
