@@ -285,3 +285,13 @@ def test_a_training_run_recorded_before_layouts_resumes_as_arrays(tmp_path):
     eopm.train(tmp_path / "run", TrainConfig(epochs=2, **settings), base, data, progress=False)
     with pytest.raises(ValueError, match="layout: 'arrays' before, 'neuralfuse-code' now"):
         eopm.train(tmp_path / "run", TrainConfig(epochs=3, layout=CODE, **settings), base, data, progress=False)
+
+
+def test_demo_runs_under_the_authors_layout_and_says_so(tmp_path):
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(cli.main, ["demo", "-o", str(out), "--chips", "1", "--voltages", "1.0",
+                                           "--samples", "50", "--layout", CODE, "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "neuralfuse-code fault layout" in result.output
+    assert json.loads((out / "summary.json").read_text())["layout"] == CODE
+    assert json.loads((out / "sweep.json").read_text())["layout"] == CODE
