@@ -24,11 +24,13 @@ MAX_SEED = 2**63
 _TRAIN_STREAM = 0x4E46_5452  # "NFTR": keeps this hash apart from other uses of the run seed
 
 
-def evaluation_chips(k: int) -> list[int]:
-    """The first ``k`` chips of the evaluation stream, ``[0, ..., k-1]``."""
+def evaluation_chips(k: int, first: int = 0) -> list[int]:
+    """``k`` chips of the evaluation stream from chip ``first`` on: ``[first, ..., first+k-1]``."""
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= TRAIN_SEED_BASE:
         raise ValueError(f"number of evaluation chips {k!r} is not valid: use an integer from 1 to 2**40")
-    return list(range(k))
+    if isinstance(first, bool) or not isinstance(first, int) or not 0 <= first <= TRAIN_SEED_BASE - k:
+        raise ValueError(f"first evaluation chip {first!r} is not valid: use an integer from 0 to 2**40 - {k}")
+    return list(range(first, first + k))
 
 
 def training_chips(seed: int, epoch: int, step: int, n: int) -> list[int]:

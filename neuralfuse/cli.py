@@ -367,6 +367,9 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
               help="Bit-error rate (fraction of faulty cells), e.g. 0.01.")
 @click.option("--chips", type=click.IntRange(1), default=10, show_default=True,
               help="Number of evaluation chips (the evaluation seed stream, never used in training).")
+@click.option("--first-chip", type=click.IntRange(0), default=0, show_default=True,
+              help="First evaluation chip: evaluate chips FIRST..FIRST+CHIPS-1 (e.g. chips a generator "
+              "was never compared on).")
 @click.option("--bits", type=click.IntRange(2, 8), default=None,
               help="Weight bit width [default: the checkpoint's, else 8].")
 @click.option("--fault-model", type=click.Choice(["stuck-at", "flip"]), default=None,
@@ -389,7 +392,7 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
               ".json with --generator, else nowhere].")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None, ber: float | None,
-                     chips: int, bits: int | None, fault_model: str | None, tech: str | None,
+                     chips: int, first_chip: int, bits: int | None, fault_model: str | None, tech: str | None,
                      dataset: str | None, data_root: str | None, samples: int | None, batch_size: int,
                      latency_repeats: int, allow_other_base: bool, json_path: str | None,
                      progress: bool) -> None:
@@ -400,6 +403,7 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
     """
     from characterization.atomic import write_json
     from neuralfuse.eopm import load_generator
+    from neuralfuse.chips import evaluation_chips
     from neuralfuse.evaluate import evaluate, format_table
     from neuralfuse.tradeoff import fixed_subset
 
@@ -419,11 +423,13 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
     fault_model = fault_model or trained.get("fault_model", "stuck-at")
     if json_path is None and run_dir is not None:
         where = f"ber{point.ber:g}" if point.voltage is None else f"v{point.voltage:g}"
-        json_path = str(Path(run_dir) / f"evaluation-{where}-{bits}bit-{fault_model}.json")
+        which = f"-chips{first_chip}-{first_chip + chips - 1}" if first_chip else ""
+        json_path = str(Path(run_dir) / f"evaluation-{where}-{bits}bit-{fault_model}{which}.json")
     try:
         test_set = fixed_subset(_load_data(dataset, data_root, "test"), samples)
         result = evaluate(base, test_set, point=point, generator=generator,
-                          generator_name=trained.get("generator"), chips=chips, bits=bits,
+                          generator_name=trained.get("generator"),
+                          chips=evaluation_chips(chips, first=first_chip), bits=bits,
                           fault_model=fault_model, batch_size=batch_size,
                           latency_repeats=latency_repeats, progress=progress)
     except ValueError as err:
