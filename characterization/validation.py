@@ -36,7 +36,8 @@ def check_scalar(value: Any, name: str, target_type: type, *, min_val: float | N
     description built from the type and bounds.
     """
     if target_type not in _TYPES or include_boundaries not in _BOUNDARIES:
-        raise ValueError(f"check_scalar cannot check a {target_type!r} with boundaries {include_boundaries!r}")
+        raise ValueError(f"check_scalar checks int or float with boundaries {_BOUNDARIES}, "
+                         f"not {target_type!r} with {include_boundaries!r}")
     abc, noun = _TYPES[target_type]
     low_closed = include_boundaries in ("both", "left")
     high_closed = include_boundaries in ("both", "right")

@@ -86,7 +86,8 @@ def _parse_voltages(ctx: click.Context, param: click.Parameter, value: str | Non
               help="Supply voltages in units of Vmin: START:STOP:STEP (both ends included) or a "
               "comma-separated list.")
 @click.option("--chips", type=click.IntRange(1), default=10, show_default=True,
-              help="Number of evaluation chips (the evaluation seed stream, never used in training).")
+              help="Number of evaluation chips (their own seed stream, used in neither training nor "
+              "validation).")
 @click.option("--fault-model", type=click.Choice(FAULT_MODELS), default=DEFAULT_FAULT_MODEL,
               show_default=True)
 @click.option("--tech", default=DEFAULT_TECH, show_default=True,
@@ -338,7 +339,8 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
         raise click.BadParameter(f"{dataset!r} has {data.info.num_classes} classes but the base model "
                                  f"predicts {meta['num_classes']}", param_hint="--dataset")
     try:
-        options.update(base_split(meta, dataset, val_size=options["val_size"], split_seed=options["split_seed"]))
+        options.update(base_split(meta, dataset, val_size=options["val_size"],
+                                  split_seed=options["split_seed"]))
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--val-size/--split-seed") from err
     init = None
@@ -373,7 +375,8 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
 @click.option("--ber", type=click.FloatRange(0, 0.5), default=None,
               help="Bit-error rate (fraction of faulty cells), e.g. 0.01.")
 @click.option("--chips", type=click.IntRange(1), default=10, show_default=True,
-              help="Number of evaluation chips (the evaluation seed stream, never used in training).")
+              help="Number of evaluation chips (their own seed stream, used in neither training nor "
+              "validation).")
 @click.option("--bits", type=click.IntRange(2, 8), default=None,
               help="Weight bit width [default: the checkpoint's, else 8].")
 @click.option("--fault-model", type=click.Choice(FAULT_MODELS), default=None,

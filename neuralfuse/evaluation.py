@@ -196,7 +196,8 @@ def settings_from_training(trained: Mapping[str, Any], *, tech: str | None = Non
 
 
 def result_file(run_dir: str | os.PathLike[str], point: OperatingPoint, bits: int, fault_model: str) -> Path:
-    """Where a run's evaluation at ``point`` is saved: ``RUN_DIR/evaluation-<point>-<bits>bit-<fault model>.json``.
+    """Where a run's evaluation at ``point`` is saved:
+    ``RUN_DIR/evaluation-<point>-<bits>bit-<fault model>.json``.
 
     >>> result_file("runs/unets", OperatingPoint.resolve(ber=0.01), 8, "stuck-at").name
     'evaluation-ber0.01-8bit-stuck-at.json'

@@ -96,3 +96,15 @@ def test_entry_point_loads_in_a_fresh_interpreter():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "11"
+
+
+def test_loading_the_entry_point_imports_neither_numba_nor_scalesim():
+    code = (
+        "import sys\n"
+        "from importlib.metadata import entry_points\n"
+        "(ep,) = [e for e in entry_points(group='sramsim.models') if e.name == 'neuralfuse']\n"
+        "ep.load()(lambda name, factory, kind: None)\n"
+        "print(sorted(m for m in ('numba', 'scalesim', 'ptflops') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
