@@ -320,11 +320,12 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
     """
     from neuralfuse.checkpoint import load_generator
     from neuralfuse.eopm import TrainConfig, base_split, train
-    from neuralfuse.generators import list_generators
+    from neuralfuse.generators.registry import GENERATORS
 
-    if options["generator"].casefold() not in {g.casefold() for g in list_generators()}:
-        raise click.BadParameter(f"unknown generator {options['generator']!r}: choose one of "
-                                 f"{', '.join(list_generators())}", param_hint="--generator")
+    try:
+        GENERATORS.info(options["generator"])
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--generator") from err
     _operating_point(voltage, options["ber"], options["tech"])
     base, meta = _load_base(base_path, "--base")
     surrogates = []
