@@ -10,9 +10,13 @@ missing, foreign or mismatching file is a clear error, never a silently random m
 
     save_checkpoint("base.pt", model, arch="resnet18", width=0.25, num_classes=10, dataset="default")
     model, meta = load_base_model("base.pt", expect={"num_classes": 10})
+
+A trained generator lives in its EOPM run directory (:mod:`neuralfuse.eopm`) as ``generator.pt``,
+tied to its base model by :func:`model_fingerprint`; :func:`load_generator` reads it back.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from characterization.atomic import atomic_path
+from neuralfuse.generators import create_generator
 from neuralfuse.models import create_model
 from neuralfuse.qat import quantized_layers
 from sramsim.quant import dequantize, quantize
@@ -38,6 +43,8 @@ EOPM_TRAINING_STATE = "neuralfuse.eopm-training-state"
 KINDS = (BASE_MODEL, BASE_TRAINING_STATE, GENERATOR, EOPM_TRAINING_STATE)
 #: Metadata every base-model checkpoint must carry: what create_model needs to rebuild it.
 REQUIRED_META = ("arch", "width", "num_classes")
+#: Files of an EOPM run directory: its record (settings, provenance) and, when done, the generator.
+RUN_RECORD, GENERATOR_FILE = "config.json", "generator.pt"
 
 PathLike = str | os.PathLike
 
@@ -187,3 +194,37 @@ def load_base_model(path: PathLike, *, expect: dict[str, Any] | None = None
     model.load_state_dict(state)
     meta.pop("integer_weights", None)
     return model.eval(), meta
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """SHA-256 of a model's state (names, dtypes, shapes, values): identifies the exact weights."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def load_generator(run_dir: PathLike, *, base: nn.Module | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """The trained generator of the EOPM run directory ``run_dir`` (eval mode) and its metadata.
+
+    With ``base``, also check that the generator was trained for exactly that base model (same
+    weights); a mismatch raises a CheckpointError. Missing directories or an unfinished run raise
+    FileNotFoundError naming what is missing.
+    """
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise FileNotFoundError(f"run directory {str(run)!r} does not exist")
+    if not (run / GENERATOR_FILE).is_file():
+        hint = ("training has not finished: repeat the train command to resume it"
+                if (run / RUN_RECORD).is_file() else "it is not a training run directory")
+        raise FileNotFoundError(f"{str(run)!r} has no {GENERATOR_FILE} ({hint})")
+    payload = read_checkpoint(run / GENERATOR_FILE, GENERATOR)
+    meta = {k: v for k, v in payload.items() if k != "state_dict"}
+    generator = create_generator(meta["generator"], input_shape=tuple(meta["input_shape"]))
+    generator.load_state_dict(payload["state_dict"])
+    if base is not None and model_fingerprint(base) != meta["base_fingerprint"]:
+        raise CheckpointError(f"the generator in {str(run)!r} was trained for another base model "
+                              "(its weights differ from the ones given)")
+    return generator.eval(), meta

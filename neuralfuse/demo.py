@@ -28,14 +28,13 @@ from typing import Any
 import pandas as pd
 
 from characterization.atomic import atomic_path, write_json
-from neuralfuse.checkpoint import load_base_model
-from neuralfuse.data import load_dataset
-from neuralfuse.eopm import load_generator
+from neuralfuse.checkpoint import load_base_model, load_generator
+from neuralfuse.data import fixed_subset, load_dataset
 from neuralfuse.plots import write_sweep_plots
-from neuralfuse.tradeoff import BASE, fixed_subset, operating_points, pareto_front, parse_voltages, sweep
+from neuralfuse.tradeoff import BASE, operating_points, pareto_front, parse_voltages, sweep
 
 ASSETS = Path(__file__).parent / "assets"
-BASE_MODEL = ASSETS / "default-base.pt"
+BASE_CHECKPOINT = ASSETS / "default-base.pt"
 GENERATOR_RUN = ASSETS / "default-generator"
 NF = "neuralfuse"
 """Configuration name of the base model behind the shipped generator."""
@@ -57,7 +56,7 @@ def run_demo(out_dir: str | Path, *, voltages: Sequence[float] | None = None,
     """
     say = _reporter(progress)
     say("[1/4] loading the default base model, the default test set and the shipped generator")
-    base, base_meta = load_base_model(BASE_MODEL)
+    base, base_meta = load_base_model(BASE_CHECKPOINT)
     generator, gen_meta = load_generator(GENERATOR_RUN, base=base)
     operating_voltage = round(float(gen_meta["voltage"]), 4)
     voltages = tuple(sorted({*(voltages or parse_voltages(DEFAULT_VOLTAGES)), operating_voltage},
