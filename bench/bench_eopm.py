@@ -28,10 +28,9 @@ import torch.nn.functional as F
 
 from neuralfuse.chips import training_chips
 from neuralfuse.eopm import eopm_step, frozen
-from sramsim import OperatingPoint
 from neuralfuse.generators import create_generator
 from neuralfuse.models import create_model
-from sramsim import Deployment
+from sramsim import Deployment, OperatingPoint
 
 LIMIT = 1.15
 

@@ -1,4 +1,8 @@
-"""Atomic file output: write to a temporary file next to the target, then ``os.replace``."""
+"""Atomic file output: write to a temporary file next to the target, then ``os.replace``.
+
+Every package writes its outputs through here. It lives in characterization, the package the other
+two depend on, because it needs only the standard library: no package of its own is needed for it.
+"""
 from __future__ import annotations
 
 import json

@@ -34,7 +34,7 @@ import pandas as pd
 
 from characterization.errors import TechnologyFileError
 
-COLUMNS = ("v_over_vmin", "ber", "energy", "source")
+CSV_COLUMNS = ("v_over_vmin", "ber", "energy", "source")
 NUMERIC_COLUMNS = ("v_over_vmin", "ber", "energy")
 RANGE_KEY = "v_range:"
 
@@ -62,9 +62,9 @@ def read_table(path: str | os.PathLike[str]) -> TechnologyTable:
                           keep_default_na=False, skip_blank_lines=False).fillna("")
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise TechnologyFileError(f"{path}: not a CSV table after the '#' header: {err}") from None
-    missing = [c for c in COLUMNS if c not in raw.columns]
+    missing = [c for c in CSV_COLUMNS if c not in raw.columns]
     if missing:
-        check.fail(f"missing column(s) {', '.join(missing)}; required: {', '.join(COLUMNS)}")
+        check.fail(f"missing column(s) {', '.join(missing)}; required: {', '.join(CSV_COLUMNS)}")
     raw = raw[(raw.apply(lambda column: column.str.strip()) != "").any(axis=1)]
     check.labels = raw.index
 

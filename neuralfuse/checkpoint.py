@@ -10,9 +10,13 @@ missing, foreign or mismatching file is a clear error, never a silently random m
 
     save_checkpoint("base.pt", model, arch="resnet18", width=0.25, num_classes=10, dataset="default")
     model, meta = load_base_model("base.pt", expect={"num_classes": 10})
+
+A trained generator lives in its EOPM run directory (:mod:`neuralfuse.eopm`) as ``generator.pt``,
+tied to its base model by :func:`model_fingerprint`; :func:`load_generator` reads it back.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -22,9 +26,14 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from characterization.atomic import atomic_path
+from neuralfuse.generators import create_generator
 from neuralfuse.models import create_model
+from neuralfuse.qat import quantized_layers
+from sramsim.quant import dequantize, quantize
 
 FORMAT_VERSION = 1
+#: Version of base-model files that hold integer weights (``save_checkpoint(..., compact=True)``).
+COMPACT_FORMAT_VERSION = 2
 BASE_MODEL = "neuralfuse.base-model"
 #: Resumable state of a base-model training run (see :mod:`neuralfuse.train_base`).
 BASE_TRAINING_STATE = "neuralfuse.base-training-state"
@@ -34,6 +43,8 @@ EOPM_TRAINING_STATE = "neuralfuse.eopm-training-state"
 KINDS = (BASE_MODEL, BASE_TRAINING_STATE, GENERATOR, EOPM_TRAINING_STATE)
 #: Metadata every base-model checkpoint must carry: what create_model needs to rebuild it.
 REQUIRED_META = ("arch", "width", "num_classes")
+#: Files of an EOPM run directory: its record (settings, provenance) and, when done, the generator.
+RUN_RECORD, GENERATOR_FILE = "config.json", "generator.pt"
 
 PathLike = str | os.PathLike
 
@@ -77,13 +88,18 @@ def make_payload(kind: str, state_dict: dict[str, torch.Tensor], meta: dict[str,
     return {"format": kind, "format_version": FORMAT_VERSION, **meta, "state_dict": state_dict}
 
 
-def save_checkpoint(path: PathLike, model: nn.Module, **meta: Any) -> Path:
+def save_checkpoint(path: PathLike, model: nn.Module, *, compact: bool = False, **meta: Any) -> Path:
     """Save ``model`` as a base-model checkpoint at ``path`` (atomically); return the path.
 
     ``meta`` must include ``arch``, ``width`` and ``num_classes`` (what
     ``create_model`` needs) and may add any plain values (dataset, bits, metrics, ...). A model
     still under quantization-aware training must be exported first
     (:func:`neuralfuse.qat.export_quantized`), so the file holds plain weights on their grid.
+
+    ``compact=True`` stores each conv/linear weight as its integers (int8) and per-tensor scale
+    instead of float32, a quarter of the size; :func:`load_base_model` rebuilds weights that are
+    bit-identical to the saved ones. It needs weights exactly on their ``bits``-bit grid (a
+    QAT-exported model) and refuses others, naming the first tensor that is not.
     """
     missing = [key for key in REQUIRED_META if key not in meta]
     if missing:
@@ -91,7 +107,27 @@ def save_checkpoint(path: PathLike, model: nn.Module, **meta: Any) -> Path:
     if any(parametrize.is_parametrized(m) for m in model.modules()):
         raise ValueError("model still has parametrizations (QAT enabled?): "
                          "call neuralfuse.qat.export_quantized(model) before saving it")
-    return atomic_save(make_payload(BASE_MODEL, model.state_dict(), meta), path)
+    state = model.state_dict()
+    if not compact:
+        return atomic_save(make_payload(BASE_MODEL, state, meta), path)
+    integers = _integer_weights(model, state, meta.get("bits", 8))
+    payload = make_payload(BASE_MODEL, {k: v for k, v in state.items() if k not in integers}, meta)
+    return atomic_save({**payload, "format_version": COMPACT_FORMAT_VERSION, "integer_weights": integers}, path)
+
+
+def _integer_weights(model: nn.Module, state: dict[str, torch.Tensor], bits: int
+                     ) -> dict[str, dict[str, torch.Tensor]]:
+    """{state key: {"q": int8 integers, "scale": 0-dim scale}} of every quantized layer's weight."""
+    integers = {}
+    for name, _ in quantized_layers(model):
+        key = f"{name}.weight" if name else "weight"
+        weight = state[key]
+        q, scale = quantize(weight, bits)
+        if not torch.equal(dequantize(q, scale, weight.dtype), weight):
+            raise ValueError(f"{key} is not on its {bits}-bit grid, so compact=True would change it: "
+                             "save a QAT-exported model (neuralfuse.qat.export_quantized), or compact=False")
+        integers[key] = {"q": q, "scale": scale.to(weight.dtype)}
+    return integers
 
 
 def read_checkpoint(path: PathLike, kind: str = BASE_MODEL) -> dict[str, Any]:
@@ -110,9 +146,9 @@ def read_checkpoint(path: PathLike, kind: str = BASE_MODEL) -> dict[str, Any]:
     if found != kind:
         raise CheckpointError(f"{str(path)!r} is a {found} checkpoint, not a {kind} checkpoint")
     version = payload.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or version > COMPACT_FORMAT_VERSION:
         raise CheckpointError(f"{str(path)!r} has format version {version!r}; this version of "
-                              f"neuralfuse reads versions up to {FORMAT_VERSION}")
+                              f"neuralfuse reads versions up to {COMPACT_FORMAT_VERSION}")
     if not isinstance(payload.get("state_dict"), dict):
         raise CheckpointError(f"{str(path)!r} has no state_dict")
     return payload
@@ -151,6 +187,44 @@ def load_base_model(path: PathLike, *, expect: dict[str, Any] | None = None
         model = create_model(meta["arch"], num_classes=meta["num_classes"], width=meta["width"])
     except ValueError as err:
         raise CheckpointError(f"{name!r}: cannot rebuild its model: {err}") from err
-    check_state_dict(model, payload["state_dict"], name)
-    model.load_state_dict(payload["state_dict"])
+    state = dict(payload["state_dict"])
+    for key, stored in payload.get("integer_weights", {}).items():
+        state[key] = dequantize(stored["q"], stored["scale"], stored["scale"].dtype)
+    check_state_dict(model, state, name)
+    model.load_state_dict(state)
+    meta.pop("integer_weights", None)
     return model.eval(), meta
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """SHA-256 of a model's state (names, dtypes, shapes, values): identifies the exact weights."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def load_generator(run_dir: PathLike, *, base: nn.Module | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """The trained generator of the EOPM run directory ``run_dir`` (eval mode) and its metadata.
+
+    With ``base``, also check that the generator was trained for exactly that base model (same
+    weights); a mismatch raises a CheckpointError. Missing directories or an unfinished run raise
+    FileNotFoundError naming what is missing.
+    """
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise FileNotFoundError(f"run directory {str(run)!r} does not exist")
+    if not (run / GENERATOR_FILE).is_file():
+        hint = ("training has not finished: repeat the train command to resume it"
+                if (run / RUN_RECORD).is_file() else "it is not a training run directory")
+        raise FileNotFoundError(f"{str(run)!r} has no {GENERATOR_FILE} ({hint})")
+    payload = read_checkpoint(run / GENERATOR_FILE, GENERATOR)
+    meta = {k: v for k, v in payload.items() if k != "state_dict"}
+    generator = create_generator(meta["generator"], input_shape=tuple(meta["input_shape"]))
+    generator.load_state_dict(payload["state_dict"])
+    if base is not None and model_fingerprint(base) != meta["base_fingerprint"]:
+        raise CheckpointError(f"the generator in {str(run)!r} was trained for another base model "
+                              "(its weights differ from the ones given)")
+    return generator.eval(), meta

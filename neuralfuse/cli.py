@@ -5,8 +5,10 @@ from pathlib import Path
 
 import click
 
-LAYOUTS = ("arrays", "neuralfuse-code")
-"""The fault layouts of :mod:`sramsim.layouts` (named here so that ``--help`` loads no kernels)."""
+from characterization import DEFAULT_TECH
+from neuralfuse.runs import absolute, command_line
+from sramsim.faults import DEFAULT_FAULT_MODEL, FAULT_MODELS, MAX_SEED
+from sramsim.layouts import DEFAULT_LAYOUT, LAYOUTS
 
 
 def _layout_option(default: str | None, default_help: str = ""):
@@ -43,11 +45,11 @@ def main() -> None:
               show_default=True)
 @click.option("--bits", type=click.IntRange(2, 8), default=8, show_default=True,
               help="Weight bit width of the quantization-aware training.")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, MAX_SEED - 1), default=0, show_default=True)
 @click.option("--val-size", type=click.IntRange(0), default=0, show_default=True,
               help="Training images held out for per-epoch validation (e.g. 5000 of CIFAR's 50,000); "
               "generators trained on this model later use the same split.")
-@click.option("--split-seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
+@click.option("--split-seed", type=click.IntRange(0, MAX_SEED - 1), default=0, show_default=True,
               help="Seed of the train/validation split.")
 @click.option("--limit-batches", type=click.IntRange(1), default=None,
               help="Train on at most N batches per epoch (quick smoke runs).")
@@ -94,10 +96,11 @@ def _parse_voltages(ctx: click.Context, param: click.Parameter, value: str | Non
               help="Supply voltages in units of Vmin: START:STOP:STEP (both ends included) or a "
               "comma-separated list.")
 @click.option("--chips", type=click.IntRange(1), default=10, show_default=True,
-              help="Number of evaluation chips (the evaluation seed stream, never used in training).")
-@click.option("--fault-model", type=click.Choice(["stuck-at", "flip"]), default="stuck-at",
+              help="Number of evaluation chips (their own seed stream, used in neither training nor "
+              "validation).")
+@click.option("--fault-model", type=click.Choice(FAULT_MODELS), default=DEFAULT_FAULT_MODEL,
               show_default=True)
-@click.option("--tech", default="14nm-512x64", show_default=True,
+@click.option("--tech", default=DEFAULT_TECH, show_default=True,
               help="Technology name or characterization file.")
 @click.option("--bits", type=click.IntRange(2, 8), default=None,
               help="Weight bit width [default: the checkpoint's, else 8].")
@@ -107,7 +110,7 @@ def _parse_voltages(ctx: click.Context, param: click.Parameter, value: str | Non
 @click.option("--samples", type=click.IntRange(1), default=None,
               help="Evaluate on a fixed random subset of N test samples [default: all].")
 @click.option("--batch-size", type=click.IntRange(1), default=500, show_default=True)
-@_layout_option("arrays")
+@_layout_option(DEFAULT_LAYOUT)
 @click.option("-o", "--output", type=click.Path(file_okay=False, writable=True), required=True,
               help="Sweep folder: new, empty, or holding this same sweep (then it resumes).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
@@ -123,9 +126,10 @@ def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tup
     Finished points are kept: rerunning an interrupted command computes only what is missing.
     """
     import characterization
-    from neuralfuse.eopm import load_generator
+    from neuralfuse.checkpoint import load_generator
+    from neuralfuse.data import fixed_subset
     from neuralfuse.plots import write_sweep_plots
-    from neuralfuse.tradeoff import BASE, fixed_subset, sweep
+    from neuralfuse.tradeoff import BASE, sweep
 
     try:
         characterization.load(tech).ber(list(voltages))
@@ -146,10 +150,10 @@ def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tup
         test_set = fixed_subset(_load_data(dataset, data_root, "test"), samples)
     except ValueError as err:  # more samples than the test split holds
         raise click.BadParameter(str(err), param_hint="--samples") from err
-    provenance = {"base": _absolute(base_path),
-                  "generators": {name: _absolute(d) for name, d in zip(generators, generator_dirs)},
-                  "dataset": dataset, "data_root": _absolute(data_root), "samples": samples,
-                  "command": _command_line()}
+    provenance = {"base": absolute(base_path),
+                  "generators": {name: absolute(d) for name, d in zip(generators, generator_dirs)},
+                  "dataset": dataset, "data_root": absolute(data_root), "samples": samples,
+                  "command": command_line()}
     try:
         table = sweep(base, test_set, voltages, generators=generators, chips=chips, tech=tech,
                       fault_model=fault_model, bits=bits or meta.get("bits", 8), layout=layout,
@@ -192,7 +196,7 @@ def pareto_command(sweep_dir: str, min_accuracy: float) -> None:
               help="Number of evaluation chips [default: 10].")
 @click.option("--samples", type=click.IntRange(1, 2000), default=None,
               help="Test images, a fixed random subset of the default test split's 2,000 [default: 1000].")
-@_layout_option("arrays")
+@_layout_option(DEFAULT_LAYOUT)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress.")
 def demo_command(output: str, voltages: tuple[float, ...] | None, chips: int | None,
                  samples: int | None, layout: str, progress: bool) -> None:
@@ -207,7 +211,7 @@ def demo_command(output: str, voltages: tuple[float, ...] | None, chips: int | N
 
     if voltages is not None:
         try:
-            characterization.load(characterization.DEFAULT_TECH).ber(list(voltages))
+            characterization.load(DEFAULT_TECH).ber(list(voltages))
         except ValueError as err:
             raise click.BadParameter(str(err), param_hint="--voltages") from err
     click.echo(f"NeuralFuse demo: writing into {output}/")
@@ -223,10 +227,12 @@ def demo_command(output: str, voltages: tuple[float, ...] | None, chips: int | N
 
 def _operating_point(voltage: float | None, ber: float | None, tech: str):
     """The ``OperatingPoint`` of ``--voltage`` or ``--ber`` (exactly one), or a click error."""
-    from sramsim import OperatingPoint
+    from sramsim.operating_point import OperatingPoint, check_voltage_or_ber
 
-    if (voltage is None) == (ber is None):
-        raise click.UsageError("give exactly one of --voltage and --ber")
+    try:
+        check_voltage_or_ber(voltage, ber, ("--voltage", "--ber"))
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
     try:
         return OperatingPoint.resolve(voltage=voltage, ber=ber, tech=tech)
     except ValueError as err:  # unknown technology, or a voltage outside its characterized range
@@ -252,16 +258,6 @@ def _load_data(name: str, root: str | None, split: str):
         raise click.BadParameter(str(err), param_hint="--dataset/--data-root") from err
 
 
-def _command_line() -> str:
-    import sys
-
-    return " ".join(["neuralfuse", *sys.argv[1:]])
-
-
-def _absolute(path: str | None) -> str | None:
-    return None if path is None else str(Path(path).resolve())
-
-
 @main.command("train", epilog="Example: neuralfuse train --base resnet18-w025.pt --generator UNetS "
               "--ber 0.01 --dataset default --epochs 5 --train-subset 2000 -o runs/unets")
 @click.option("--base", "base_path", type=click.Path(exists=True, dir_okay=False), required=True,
@@ -274,13 +270,13 @@ def _absolute(path: str | None) -> str | None:
               "technology's characterization). Give this or --ber.")
 @click.option("--ber", type=click.FloatRange(0, 0.5), default=None,
               help="Training bit-error rate (fraction of faulty cells), e.g. 0.01.")
-@click.option("--fault-model", type=click.Choice(["stuck-at", "flip"]), default="stuck-at",
+@click.option("--fault-model", type=click.Choice(FAULT_MODELS), default=DEFAULT_FAULT_MODEL,
               show_default=True, help="stuck-at reproduces the paper; flip inverts every faulty bit.")
-@click.option("--tech", default="14nm-512x64", show_default=True,
+@click.option("--tech", default=DEFAULT_TECH, show_default=True,
               help="Technology name or characterization file.")
 @click.option("--bits", type=click.IntRange(2, 8), default=None,
               help="Weight bit width [default: the checkpoint's, else 8].")
-@_layout_option("arrays")
+@_layout_option(DEFAULT_LAYOUT)
 @click.option("--n-chips", type=click.IntRange(1), default=10, show_default=True,
               help="Perturbed models (fresh chips) per step.")
 @click.option("--lambda", "lam", type=click.FloatRange(0), default=5.0, show_default=True,
@@ -298,7 +294,7 @@ def _absolute(path: str | None) -> str | None:
 @click.option("--augment/--no-augment", default=False, show_default=True,
               help="Random crop (4-pixel padding) and, where the dataset allows, horizontal flips "
               "of the training images.")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(0, MAX_SEED - 1), default=0, show_default=True,
               help="Seeds the generator's initialisation, the data order, the augmentation and the "
               "training chips.")
 @click.option("--surrogate", "surrogate_paths", type=click.Path(exists=True, dir_okay=False),
@@ -312,10 +308,15 @@ def _absolute(path: str | None) -> str | None:
               help="Train on N samples of the training split [default: all].")
 @click.option("--max-steps-per-epoch", type=click.IntRange(1), default=None,
               help="Stop every epoch after N steps [default: a full pass].")
-@click.option("--val-size", type=click.IntRange(0), default=500, show_default=True,
-              help="Training samples held out for the per-epoch validation (0: none).")
+@click.option("--val-size", type=click.IntRange(0), default=None,
+              help="Training images held out, never trained on (0: none) [default: the base model's "
+              "held-out split when it was trained on this dataset with one, else 500].")
+@click.option("--split-seed", type=click.IntRange(0, MAX_SEED - 1), default=None,
+              help="Seed of that split [default: the base model's, else 0].")
+@click.option("--val-images", type=click.IntRange(1), default=None,
+              help="Held-out images validated on after every epoch (a fixed subset) [default: all].")
 @click.option("--val-chips", type=click.IntRange(1), default=3, show_default=True,
-              help="Evaluation chips for the per-epoch validation PA.")
+              help="Validation chips (their own seed stream) for the per-epoch validation PA.")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=100, show_default=True,
               help="Also checkpoint every N steps within an epoch.")
 @click.option("-o", "--output", "run_dir", type=click.Path(file_okay=False, writable=True), required=True,
@@ -330,12 +331,14 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
     metrics.csv, learning_curve.png and, at the end, generator.pt. Rerunning an interrupted
     command resumes it and ends with the same generator as an uninterrupted run.
     """
-    from neuralfuse.eopm import TrainConfig, load_generator, train
-    from neuralfuse.generators import list_generators
+    from neuralfuse.checkpoint import load_generator
+    from neuralfuse.eopm import TrainConfig, base_split, train
+    from neuralfuse.generators.registry import GENERATORS
 
-    if options["generator"].casefold() not in {g.casefold() for g in list_generators()}:
-        raise click.BadParameter(f"unknown generator {options['generator']!r}: choose one of "
-                                 f"{', '.join(list_generators())}", param_hint="--generator")
+    try:
+        GENERATORS.info(options["generator"])
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--generator") from err
     _operating_point(voltage, options["ber"], options["tech"])
     base, meta = _load_base(base_path, "--base")
     surrogates = []
@@ -349,6 +352,11 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
     if data.info.num_classes != meta["num_classes"]:
         raise click.BadParameter(f"{dataset!r} has {data.info.num_classes} classes but the base model "
                                  f"predicts {meta['num_classes']}", param_hint="--dataset")
+    try:
+        options.update(base_split(meta, dataset, val_size=options["val_size"],
+                                  split_seed=options["split_seed"]))
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--val-size/--split-seed") from err
     init = None
     if init_dir is not None:
         try:
@@ -358,9 +366,9 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
         if init_meta["generator"].casefold() != options["generator"].casefold():
             raise click.BadParameter(f"{init_dir!r} holds a {init_meta['generator']} generator, not a "
                                      f"{options['generator']}", param_hint="--init-generator")
-    provenance = {"base": _absolute(base_path), "surrogates": [_absolute(p) for p in surrogate_paths],
-                  "init_generator": _absolute(init_dir), "dataset": dataset,
-                  "data_root": _absolute(data_root), "command": _command_line()}
+    provenance = {"base": absolute(base_path), "surrogates": [absolute(p) for p in surrogate_paths],
+                  "init_generator": absolute(init_dir), "dataset": dataset,
+                  "data_root": absolute(data_root), "command": command_line()}
     try:
         config = TrainConfig(voltage=voltage, bits=bits or meta.get("bits", 8), **options)
         path = train(run_dir, config, base, data, surrogates=surrogates, init=init,
@@ -381,10 +389,14 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
 @click.option("--ber", type=click.FloatRange(0, 0.5), default=None,
               help="Bit-error rate (fraction of faulty cells), e.g. 0.01.")
 @click.option("--chips", type=click.IntRange(1), default=10, show_default=True,
-              help="Number of evaluation chips (the evaluation seed stream, never used in training).")
+              help="Number of evaluation chips (their own seed stream, used in neither training nor "
+              "validation).")
+@click.option("--first-chip", type=click.IntRange(0), default=0, show_default=True,
+              help="First evaluation chip: evaluate chips FIRST..FIRST+CHIPS-1 (e.g. chips a generator "
+              "was never compared on).")
 @click.option("--bits", type=click.IntRange(2, 8), default=None,
               help="Weight bit width [default: the checkpoint's, else 8].")
-@click.option("--fault-model", type=click.Choice(["stuck-at", "flip"]), default=None,
+@click.option("--fault-model", type=click.Choice(FAULT_MODELS), default=None,
               help="[default: the generator's training fault model, else stuck-at]")
 @_layout_option(None, " [default: the generator's training layout, else arrays]")
 @click.option("--tech", default=None,
@@ -405,8 +417,8 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
               ".json with --generator, else nowhere].")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None, ber: float | None,
-                     chips: int, bits: int | None, fault_model: str | None, layout: str | None,
-                     tech: str | None, dataset: str | None, data_root: str | None,
+                     chips: int, first_chip: int, bits: int | None, fault_model: str | None,
+                     layout: str | None, tech: str | None, dataset: str | None, data_root: str | None,
                      samples: int | None, batch_size: int, latency_repeats: int,
                      allow_other_base: bool, json_path: str | None, progress: bool) -> None:
     """Clean and perturbed accuracy of a base model, alone and behind a NeuralFuse generator.
@@ -415,9 +427,10 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
     efficiency ratio (RP per million generator parameters) and the batch-1 latencies.
     """
     from characterization.atomic import write_json
-    from neuralfuse.eopm import load_generator
-    from neuralfuse.evaluate import evaluate, format_table
-    from neuralfuse.tradeoff import fixed_subset
+    from neuralfuse.checkpoint import load_generator
+    from neuralfuse.chips import evaluation_chips
+    from neuralfuse.data import fixed_subset
+    from neuralfuse.evaluation import evaluate, format_table, result_file, settings_from_training
 
     base, meta = _load_base(base_path, "--base")
     generator, trained = None, {}
@@ -426,29 +439,26 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
             generator, trained = load_generator(run_dir, base=None if allow_other_base else base)
         except (OSError, ValueError) as err:
             raise click.BadParameter(str(err), param_hint="--generator-run") from err
-    provenance = trained.get("provenance", {})
-    tech = tech or trained.get("tech", "14nm-512x64")
+    tech, fault_model, dataset, data_root, layout = settings_from_training(
+        trained, tech=tech, fault_model=fault_model, dataset=dataset, data_root=data_root,
+        layout=layout).values()
     point = _operating_point(voltage, ber, tech)
-    dataset = dataset or provenance.get("dataset", "default")
-    data_root = data_root or (provenance.get("data_root") if dataset == provenance.get("dataset") else None)
     bits = bits or meta.get("bits", 8)
-    fault_model = fault_model or trained.get("fault_model", "stuck-at")
-    layout = layout or trained.get("layout", "arrays")
     if json_path is None and run_dir is not None:
-        where = f"ber{point.ber:g}" if point.voltage is None else f"v{point.voltage:g}"
-        suffix = "" if layout == "arrays" else f"-{layout}"
-        json_path = str(Path(run_dir) / f"evaluation-{where}-{bits}bit-{fault_model}{suffix}.json")
+        json_path = str(result_file(run_dir, point, bits, fault_model, evaluation_chips(chips, first_chip),
+                                    layout))
     try:
         test_set = fixed_subset(_load_data(dataset, data_root, "test"), samples)
         result = evaluate(base, test_set, point=point, generator=generator,
-                          generator_name=trained.get("generator"), chips=chips, bits=bits,
+                          generator_name=trained.get("generator"),
+                          chips=evaluation_chips(chips, first=first_chip), bits=bits,
                           fault_model=fault_model, layout=layout, batch_size=batch_size,
                           latency_repeats=latency_repeats, progress=progress)
     except ValueError as err:
         raise click.UsageError(str(err)) from err
-    result["provenance"] = {"base": _absolute(base_path), "generator": _absolute(run_dir),
-                            "dataset": dataset, "data_root": _absolute(data_root), "split": "test",
-                            "command": _command_line()}
+    result["provenance"] = {"base": absolute(base_path), "generator": absolute(run_dir),
+                            "dataset": dataset, "data_root": absolute(data_root), "split": "test",
+                            "command": command_line()}
     click.echo(format_table(result))
     if json_path is not None:
         write_json(json_path, result)
@@ -466,26 +476,13 @@ def compare_command(paths: tuple[str, ...], csv_path: str | None) -> None:
     evaluation-*.json files are read). Rows are labelled "RUN_DIR POINT-BITS-FAULTS" for the
     files a run directory holds, else by file name.
     """
-    import json
-
     from characterization.atomic import atomic_path
-    from neuralfuse.evaluate import comparison_table
+    from neuralfuse.evaluation import comparison_table, load_evaluations
 
-    results = {}
-    for path in map(Path, paths):
-        files = sorted(path.glob("evaluation-*.json")) if path.is_dir() else [path]
-        if not files:
-            raise click.BadParameter(f"{str(path)!r} holds no evaluation-*.json: run `neuralfuse evaluate "
-                                     f"--generator-run {path}` first", param_hint="PATHS")
-        for file in files:
-            try:
-                result = json.loads(file.read_text())
-                if not isinstance(result, dict) or "without_nf" not in result:
-                    raise ValueError("it has no 'without_nf' entry")
-            except ValueError as err:
-                raise click.BadParameter(f"{str(file)!r} is not an evaluation result of `neuralfuse "
-                                         f"evaluate` ({err})", param_hint="PATHS") from err
-            results[_evaluation_label(file)] = result
+    try:
+        results = load_evaluations(paths)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="PATHS") from err
     table = comparison_table(results)
     shown = table.drop(columns=["fault_model", "samples"]).rename(columns={"parameters_m": "params (M)"})
     for column in shown:
@@ -496,13 +493,6 @@ def compare_command(paths: tuple[str, ...], csv_path: str | None) -> None:
         with atomic_path(csv_path) as tmp:
             table.to_csv(tmp, index=False)
         click.echo(f"wrote {csv_path}")
-
-
-def _evaluation_label(file: Path) -> str:
-    """'RUN_DIR POINT-BITS-FAULTS' for an evaluation-*.json that `evaluate` wrote into a run, else the stem."""
-    if file.name.startswith("evaluation-"):
-        return f"{file.resolve().parent.name} {file.stem.removeprefix('evaluation-')}"
-    return file.stem
 
 
 def _cell(value, digits: str) -> str:

@@ -37,7 +37,10 @@ from typing import IO
 import numpy as np
 import torch
 from PIL import Image
+from torch.utils.data import Dataset, Subset
 from tqdm import tqdm
+
+from characterization.validation import check_scalar
 
 DEFAULT_ASSET = Path(__file__).parent / "assets" / "cifar10-default.npz"
 _HOLDOUT_STREAM = 0x4E46_484F  # "NFHO": keeps the split's stream apart from other uses of a seed
@@ -136,12 +139,25 @@ def holdout_split(n: int, val_size: int, seed: int = 0) -> tuple[torch.Tensor, t
     (7, 3, True)
     """
     for name, value, low in (("n", n, 1), ("val_size", val_size, 0), ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name}={value!r} is not valid: use an integer >= {low}")
+        check_scalar(value, name, int, min_val=low)
     if val_size >= n:
         raise ValueError(f"val_size={val_size} leaves no training data: the dataset has {n} samples")
     order = np.random.default_rng([_HOLDOUT_STREAM, seed]).permutation(n)
     return torch.from_numpy(np.sort(order[val_size:])), torch.from_numpy(np.sort(order[:val_size]))
+
+
+def fixed_subset(dataset: Dataset, n: int | None) -> Dataset:
+    """``n`` samples of ``dataset`` drawn without replacement by a fixed seed (all of it if n is None).
+
+    The same on every machine; the indices are kept in order. Datasets sorted by class give an
+    (almost) class-balanced subset, unlike their first ``n`` samples.
+    """
+    if n is None:
+        return dataset
+    check_scalar(n, "samples", int, min_val=1, max_val=len(dataset),
+                 allowed=f"an integer from 1 to {len(dataset)} (the dataset's size)")
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:n]
+    return Subset(dataset, sorted(order.tolist()))
 
 
 def to_input_range(images: torch.Tensor) -> torch.Tensor:

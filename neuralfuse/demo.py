@@ -28,14 +28,14 @@ from typing import Any
 import pandas as pd
 
 from characterization.atomic import atomic_path, write_json
-from neuralfuse.checkpoint import load_base_model
-from neuralfuse.data import load_dataset
-from neuralfuse.eopm import load_generator
+from neuralfuse.checkpoint import load_base_model, load_generator
+from neuralfuse.data import fixed_subset, load_dataset
 from neuralfuse.plots import write_sweep_plots
-from neuralfuse.tradeoff import BASE, fixed_subset, operating_points, pareto_front, parse_voltages, sweep
+from neuralfuse.tradeoff import BASE, operating_points, pareto_front, parse_voltages, sweep
+from sramsim.layouts import DEFAULT_LAYOUT
 
 ASSETS = Path(__file__).parent / "assets"
-BASE_MODEL = ASSETS / "default-base.pt"
+BASE_CHECKPOINT = ASSETS / "default-base.pt"
 GENERATOR_RUN = ASSETS / "default-generator"
 NF = "neuralfuse"
 """Configuration name of the base model behind the shipped generator."""
@@ -48,7 +48,7 @@ TOLERANCE = 5.0
 
 def run_demo(out_dir: str | Path, *, voltages: Sequence[float] | None = None,
              chips: int = DEFAULT_CHIPS, samples: int | None = DEFAULT_SAMPLES,
-             layout: str = "arrays", progress: bool = True) -> dict[str, Any]:
+             layout: str = DEFAULT_LAYOUT, progress: bool = True) -> dict[str, Any]:
     """Run the demo into ``out_dir`` (see the module docstring); return the summary dict.
 
     ``voltages`` (× Vmin) default to 1.00 down to 0.76 in steps of 0.02; the generator's operating
@@ -57,7 +57,7 @@ def run_demo(out_dir: str | Path, *, voltages: Sequence[float] | None = None,
     """
     say = _reporter(progress)
     say("[1/4] loading the default base model, the default test set and the shipped generator")
-    base, base_meta = load_base_model(BASE_MODEL)
+    base, base_meta = load_base_model(BASE_CHECKPOINT)
     generator, gen_meta = load_generator(GENERATOR_RUN, base=base)
     operating_voltage = round(float(gen_meta["voltage"]), 4)
     voltages = tuple(sorted({*(voltages or parse_voltages(DEFAULT_VOLTAGES)), operating_voltage},
@@ -135,7 +135,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines = [
         f"NeuralFuse demo: {summary['base_model']['arch']} (width {summary['base_model']['width']}) "
         f"on the default CIFAR-10 subset ({summary['samples']} test images), "
-        f"{point['chips']} evaluation chips, {summary.get('layout', 'arrays')} fault layout",
+        f"{point['chips']} evaluation chips, {summary.get('layout', DEFAULT_LAYOUT)} fault layout",
         f"generator: {summary['generator']['architecture']}, trained with EOPM at "
         f"{summary['generator']['trained_at']:.2f} Vmin by: {summary['generator']['command']}",
         "",

@@ -19,23 +19,28 @@ through white-box surrogates and the target is only ever run forward (validation
 surrogates the clean term is the mean of the S surrogates' clean losses and chip i is applied to
 surrogate ``i mod S`` (so a step costs S clean and N perturbed passes, as with one model when S=1).
 
-Runs live in a directory: ``config.json`` (settings, versions, resolved BER, command),
-``checkpoint.pt`` (latest state: generator, optimizer, position, metrics; written atomically every
-``checkpoint_every`` steps and after every epoch), ``metrics.csv``, ``learning_curve.png`` and, when
-done, ``generator.pt``. Calling :func:`train` again on the same directory with the same settings
-resumes from the checkpoint and ends with the same generator, bit for bit, as an uninterrupted run:
-the data order, the augmentation and the chips of every step are functions of (seed, epoch, step)
-alone.
+Protocol. The training images are split by :func:`neuralfuse.data.holdout_split` with
+``val_size`` and ``split_seed``; when the base model was trained with a held-out split, use its
+split (:func:`base_split` reads it from the checkpoint), so the generator never trains on the images
+that chose the base model's epochs, and validates on (``val_images`` of) them. The per-epoch
+validation runs on validation chips (:func:`neuralfuse.chips.validation_chips`), which neither
+training nor evaluation ever draws.
+
+Runs live in a directory (:mod:`neuralfuse.runs`): ``config.json`` (settings, split, versions,
+resolved BER, command), ``checkpoint.pt`` (latest state: generator, optimizer, position, metrics;
+written atomically every ``checkpoint_every`` steps and after every epoch), ``metrics.csv``,
+``learning_curve.png`` and, when done, ``generator.pt`` (read by
+:func:`neuralfuse.checkpoint.load_generator`). Calling :func:`train` again on the same directory
+with the same settings resumes from the checkpoint and ends with the same generator, bit for bit,
+as an uninterrupted run: the data order, the augmentation and the chips of every step are
+functions of (seed, epoch, step) alone.
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
-import platform
-import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,25 +55,30 @@ from torch.utils.data import Dataset, Subset, default_collate
 from tqdm.auto import tqdm
 
 from characterization import DEFAULT_TECH
-from characterization.atomic import atomic_path, write_json
+from characterization.atomic import atomic_path
+from characterization.validation import check_scalar
 from neuralfuse.augment import augment, augmentation_plan
-from neuralfuse.checkpoint import (EOPM_TRAINING_STATE, GENERATOR, CheckpointError, atomic_save,
-                                   check_state_dict, make_payload, read_checkpoint)
-from neuralfuse.chips import evaluation_chips, training_chips
-from neuralfuse.evaluate import (accuracy_summary, chip_accuracies, clean_accuracies,
-                                 fault_free, load_batches, transform)
+from neuralfuse.checkpoint import (EOPM_TRAINING_STATE, GENERATOR, GENERATOR_FILE, RUN_RECORD,
+                                   atomic_save, check_state_dict, make_payload, model_fingerprint,
+                                   read_checkpoint)
+from neuralfuse.chips import training_chips, validation_chips
+from neuralfuse.data import fixed_subset, holdout_split
+from neuralfuse.evaluation import (accuracy_summary, chip_accuracies, clean_accuracies,
+                                   fault_free, load_batches, transform)
 from neuralfuse.generators import create_generator
+from neuralfuse.plots import learning_curve_figure, save_figure
+from neuralfuse.runs import SESSION_KEYS, start_run, with_provenance
 from sramsim.deployment import Deployment
+from sramsim.faults import DEFAULT_FAULT_MODEL, MAX_SEED, check_fault_model
 from sramsim.operating_point import OperatingPoint
-from sramsim.faults import check_fault_model
-from sramsim.layouts import check_layout
+from sramsim.layouts import DEFAULT_LAYOUT, check_layout
 from sramsim.quant import check_bits
 
-#: Generators whose constructor needs the input shape (the others work on any multiple of 8 pixels).
-NEEDS_INPUT_SHAPE = {"uip"}
-#: Tags keeping the seeded streams apart: "NFSP" (split), "NFOR" (order), "NFAU" (augmentation).
-_SPLIT_STREAM, _ORDER_STREAM, _AUGMENT_STREAM = 0x4E46_5350, 0x4E46_4F52, 0x4E46_4155
+#: Tags keeping the seeded streams apart: "NFOR" (order), "NFAU" (augmentation).
+_ORDER_STREAM, _AUGMENT_STREAM = 0x4E46_4F52, 0x4E46_4155
 LR_SCHEDULES = ("constant", "cosine")
+DEFAULT_VAL_SIZE = 500
+"""Images held out for validation when the base model records no split of its own."""
 
 
 @dataclass(frozen=True)
@@ -78,8 +88,8 @@ class TrainConfig:
     generator: str
     ber: float | None = None
     voltage: float | None = None  # in units of Vmin; give this or ber
-    fault_model: str = "stuck-at"
-    layout: str = "arrays"  # or "neuralfuse-code" (see sramsim.layouts)
+    fault_model: str = DEFAULT_FAULT_MODEL
+    layout: str = DEFAULT_LAYOUT  # or "neuralfuse-code" (see sramsim.layouts)
     tech: str = DEFAULT_TECH
     bits: int = 8
     n_chips: int = 10
@@ -92,8 +102,10 @@ class TrainConfig:
     seed: int = 0
     train_subset: int | None = None  # use this many training samples (None: all)
     max_steps_per_epoch: int | None = None
-    val_size: int = 500  # held out from the training split for per-epoch monitoring
-    val_chips: int = 3  # evaluation-stream chips used for the per-epoch PA
+    val_size: int = DEFAULT_VAL_SIZE  # held out of the training images (holdout_split)
+    split_seed: int = 0  # seed of that split (see base_split: the base model's, where it has one)
+    val_images: int | None = None  # held-out images validated on per epoch (None: all of them)
+    val_chips: int = 3  # validation-stream chips used for the per-epoch PA
     checkpoint_every: int = 100  # steps
 
     def __post_init__(self) -> None:
@@ -102,16 +114,16 @@ class TrainConfig:
         check_layout(self.layout, self.bits)
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule={self.lr_schedule!r} is not valid: use one of {', '.join(LR_SCHEDULES)}")
-        positive = {"n_chips": self.n_chips, "lr": self.lr, "batch_size": self.batch_size,
-                    "epochs": self.epochs, "val_chips": self.val_chips,
-                    "checkpoint_every": self.checkpoint_every, "train_subset": self.train_subset,
-                    "max_steps_per_epoch": self.max_steps_per_epoch}
-        for name, value in positive.items():
-            if value is not None and not value > 0:
-                raise ValueError(f"{name}={value!r} is not valid: use a positive number")
-        for name, value in {"lam": self.lam, "seed": self.seed, "val_size": self.val_size}.items():
-            if value < 0:
-                raise ValueError(f"{name}={value!r} is not valid: use a non-negative number")
+        for name in ("n_chips", "batch_size", "epochs", "val_chips", "checkpoint_every",
+                     "train_subset", "max_steps_per_epoch", "val_images"):
+            if getattr(self, name) is not None:
+                check_scalar(getattr(self, name), name, int, min_val=1)
+        check_scalar(self.lr, "lr", float, min_val=0, include_boundaries="right")
+        check_scalar(self.lam, "lam", float, min_val=0)
+        check_scalar(self.val_size, "val_size", int, min_val=0)
+        for name in ("seed", "split_seed"):
+            check_scalar(getattr(self, name), name, int, min_val=0, max_val=MAX_SEED,
+                         include_boundaries="left", allowed="an integer in [0, 2**63)")
 
     def point(self) -> OperatingPoint:
         """The training operating point (raises if not exactly one of ber/voltage is set)."""
@@ -177,46 +189,35 @@ def _backward_to_input(model: nn.Module, leaf: Tensor, y: Tensor, grad_z: Tensor
     return float(loss.detach()), float((logits.argmax(1) == y).float().mean())
 
 
-def model_fingerprint(model: nn.Module) -> str:
-    """SHA-256 of a model's state (names, dtypes, shapes, values): identifies the exact weights."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+def base_split(base_meta: Mapping[str, Any], dataset: str, *, val_size: int | None = None,
+               split_seed: int | None = None) -> dict[str, int]:
+    """``{"val_size", "split_seed"}`` for training a generator for the base model of ``base_meta``.
 
+    When the base model was trained on ``dataset`` with images held out (its checkpoint's
+    ``split``), the generator must use that split: ``val_size``/``split_seed`` default to it and
+    other values raise a ValueError. Otherwise they default to ``DEFAULT_VAL_SIZE`` and 0.
 
-def build_generator(name: str, input_shape: Sequence[int]) -> nn.Module:
-    """``create_generator(name)``, with ``input_shape`` for the generators that need it (UIP)."""
-    kwargs = {"input_shape": tuple(input_shape)} if name.casefold() in NEEDS_INPUT_SHAPE else {}
-    return create_generator(name, **kwargs)
-
-
-def _permutation(n: int, *words: int) -> list[int]:
-    """A permutation of range(n) seeded by a SeedSequence hash of ``words``."""
-    seed = int(np.random.SeedSequence(list(words)).generate_state(1, np.uint64)[0] >> np.uint64(1))
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
-
-
-def split_dataset(dataset: Dataset, config: TrainConfig) -> tuple[Subset, Subset]:
-    """(training part, validation part) of ``dataset``: a seeded shuffle, ``val_size`` held out."""
-    n = len(dataset)
-    if config.val_size >= n:
-        raise ValueError(f"val_size={config.val_size} leaves no training data: the dataset has {n} samples")
-    order = _permutation(n, _SPLIT_STREAM, config.seed)
-    train = order[config.val_size:]
-    if config.train_subset is not None:
-        if config.train_subset > len(train):
-            raise ValueError(f"train_subset={config.train_subset} is more than the {len(train)} training "
-                             f"samples ({n} in the dataset, val_size={config.val_size} held out)")
-        train = train[:config.train_subset]
-    return Subset(dataset, train), Subset(dataset, order[:config.val_size])
+    >>> base_split({"dataset": "cifar10", "split": {"val_size": 5000, "seed": 1}}, "cifar10")
+    {'val_size': 5000, 'split_seed': 1}
+    >>> base_split({"dataset": "cifar10"}, "cifar10", val_size=100)
+    {'val_size': 100, 'split_seed': 0}
+    """
+    recorded = base_meta.get("split") or {}
+    if base_meta.get("dataset") != dataset or not recorded.get("val_size"):
+        return {"val_size": DEFAULT_VAL_SIZE if val_size is None else val_size,
+                "split_seed": 0 if split_seed is None else split_seed}
+    held = {"val_size": recorded["val_size"], "split_seed": recorded["seed"]}
+    for name, given in (("val_size", val_size), ("split_seed", split_seed)):
+        if given is not None and given != held[name]:
+            raise ValueError(f"{name}={given} differs from the base model's split ({name}={held[name]}): "
+                             "a generator trains and validates on the base model's own split, so leave "
+                             f"{name} unset")
+    return held
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
-    """The order in which epoch ``epoch`` visits ``n`` training samples."""
-    return _permutation(n, _ORDER_STREAM, seed, epoch)
+    """The order in which epoch ``epoch`` visits ``n`` training samples (NumPy's PCG64)."""
+    return np.random.default_rng([_ORDER_STREAM, seed, epoch]).permutation(n).tolist()
 
 
 def steps_per_epoch(n: int, config: TrainConfig) -> int:
@@ -238,33 +239,30 @@ class RunDirectory:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.config = self.path / "config.json"
+        self.config = self.path / RUN_RECORD
         self.checkpoint = self.path / "checkpoint.pt"
         self.metrics = self.path / "metrics.csv"
-        self.plot = self.path / "learning_curve.png"
-        self.generator = self.path / "generator.pt"
+        self.plot = self.path / "learning_curve"
+        self.generator = self.path / GENERATOR_FILE
 
     def start(self, record: dict[str, Any]) -> None:
-        """Create the directory or check that it holds a run with the same settings; write config.json."""
-        if self.config.is_file():
-            previous = json.loads(self.config.read_text())
-            changes = record_differences(_identity(previous), _identity(record))
-            if changes:
-                raise ValueError(f"{str(self.path)!r} holds a run with other settings "
-                                 f"({'; '.join(changes)}): "
-                                 "repeat its command to resume it, or train into a new directory")
-        elif self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
-            raise ValueError(f"{str(self.path)!r} exists and is not a training run directory: "
-                             "choose a new or empty directory")
-        self.path.mkdir(parents=True, exist_ok=True)
-        write_json(self.config, record)
+        """Create the directory or check that it holds a run with the same settings; write config.json.
+
+        A run recorded before the split was recorded (by holdout_split, with validation chips)
+        cannot resume: its data and chips would change under it.
+        """
+        if self.config.is_file() and "split" not in json.loads(self.config.read_text()):
+            raise ValueError(f"{str(self.path)!r} holds a run of an older neuralfuse, which split the "
+                             "training images and chose validation chips otherwise: it cannot resume "
+                             "(its generator.pt still loads); train into a new directory")
+        start_run(self.path, RUN_RECORD, record, _identity, what="training run directory")
 
     def write_metrics(self, rows: list[dict[str, float]]) -> None:
         """Write metrics.csv and the learning-curve plot from the per-epoch ``rows``."""
         frame = pd.DataFrame(rows)
         with atomic_path(self.metrics) as tmp:
             frame.to_csv(tmp, index=False)
-        plot_learning_curve(frame, self.plot)
+        save_figure(learning_curve_figure(frame), self.plot, dpi=100, formats=("png",))
 
 
 def _identity(record: dict[str, Any]) -> dict[str, Any]:
@@ -278,60 +276,8 @@ def _identity(record: dict[str, Any]) -> dict[str, Any]:
     config = {**defaults, **record["config"]}
     if config["lr_schedule"] == "constant":
         del config["epochs"]
-    kept = {k: v for k, v in record.items() if k not in ("command", "versions", "config")}
+    kept = {k: v for k, v in record.items() if k not in (*SESSION_KEYS, "config")}
     return {**kept, "config": config}
-
-
-def record_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """``"key: old before, new now"`` for every (nested) key whose value differs."""
-    out = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += record_differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            out.append(f"{prefix}{key}: {a!r} before, {b!r} now")
-    return out
-
-
-def plot_learning_curve(frame: pd.DataFrame, path: Path) -> None:
-    """Loss and accuracies per epoch, in two panels, saved atomically to ``path``."""
-    from matplotlib.figure import Figure  # no pyplot: leaves the user's backend and figures alone
-
-    fig = Figure(figsize=(10, 3.8))
-    ax_loss, ax_acc = fig.subplots(1, 2)
-    ax_loss.plot(frame.epoch, frame.loss, marker="o", label="EOPM loss")
-    ax_loss.plot(frame.epoch, frame.clean_loss, marker=".", label="clean CE")
-    ax_loss.plot(frame.epoch, frame.perturbed_loss, marker=".", label="perturbed CE (mean)")
-    ax_loss.set(xlabel="epoch", ylabel="training loss")
-    for column, label in (("train_clean_acc", "train clean"), ("train_perturbed_acc", "train perturbed"),
-                          ("val_ca", "validation CA"), ("val_pa_mean", "validation PA")):
-        if column in frame:
-            ax_acc.plot(frame.epoch, frame[column], marker=".", label=label)
-    if "val_base_pa_mean" in frame:
-        ax_acc.plot(frame.epoch, frame.val_base_ca, linestyle=":", color="gray",
-                    label="validation CA, base model alone")
-        ax_acc.plot(frame.epoch, frame.val_base_pa_mean, linestyle="--", color="gray",
-                    label="validation PA, base model alone")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)")
-    for ax in (ax_loss, ax_acc):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of this package, torch, numpy and Python, for run records."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        own = version("lowvolt-neuralfuse")
-    except PackageNotFoundError:
-        own = "unknown"
-    return {"lowvolt-neuralfuse": own, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
 
 
 class _EpochTotals:
@@ -352,18 +298,33 @@ class _EpochTotals:
         return {f: self.sums[f] / n for f in self.fields}
 
 
+def _split(dataset: Dataset, config: TrainConfig) -> tuple[Dataset, Dataset]:
+    """(training images, validation images) of ``dataset`` under ``config`` (see :func:`train`)."""
+    train_idx, val_idx = holdout_split(len(dataset), config.val_size, config.split_seed)
+    if config.train_subset is not None and config.train_subset > len(train_idx):
+        raise ValueError(f"train_subset={config.train_subset} is more than the {len(train_idx)} training "
+                         f"samples ({len(dataset)} in the dataset, val_size={config.val_size} held out)")
+    if config.val_images is not None and config.val_images > len(val_idx):
+        raise ValueError(f"val_images={config.val_images} is more than the {len(val_idx)} held-out "
+                         f"images (val_size={config.val_size})")
+    train_set = fixed_subset(Subset(dataset, train_idx.tolist()), config.train_subset)
+    return train_set, fixed_subset(Subset(dataset, val_idx.tolist()), config.val_images)
+
+
 def train(run_dir: str | Path, config: TrainConfig, base: nn.Module, dataset: Dataset, *,
           surrogates: Sequence[nn.Module] = (), init: nn.Module | None = None,
           provenance: dict[str, Any] | None = None, progress: bool = True) -> Path:
     """Train a generator with EOPM into ``run_dir`` (resuming it if it holds this run); return generator.pt.
 
     ``base`` is the target model; with ``surrogates`` (restricted access) the loss runs through them
-    and ``base`` is only run forward, for validation. ``dataset`` is the training split; ``val_size``
-    samples of it are held out for the per-epoch metrics (CA, and PA on ``val_chips`` evaluation
-    chips, which training never draws). ``provenance`` (plain values: checkpoint paths, dataset
+    and ``base`` is only run forward, for validation. ``dataset`` is the training split; the
+    ``val_size`` images :func:`neuralfuse.data.holdout_split` holds out of it (with ``split_seed``)
+    never train, and ``val_images`` of them give the per-epoch metrics (CA, and PA on ``val_chips``
+    validation chips). ``provenance`` (plain values: checkpoint paths, dataset
     name, the command) is recorded in config.json; everything but its ``command`` must match to
     resume. The models are frozen (eval mode, ``requires_grad`` off) and otherwise left unchanged.
-    ``init`` (a generator of the same architecture, e.g. from :func:`load_generator`) starts the
+    ``init`` (a generator of the same architecture, e.g. from
+    :func:`neuralfuse.checkpoint.load_generator`) starts the
     training from its weights instead of the seeded initialisation: fine-tuning.
 
         config = TrainConfig(generator="UNetS", ber=0.01, epochs=5)
@@ -388,19 +349,20 @@ class _Trainer:
         if surrogates and config.n_chips < len(surrogates):
             raise ValueError(f"n_chips={config.n_chips} is fewer than the {len(surrogates)} surrogates: "
                              "every surrogate needs at least one perturbed model per step")
-        self.train_set, val_set = split_dataset(dataset, config)
+        self.train_set, val_set = _split(dataset, config)
         info = getattr(dataset, "info", None)  # datasets from load_dataset say whether flips are allowed
         self.flip = bool(info and info.hflip)
         self.val_batches = load_batches(val_set, 500) if len(val_set) else []
         self.input_shape = tuple(self.train_set[0][0].shape)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            self.generator = build_generator(config.generator, self.input_shape)
+            self.generator = create_generator(config.generator, input_shape=self.input_shape)
         self.generator.check_input(self.train_set[0][0][None])
         if init is not None:
             check_state_dict(self.generator, init.state_dict(), f"the initial generator for {config.generator}")
             self.generator.load_state_dict(init.state_dict())
-        deploy = dict(bits=config.bits, tech=config.tech, fault_model=config.fault_model, layout=config.layout)
+        deploy = dict(bits=config.bits, tech=config.tech, fault_model=config.fault_model,
+                      layout=config.layout)
         self.target = Deployment(frozen(base), **deploy)
         self.deployments = [Deployment(frozen(s), **deploy) for s in surrogates] or [self.target]
         self.optimizer = torch.optim.Adam(self.generator.parameters(), lr=config.lr)
@@ -408,6 +370,7 @@ class _Trainer:
             "config": dataclasses.asdict(config), "resolved_ber": self.point.ber,
             "input_shape": list(self.input_shape), "base_fingerprint": model_fingerprint(base),
             "surrogate_fingerprints": [model_fingerprint(s) for s in surrogates],
+            "split": {"function": "holdout_split", "val_size": config.val_size, "seed": config.split_seed},
             "train_samples": len(self.train_set), "val_samples": len(val_set),
             "init_fingerprint": None if init is None else model_fingerprint(init),
         }
@@ -415,8 +378,7 @@ class _Trainer:
 
     def start(self, provenance: dict[str, Any]) -> None:
         """Write config.json (checking an existing run's settings) and resume from its checkpoint."""
-        self.record.update(provenance={k: v for k, v in provenance.items() if k != "command"},
-                           command=provenance.get("command", " ".join(sys.argv)), versions=package_versions())
+        self.record = with_provenance(self.record, provenance)
         self.run.start(self.record)
         if self.run.checkpoint.is_file():
             state = read_checkpoint(self.run.checkpoint, EOPM_TRAINING_STATE)
@@ -468,7 +430,7 @@ class _Trainer:
                "lr": self.optimizer.param_groups[0]["lr"]}
         if self.val_batches:
             row.update(validate(self.generator, self.target, self.point, self.val_batches,
-                                evaluation_chips(config.val_chips)))
+                                validation_chips(config.val_chips)))
         if progress:
             tqdm.write("  ".join(f"{k}={v:.4g}" for k, v in row.items()))
         self.rows.append(row)
@@ -482,8 +444,8 @@ class _Trainer:
                 "base_fingerprint": self.record["base_fingerprint"],
                 "surrogate_fingerprints": self.record["surrogate_fingerprints"],
                 "ber": self.point.ber, "voltage": self.point.voltage, "tech": self.config.tech,
-                "fault_model": self.config.fault_model, "layout": self.config.layout, "bits": self.config.bits,
-                "epochs": self.config.epochs, "seed": self.config.seed,
+                "fault_model": self.config.fault_model, "layout": self.config.layout,
+                "bits": self.config.bits, "epochs": self.config.epochs, "seed": self.config.seed,
                 "provenance": self.record["provenance"]}
         return atomic_save(make_payload(GENERATOR, self.generator.state_dict(), meta), self.run.generator)
 
@@ -502,27 +464,3 @@ def validate(generator: nn.Module, target: Deployment, point: OperatingPoint,
     return {"val_ca": with_nf["ca"], "val_pa_mean": with_nf["pa_mean"], "val_pa_std": with_nf["pa_std"],
             "val_base_ca": alone["ca"], "val_base_pa_mean": alone["pa_mean"],
             "val_rp": with_nf["pa_mean"] - alone["pa_mean"]}
-
-
-def load_generator(run_dir: str | Path, *, base: nn.Module | None = None) -> tuple[nn.Module, dict[str, Any]]:
-    """The trained generator of ``run_dir`` (eval mode) and its metadata.
-
-    With ``base``, also check that the generator was trained for exactly that base model (same
-    weights); a mismatch raises a CheckpointError. Missing directories or an unfinished run raise
-    FileNotFoundError naming what is missing.
-    """
-    run = RunDirectory(run_dir)
-    if not run.path.is_dir():
-        raise FileNotFoundError(f"run directory {str(run.path)!r} does not exist")
-    if not run.generator.is_file():
-        hint = ("training has not finished: repeat the train command to resume it"
-                if run.config.is_file() else "it is not a training run directory")
-        raise FileNotFoundError(f"{str(run.path)!r} has no generator.pt ({hint})")
-    payload = read_checkpoint(run.generator, GENERATOR)
-    meta = {k: v for k, v in payload.items() if k != "state_dict"}
-    generator = build_generator(meta["generator"], meta["input_shape"])
-    generator.load_state_dict(payload["state_dict"])
-    if base is not None and model_fingerprint(base) != meta["base_fingerprint"]:
-        raise CheckpointError(f"the generator in {str(run.path)!r} was trained for another base model "
-                              "(its weights differ from the ones given)")
-    return generator.eval(), meta

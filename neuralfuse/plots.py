@@ -1,4 +1,4 @@
-"""Figures of a sweep table (:mod:`neuralfuse.tradeoff`), drawn with matplotlib's object API.
+"""Figures of a sweep table (:mod:`neuralfuse.tradeoff`) and of EOPM training, drawn with matplotlib's object API.
 
 No pyplot state: every function returns a :class:`matplotlib.figure.Figure` on an Agg canvas, so
 they work headless and display in notebooks; :func:`save_figure` writes PNG and SVG atomically.
@@ -6,7 +6,8 @@ they work headless and display in notebooks; :func:`save_figure` writes PNG and 
 - :func:`pareto_figure`: perturbed accuracy vs energy saving, one series per configuration, the
   Pareto front marked (the paper's Fig. 1b and Fig. 5);
 - :func:`accuracy_figure`: perturbed accuracy vs voltage with ± std bands and clean accuracy;
-- the technology's BER and energy curves (Fig. 2) are :func:`characterization.plot.plot_curves`.
+- the technology's BER and energy curves (Fig. 2) are :func:`characterization.plot.plot_curves`;
+- :func:`learning_curve_figure`: loss and accuracies per epoch of an EOPM run (its ``metrics.csv``).
 """
 from __future__ import annotations
 
@@ -88,10 +89,35 @@ def accuracy_figure(table: pd.DataFrame) -> Figure:
     return figure
 
 
-def save_figure(figure: Figure, stem: str | os.PathLike[str], dpi: int = 150) -> list[Path]:
-    """Write ``figure`` to ``stem``.png and ``stem``.svg, each atomically; return the paths."""
+def learning_curve_figure(frame: pd.DataFrame) -> Figure:
+    """Loss terms (left) and accuracies (right) per epoch of an EOPM run's metrics."""
+    figure = _figure((10, 3.8))
+    ax_loss, ax_acc = figure.subplots(1, 2)
+    ax_loss.plot(frame.epoch, frame.loss, marker="o", label="EOPM loss")
+    ax_loss.plot(frame.epoch, frame.clean_loss, marker=".", label="clean CE")
+    ax_loss.plot(frame.epoch, frame.perturbed_loss, marker=".", label="perturbed CE (mean)")
+    ax_loss.set(xlabel="epoch", ylabel="training loss")
+    for column, label in (("train_clean_acc", "train clean"), ("train_perturbed_acc", "train perturbed"),
+                          ("val_ca", "validation CA"), ("val_pa_mean", "validation PA")):
+        if column in frame:
+            ax_acc.plot(frame.epoch, frame[column], marker=".", label=label)
+    if "val_base_pa_mean" in frame:
+        ax_acc.plot(frame.epoch, frame.val_base_ca, linestyle=":", color="gray",
+                    label="validation CA, base model alone")
+        ax_acc.plot(frame.epoch, frame.val_base_pa_mean, linestyle="--", color="gray",
+                    label="validation PA, base model alone")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return figure
+
+
+def save_figure(figure: Figure, stem: str | os.PathLike[str], dpi: int = 150,
+                formats: tuple[str, ...] = FORMATS) -> list[Path]:
+    """Write ``figure`` to ``stem``.<format> for each of ``formats``, each atomically; return the paths."""
     paths = []
-    for fmt in FORMATS:
+    for fmt in formats:
         path = Path(f"{stem}.{fmt}")
         with atomic_path(path) as tmp:
             figure.savefig(tmp, format=fmt, dpi=dpi)

@@ -20,10 +20,8 @@ from collections.abc import Iterator
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from sramsim.layers import STORED_LAYERS
 from sramsim.quant import check_bits, fake_quantize
-
-#: Layer types whose ``weight`` lives in the (faulty) weight memory and is quantized.
-QUANTIZED_LAYERS = (nn.Linear, nn.modules.conv._ConvNd)
 
 
 class FakeQuant(nn.Module):
@@ -43,7 +41,7 @@ class FakeQuant(nn.Module):
 def quantized_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
     """Yield (name, module) for every conv, transposed conv and linear layer of ``model``."""
     for name, module in model.named_modules():
-        if isinstance(module, QUANTIZED_LAYERS):
+        if isinstance(module, STORED_LAYERS):
             yield name, module
 
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,26 +43,28 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 import characterization
 from characterization import DEFAULT_TECH
 from characterization.atomic import atomic_path, write_json
+from neuralfuse.checkpoint import model_fingerprint
 from neuralfuse.chips import evaluation_chips
-from neuralfuse.eopm import model_fingerprint, package_versions, record_differences
-from neuralfuse.evaluate import (Batch, chip_accuracies, clean_accuracies,
-                                 load_batches, transform)
+from neuralfuse.evaluation import (Batch, chip_accuracies, clean_accuracies,
+                                   load_batches, transform)
+from neuralfuse.runs import SESSION_KEYS, start_run, with_provenance
 from sramsim.accounting import energy_saving, weight_accesses
-from sramsim.deployment import STORED_LAYERS, Deployment
+from sramsim.deployment import Deployment
+from sramsim.faults import DEFAULT_FAULT_MODEL, check_fault_model
+from sramsim.layers import STORED_LAYERS
 from sramsim.operating_point import OperatingPoint
-from sramsim.faults import check_fault_model
-from sramsim.layouts import check_layout
+from sramsim.layouts import DEFAULT_LAYOUT, check_layout
 from sramsim.quant import check_bits
 
 BASE = "base"
 """Name of the configuration without a generator."""
-COLUMNS = ("config", "generator", "voltage", "ber", "chips", "ca", "pa_mean", "pa_std", "pa_sem",
+SWEEP_COLUMNS = ("config", "generator", "voltage", "ber", "chips", "ca", "pa_mean", "pa_std", "pa_sem",
            "accesses_base", "accesses_generator", "energy_relative", "energy_saving")
 VOLTAGE_DECIMALS = 4
 """Voltages are rounded to this many decimals (steps of 0.0001 Vmin) so they name files exactly."""
@@ -110,23 +111,10 @@ def parse_voltages(text: str) -> tuple[float, ...]:
     return tuple(sorted(rounded, reverse=True))
 
 
-def fixed_subset(dataset: Dataset, n: int | None) -> Dataset:
-    """``n`` samples of ``dataset`` drawn without replacement by a fixed seed (all of it if n is None).
-
-    The same on every machine; the indices are kept in order. Datasets sorted by class give an
-    (almost) class-balanced subset, unlike their first ``n`` samples.
-    """
-    if n is None:
-        return dataset
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(dataset):
-        raise ValueError(f"samples={n!r} is not valid: use an integer from 1 to {len(dataset)} (the dataset's size)")
-    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:n]
-    return Subset(dataset, sorted(order.tolist()))
-
-
 def sweep(base: nn.Module, dataset: Dataset, voltages: Sequence[float], *,
           generators: Mapping[str, nn.Module] | None = None, chips: int = 10,
-          tech: str = DEFAULT_TECH, fault_model: str = "stuck-at", bits: int = 8, layout: str = "arrays",
+          tech: str = DEFAULT_TECH, fault_model: str = DEFAULT_FAULT_MODEL, bits: int = 8,
+          layout: str = DEFAULT_LAYOUT,
           batch_size: int = 500, out_dir: str | Path | None = None,
           provenance: Mapping[str, Any] | None = None, progress: bool = False) -> pd.DataFrame:
     """Measure ``base`` alone and behind each generator at ``voltages`` on ``chips`` evaluation chips.
@@ -153,15 +141,13 @@ def sweep(base: nn.Module, dataset: Dataset, voltages: Sequence[float], *,
 
     batches = load_batches(dataset, batch_size)
     input_sets = {BASE: batches, **{name: transform(g, batches) for name, g in generators.items()}}
-    record = {
+    record = with_provenance({
         "format": SWEEP_FORMAT, "voltages": list(voltages), "chips": seeds, "tech": tech,
         "fault_model": fault_model, "layout": layout, "bits": bits, "batch_size": batch_size,
         "base_fingerprint": model_fingerprint(base), "data_fingerprint": _data_fingerprint(batches),
         "generators": {name: {"architecture": type(g).__name__, "fingerprint": model_fingerprint(g)}
                        for name, g in generators.items()},
-        "provenance": {k: v for k, v in (provenance or {}).items() if k != "command"},
-        "command": (provenance or {}).get("command", " ".join(sys.argv)), "versions": package_versions(),
-    }
+    }, provenance)
     store = _PointStore(out_dir, record) if out_dir is not None else None
 
     names, inputs = list(input_sets), list(input_sets.values())
@@ -206,7 +192,7 @@ def _summarize(per_chip: pd.DataFrame, clean: Mapping[str, float], bers: Mapping
     stats["ber"] = stats.voltage.map(bers)
     stats["ca"] = stats.config.map(clean)
     table = stats.merge(energy, on=["config", "voltage"], how="left", validate="one_to_one")
-    return table[list(COLUMNS)]
+    return table[list(SWEEP_COLUMNS)]
 
 
 def _energy(base: nn.Module, generators: Mapping[str, nn.Module], input_shape: tuple[int, ...],
@@ -251,23 +237,11 @@ class _PointStore:
     """The files of a sweep folder (see the module docstring)."""
 
     def __init__(self, path: str | Path, record: dict[str, Any]) -> None:
-        self.path = Path(path)
+        self.path = start_run(path, "sweep.json", record, _identity, what="sweep folder", error=SweepError)
         self.points = self.path / "points"
-        self.record_path = self.path / "sweep.json"
-        if self.record_path.is_file():
-            previous = json.loads(self.record_path.read_text())
-            changes = record_differences(_identity(previous), _identity(record))
-            if changes:
-                raise SweepError(f"{str(self.path)!r} holds a sweep with other arguments "
-                                 f"({'; '.join(changes)}): repeat its command to resume it, "
-                                 "or sweep into a new folder")
-        elif self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
-            raise SweepError(f"{str(self.path)!r} exists and is not a sweep folder: "
-                             "choose a new or empty folder")
-        self.points.mkdir(parents=True, exist_ok=True)
+        self.points.mkdir(exist_ok=True)
         for partial in self.points.glob(".*"):  # temporary files of a killed run
             partial.unlink()
-        write_json(self.record_path, record)
 
     def load(self, key: str) -> dict[str, float] | None:
         """The values saved under ``key``, or None if that point is not done."""
@@ -292,8 +266,8 @@ def _identity(record: dict[str, Any]) -> dict[str, Any]:
     """What must match to resume a sweep: all but the provenance (paths), command and versions;
     the fingerprints stand for the models and the data. A sweep recorded before layouts existed
     ran under ``"arrays"``."""
-    return {k: v for k, v in {"layout": "arrays", **record}.items()
-            if k not in ("provenance", "command", "versions")}
+    return {k: v for k, v in {"layout": DEFAULT_LAYOUT, **record}.items()
+            if k not in ("provenance", *SESSION_KEYS)}
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:

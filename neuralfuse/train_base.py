@@ -38,6 +38,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from characterization.atomic import atomic_path
+from characterization.validation import check_scalar
 from neuralfuse.augment import augment, augmentation_plan
 from neuralfuse.checkpoint import (
     BASE_TRAINING_STATE, atomic_save, make_payload, read_checkpoint, save_checkpoint,
@@ -46,6 +47,8 @@ from neuralfuse.data import holdout_split, load_dataset
 from neuralfuse.memory_format import preferred_memory_format
 from neuralfuse.models import create_model, list_models
 from neuralfuse.qat import enable_qat, export_quantized
+from neuralfuse.runs import record_differences
+from sramsim.faults import MAX_SEED
 from sramsim.quant import check_bits
 
 REFERENCE_BATCH = 128  # ``lr`` is the peak learning rate at this batch size
@@ -82,24 +85,19 @@ class TrainBaseConfig:
         object.__setattr__(self, "model", known[self.model.casefold()])
         check_bits(self.bits)
         for name in ("width", "lr"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-                raise ValueError(f"{name}={value!r} is not valid: use a positive number")
+            value = check_scalar(getattr(self, name), name, float, min_val=0, max_val=math.inf,
+                                 include_boundaries="neither", allowed="a positive number")
             object.__setattr__(self, name, float(value))
-        for name in ("val_size", "split_seed"):
-            value = getattr(self, name)
-            if type(value) is not int or value < 0:
-                raise ValueError(f"{name}={value!r} is not valid: use an integer >= 0")
+        check_scalar(self.val_size, "val_size", int, min_val=0)
         for name in ("epochs", "batch_size", "limit_batches"):
-            value = getattr(self, name)
-            if (value is not None or name != "limit_batches") and (type(value) is not int or value < 1):
-                raise ValueError(f"{name}={value!r} is not valid: use a positive integer")
-        if not self.weight_decay >= 0:
-            raise ValueError(f"weight_decay={self.weight_decay!r} is not valid: use a number >= 0")
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing={self.label_smoothing!r} is not valid: use [0, 1)")
-        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
-            raise ValueError(f"seed={self.seed!r} is not valid: use an integer in [0, 2**63)")
+            if getattr(self, name) is not None or name != "limit_batches":
+                check_scalar(getattr(self, name), name, int, min_val=1)
+        check_scalar(self.weight_decay, "weight_decay", float, min_val=0)
+        check_scalar(self.label_smoothing, "label_smoothing", float, min_val=0, max_val=1,
+                     include_boundaries="left")
+        for name in ("seed", "split_seed"):
+            check_scalar(getattr(self, name), name, int, min_val=0, max_val=MAX_SEED,
+                         include_boundaries="left", allowed="an integer in [0, 2**63)")
 
     def command(self, out: str | os.PathLike) -> str:
         """The ``neuralfuse train-base`` command line that runs this configuration."""
@@ -119,7 +117,7 @@ def epoch_plan(n: int, seed: int, epoch: int, flip: bool) -> tuple[torch.Tensor,
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+def loss_and_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of ``model`` in eval mode on (x, y)."""
     model.eval()
     loss, correct = 0.0, 0
@@ -138,16 +136,6 @@ def partial_path(out: str | os.PathLike) -> Path:
 def metrics_path(out: str | os.PathLike) -> Path:
     """The per-epoch metrics CSV written next to ``out``: ``<out stem>.metrics.csv``."""
     return Path(out).with_suffix(".metrics.csv")
-
-
-def _check_resumable(saved: dict[str, Any], config: TrainBaseConfig, path: Path) -> None:
-    current = dataclasses.asdict(config)
-    differ = [k for k in current if saved.get(k) != current[k]]
-    if differ:
-        was = ", ".join(f"{k}={saved.get(k)!r}" for k in differ)
-        now = ", ".join(f"{k}={current[k]!r}" for k in differ)
-        raise ResumeError(f"{path} holds a run started with {was}, but this run asks for {now}: "
-                          f"rerun with the original arguments to resume, or delete {path} to start over")
 
 
 def _seed_everything(seed: int) -> None:
@@ -203,7 +191,11 @@ class BaseTrainer:
 
     def _resume(self) -> None:
         saved = read_checkpoint(self.state_path, BASE_TRAINING_STATE)
-        _check_resumable(saved["config"], self.config, self.state_path)
+        current = dataclasses.asdict(self.config)
+        changes = record_differences({k: saved["config"].get(k) for k in current}, current)
+        if changes:
+            raise ResumeError(f"{self.state_path} holds a run with other settings ({'; '.join(changes)}): "
+                              f"rerun with the original arguments to resume, or delete it to start over")
         self.model.load_state_dict(saved["state_dict"])
         self.optimizer.load_state_dict(saved["optimizer"])
         self.schedule.load_state_dict(saved["schedule"])
@@ -250,7 +242,7 @@ class BaseTrainer:
         self.metrics.append({**row, "seconds": time.monotonic() - started})
 
     def _evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-        return evaluate(self.model, x.contiguous(memory_format=self.memory_format), y)
+        return loss_and_accuracy(self.model, x.contiguous(memory_format=self.memory_format), y)
 
     def run(self, callback: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
         """Train to the end, save the exported model to ``out``; return the checkpoint metadata.

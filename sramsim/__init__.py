@@ -1,15 +1,16 @@
 """sramsim: SRAM arrays, simulated low-voltage chips and their fault maps, and deploying torch models
 on them (see docs/architecture.md).
-"""
-from sramsim.accounting import (SystolicConfig, count_macs, create_network, energy_saving,
-                                list_networks, register_network, weight_accesses, weight_energy)
-from sramsim.array import ArrayGeometry, MemoryLayout
-from sramsim.deployment import Deployment, deploy
-from sramsim.faults import FAULT_MODELS, Chip, FaultMap
-from sramsim.operating_point import OperatingPoint
 
-__all__ = [
-    "ArrayGeometry", "Chip", "Deployment", "FAULT_MODELS", "FaultMap", "MemoryLayout",
-    "OperatingPoint", "SystolicConfig", "count_macs", "create_network", "deploy", "energy_saving",
-    "list_networks", "register_network", "weight_accesses", "weight_energy",
-]
+The names below load on first use, so importing one light module (say :mod:`sramsim.registry`)
+does not pull in numba or SCALE-SIM.
+"""
+from characterization.exports import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "sramsim.array": ("ArrayGeometry", "MemoryLayout"),
+    "sramsim.faults": ("Chip", "DEFAULT_FAULT_MODEL", "FAULT_MODELS", "FaultMap"),
+    "sramsim.deployment": ("Deployment", "deploy"),
+    "sramsim.operating_point": ("OperatingPoint",),
+    "sramsim.accounting": ("SystolicConfig", "count_macs", "create_network", "energy_saving",
+                           "list_networks", "register_network", "weight_accesses", "weight_energy"),
+})

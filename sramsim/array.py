@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from characterization.validation import check_scalar
 from sramsim import _kernels
 from sramsim.quant import check_bits
 
@@ -44,9 +45,7 @@ class ArrayGeometry:
 
     def __post_init__(self) -> None:
         for name in ("rows", "cols"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"array {name}={value!r} is not valid: use a positive integer")
+            check_scalar(getattr(self, name), f"array {name}", int, min_val=1)
         if self.rows * self.cols > MAX_ARRAY_CELLS:
             raise ValueError(f"array of {self.rows}x{self.cols} cells is too large: at most 2**32 cells")
 

@@ -124,7 +124,8 @@ def _dims_option(n_dims: int | None, form: str):
 
 
 def _network_option(ctx: click.Context, param: click.Parameter, name: str | None) -> str | None:
-    from sramsim.accounting import UnknownNetworkError, network_kind
+    from sramsim.accounting import network_kind
+    from sramsim.registry import UnknownNetworkError
 
     if name is not None:
         try:
@@ -229,9 +230,12 @@ def energy(model: str, input_shape: tuple[int, ...], array: tuple[int, int], dat
     """Weight-memory energy of a model at a low voltage and the saving of Eq. 6 (accesses) and
     Eq. 7 (MACs) with an optional generator at the nominal voltage."""
     from sramsim.accounting import energy_report, load_technology
+    from sramsim.operating_point import check_voltage_or_ber
 
-    if (voltage is None) == (ber is None):
-        raise click.UsageError("give exactly one of --voltage or --ber")
+    try:
+        check_voltage_or_ber(voltage, ber, ("--voltage", "--ber"))
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
     config = _systolic_config(array, dataflow, filter_sram_kb, row_bits, weight_bits)
     try:
         vmodel = load_technology(tech)

@@ -50,11 +50,10 @@ from characterization import DEFAULT_TECH
 from sramsim import _kernels, layouts
 from sramsim.array import ArrayGeometry, MemoryLayout
 from sramsim.faults import FAULT_MODEL_SEMANTICS, Chip, check_fault_model, max_hazard
+from sramsim.layers import STORED_LAYERS
 from sramsim.operating_point import OperatingPoint
 from sramsim.quant import check_bits, quantize
 
-#: Layer types whose weights are stored in the faulty memory.
-STORED_LAYERS = (nn.Linear, nn.modules.conv._ConvNd)
 _SAME_SIZE_INT = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 

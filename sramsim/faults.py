@@ -37,6 +37,7 @@ from sramsim.array import ArrayGeometry
 from sramsim.operating_point import OperatingPoint, check_ber
 
 FAULT_MODELS = ("stuck-at", "flip")
+DEFAULT_FAULT_MODEL = "stuck-at"
 FAULT_MODEL_SEMANTICS = {
     "stuck-at": "each faulty cell holds a fixed random value (0 or 1 with equal probability), so "
                 "about half of the faulty cells change the stored bit; BER = fraction of faulty "

@@ -20,8 +20,9 @@
     - A faulty cell acts on every weight bit that reads it: stuck-at sets the bit to the cell's
       stuck value, flip inverts it. Only 8-bit weights are defined.
 
-    >>> locate(np.array([0, 17, 255, 256, 8192 * 256 + 5]))
-    (array([0, 0, 0, 1, 0]), array([ 0,  8, 120,   0,  40]))
+    >>> rows, columns = locate(np.array([0, 17, 255, 256, 8192 * 256 + 5]))
+    >>> rows.tolist(), columns.tolist()
+    ([0, 0, 0, 1, 0], [0, 8, 120, 0, 40])
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from sramsim.array import ArrayGeometry
 from sramsim.faults import Chip, FaultMap
 
 LAYOUTS = ("arrays", "neuralfuse-code")
+DEFAULT_LAYOUT = "arrays"
 LAYOUT_SEMANTICS = {
     "arrays": "weights of all layers laid one after another in 512x64-cell arrays, one cell per "
               "weight bit (physical; the toolkit's default)",

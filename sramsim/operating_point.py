@@ -13,10 +13,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import numpy as np
-
 import characterization
 from characterization import DEFAULT_TECH
+from characterization.validation import check_scalar
 
 MAX_BER = 0.5
 """Highest bit-error rate (fraction of faulty cells) a point may have."""
@@ -24,11 +23,19 @@ MAX_BER = 0.5
 
 def check_ber(ber: float) -> float:
     """Return ``ber`` as a float if it lies in [0, MAX_BER], else raise a ValueError naming it."""
-    if isinstance(ber, bool) or not isinstance(ber, (int, float, np.floating, np.integer)) \
-            or not 0 <= ber <= MAX_BER:
-        raise ValueError(f"ber={ber!r} is not valid: use a fraction of faulty cells in [0, {MAX_BER}], "
-                         "e.g. 0.01 for 1%")
+    check_scalar(ber, "ber", float, min_val=0, max_val=MAX_BER,
+                 allowed=f"a fraction of faulty cells in [0, {MAX_BER}], e.g. 0.01 for 1%")
     return float(ber)
+
+
+def check_voltage_or_ber(voltage: object, ber: object, names: tuple[str, str] = ("voltage", "ber")) -> None:
+    """Raise a ValueError unless exactly one of ``voltage`` and ``ber`` is given (not None).
+
+    ``names`` are how the message calls them, e.g. ``("--voltage", "--ber")`` on a command line.
+    """
+    if (voltage is None) == (ber is None):
+        raise ValueError(f"give exactly one of {names[0]} and {names[1]} (a voltage in units of Vmin, "
+                         f"or a fraction of faulty cells); got {names[0]}={voltage!r}, {names[1]}={ber!r}")
 
 
 @dataclass(frozen=True)
@@ -47,9 +54,7 @@ class OperatingPoint:
     def resolve(cls, *, voltage: float | None = None, ber: float | None = None,
                 tech: str | os.PathLike[str] = DEFAULT_TECH) -> OperatingPoint:
         """The point at ``voltage`` (× Vmin) or at ``ber``; exactly one of them must be given."""
-        if (voltage is None) == (ber is None):
-            raise ValueError("give exactly one of voltage= (in units of Vmin) or ber= (fraction of "
-                             f"faulty cells); got voltage={voltage!r}, ber={ber!r}")
+        check_voltage_or_ber(voltage, ber)
         tech = os.fspath(tech)
         if voltage is not None:
             return cls(ber=check_ber(float(characterization.load(tech).ber(float(voltage)))),

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import torch
 
+from characterization.validation import check_scalar
+
 MIN_BITS, MAX_BITS = 2, 8
 
 
 def check_bits(bits: int) -> int:
     """Return ``bits`` if it is an integer in [2, 8], else raise a ValueError naming it."""
-    if isinstance(bits, bool) or not isinstance(bits, int) or not MIN_BITS <= bits <= MAX_BITS:
-        raise ValueError(f"bits={bits!r} is not supported: use an integer from {MIN_BITS} to {MAX_BITS}")
-    return bits
+    return check_scalar(bits, "bits", int, min_val=MIN_BITS, max_val=MAX_BITS,
+                        allowed=f"an integer from {MIN_BITS} to {MAX_BITS}")
 
 
 def qmax(bits: int) -> int:

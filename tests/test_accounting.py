@@ -207,7 +207,7 @@ def test_bad_calls():
 
 def test_registry(monkeypatch):
     list_networks()                       # load the entry points, then work on a copy
-    monkeypatch.setattr(networks, "_registry", dict(networks._registry))
+    monkeypatch.setattr(networks.NETWORKS, "_entries", dict(networks.NETWORKS._entries))
     assert set(list_networks("model")) == {"resnet18", "resnet50", "vgg11", "vgg16", "vgg19"}
     assert set(list_networks("generator")) >= {"ConvL", "ConvS", "DeConvL", "DeConvS", "UNetL", "UNetS"}
     assert network_kind("unets") == "generator"

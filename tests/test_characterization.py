@@ -228,3 +228,25 @@ def test_cli_curves_help_ends_with_an_example():
     result = CliRunner().invoke(sramsim_main, ["curves", "--help"])
     assert result.exit_code == 0
     assert result.output.rstrip().splitlines()[-1].strip().startswith("sramsim curves --tech")
+
+
+@pytest.mark.parametrize("value, kind, bounds, message", [
+    (True, int, {}, "n=True is not valid: use an integer"),
+    (1.5, int, {"min_val": 1}, "n=1.5 is not valid: use an integer >= 1"),
+    (np.int64(0), int, {"min_val": 1}, "n=0 is not valid: use an integer >= 1"),
+    (float("nan"), float, {"min_val": 0}, "n=nan is not valid: use a number >= 0"),
+    (1.0, float, {"min_val": 0, "max_val": 1, "include_boundaries": "left"}, r"use a number in \[0, 1\)"),
+    ("3", float, {"allowed": "a positive number"}, "n='3' is not valid: use a positive number"),
+])
+def test_check_scalar_names_the_value_and_what_is_allowed(value, kind, bounds, message):
+    from characterization.validation import check_scalar
+
+    with pytest.raises(ValueError, match=message):
+        check_scalar(value, "n", kind, **bounds)
+
+
+def test_check_scalar_returns_valid_values_unchanged():
+    from characterization.validation import check_scalar
+
+    assert check_scalar(np.int64(3), "n", int, min_val=1) == 3
+    assert check_scalar(0.5, "p", float, min_val=0, max_val=1, include_boundaries="neither") == 0.5

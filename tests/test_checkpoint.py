@@ -12,7 +12,7 @@ from neuralfuse.checkpoint import (
     read_checkpoint, save_checkpoint,
 )
 from neuralfuse.models import create_model
-from neuralfuse.qat import enable_qat
+from neuralfuse.qat import enable_qat, export_quantized
 
 META = {"arch": "vgg11", "width": 0.0625, "num_classes": 4, "dataset": "default", "bits": 8}
 
@@ -126,3 +126,29 @@ def test_save_refuses_what_could_not_be_loaded_back(tmp_path, model):
     with pytest.raises(ValueError, match="export_quantized"):
         save_checkpoint(tmp_path / "c.pt", enable_qat(model), **META)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_compact_file_holds_integers_and_loads_bit_identical_weights(tmp_path, model, bits):
+    torch.manual_seed(1)
+    qat = enable_qat(create_model("vgg11", num_classes=4, width=0.25), bits)
+    qat(torch.randn(4, 3, 32, 32)).sum().backward()        # a trained-looking BatchNorm state too
+    exported = export_quantized(qat.eval())
+    meta = {**META, "width": 0.25, "bits": bits}
+    full = save_checkpoint(tmp_path / "full.pt", exported, **meta)
+    compact = save_checkpoint(tmp_path / "compact.pt", exported, compact=True, **meta)
+    assert os.path.getsize(compact) < 0.3 * os.path.getsize(full)
+    loaded, loaded_meta = load_base_model(compact)
+    expected = exported.state_dict()
+    assert loaded.state_dict().keys() == expected.keys()
+    for key, value in loaded.state_dict().items():
+        assert value.dtype == expected[key].dtype, key
+        bits_of = (lambda t: t.view(torch.int32)) if value.dtype == torch.float32 else (lambda t: t)
+        assert torch.equal(bits_of(value), bits_of(expected[key])), key   # bit for bit, -0.0 too
+    assert "integer_weights" not in loaded_meta and loaded_meta["bits"] == bits
+
+
+def test_compact_refuses_weights_off_their_grid(tmp_path, model):
+    with pytest.raises(ValueError, match=r"features\.0\.weight is not on its 8-bit grid"):
+        save_checkpoint(tmp_path / "compact.pt", model, compact=True, **META)
+    assert not (tmp_path / "compact.pt").exists()

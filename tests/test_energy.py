@@ -108,7 +108,7 @@ def test_energy_report_and_cli():
 
 @pytest.mark.parametrize("args, hint", [
     (["--model", "resnet18", "--voltage", "0.5"], "0.5"),
-    (["--model", "resnet18", "--voltage", "0.9", "--ber", "0.01"], "exactly one of --voltage or --ber"),
+    (["--model", "resnet18", "--voltage", "0.9", "--ber", "0.01"], "exactly one of --voltage and --ber"),
     (["--model", "resnet18", "--generator", "nope", "--voltage", "0.9"], "unknown network 'nope'"),
     (["--model", "resnet18", "--voltage", "0.9", "--tech", "nope"], "nope"),
 ])

@@ -16,14 +16,18 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from click.testing import CliRunner
 from torch.utils.data import TensorDataset
 
 import characterization
 from neuralfuse import eopm
 from neuralfuse.checkpoint import CheckpointError, read_checkpoint, save_checkpoint, EOPM_TRAINING_STATE
-from neuralfuse.chips import TRAIN_SEED_BASE, evaluation_chips, training_chips
-from neuralfuse.data import DatasetInfo, ImageDataset
-from neuralfuse.eopm import TrainConfig, eopm_step, frozen, load_generator, train
+from neuralfuse.chips import (TRAIN_SEED_BASE, VALIDATION_SEED_BASE, evaluation_chips, training_chips,
+                              validation_chips)
+from neuralfuse.cli import main
+from neuralfuse.data import DatasetInfo, ImageDataset, holdout_split
+from neuralfuse.checkpoint import load_generator, model_fingerprint
+from neuralfuse.eopm import TrainConfig, base_split, eopm_step, frozen, train
 from sramsim import OperatingPoint
 from neuralfuse.generators import create_generator
 from neuralfuse.models import create_model
@@ -68,8 +72,15 @@ def test_training_chips_are_deterministic_fresh_and_disjoint_from_evaluation_chi
     assert evaluation_chips(3) == [0, 1, 2]
 
 
+def test_validation_chips_are_a_stream_of_their_own():
+    validation = validation_chips(1000)
+    assert validation[:2] == [VALIDATION_SEED_BASE, VALIDATION_SEED_BASE + 1]
+    assert max(evaluation_chips(1000)) < VALIDATION_SEED_BASE <= min(validation)
+    assert max(validation) < TRAIN_SEED_BASE  # below every training chip
+
+
 @pytest.mark.parametrize("call", [lambda: training_chips(-1, 0, 0, 1), lambda: training_chips(0, 0, 0.5, 1),
-                                  lambda: evaluation_chips(0)])
+                                  lambda: evaluation_chips(0), lambda: validation_chips(True)])
 def test_chip_streams_reject_bad_arguments(call):
     with pytest.raises(ValueError, match="not valid"):
         call()
@@ -251,7 +262,7 @@ def test_fine_tuning_starts_from_the_given_generator(tmp_path, monkeypatch):
           progress=False)
     assert states_equal(starts[0], first.state_dict())
     assert json.loads((tmp_path / "tuned" / "config.json").read_text())["init_fingerprint"] \
-        == eopm.model_fingerprint(first)
+        == model_fingerprint(first)
     with pytest.raises(ValueError, match="init_fingerprint"):  # resuming without it is another run
         train(tmp_path / "tuned", tiny_config(**short, seed=1), tiny_base(), tiny_data(), progress=False)
     with pytest.raises(CheckpointError, match="initial generator for UNetL: weights do not fit"):
@@ -351,6 +362,76 @@ def test_train_rejects_bad_settings(tmp_path):
         tiny_config(lam=-1)
     with pytest.raises(ValueError, match="train_subset=100 is more than the 24 training samples"):
         train(tmp_path / "c", tiny_config(train_subset=100), tiny_base(), tiny_data(), progress=False)
+
+
+def test_held_out_images_never_train_and_validate_on_validation_chips(tmp_path, monkeypatch):
+    data = tiny_data()
+    seen = spy_on_steps(monkeypatch, lambda generator, optimizer, x: x.clone())
+    validated, real_validate = [], eopm.validate
+
+    def spy_validate(generator, target, point, batches, chips):
+        validated.append((torch.cat([x for x, _ in batches]), chips))
+        return real_validate(generator, target, point, batches, chips)
+
+    monkeypatch.setattr(eopm, "validate", spy_validate)
+    config = tiny_config(epochs=1, val_size=8, split_seed=5, val_images=6, val_chips=2)
+    train(tmp_path / "run", config, tiny_base(), data, progress=False)
+    train_idx, val_idx = holdout_split(len(data), 8, seed=5)
+    images = data.tensors[0]
+    trained = torch.cat(seen)
+    assert sorted(_rows_of(images, trained)) == train_idx.tolist()  # each training image, once
+    (val_images, chips), = validated
+    assert set(_rows_of(images, val_images)) < set(val_idx.tolist()) and len(val_images) == 6
+    assert chips == validation_chips(2)
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert record["split"] == {"function": "holdout_split", "val_size": 8, "seed": 5}
+    assert record["train_samples"] == 24 and record["val_samples"] == 6
+    with pytest.raises(ValueError, match="val_images=9 is more than the 8 held-out images"):
+        train(tmp_path / "more", tiny_config(val_images=9), tiny_base(), data, progress=False)
+
+
+def _rows_of(images: torch.Tensor, found: torch.Tensor) -> list[int]:
+    """The row of ``images`` equal to each of ``found``."""
+    return [int((images == x).flatten(1).all(1).nonzero()) for x in found]
+
+
+def test_the_base_models_split_is_the_generators(tmp_path):
+    meta = {"dataset": "default", "split": {"val_size": 100, "seed": 3}}
+    assert base_split(meta, "default") == {"val_size": 100, "split_seed": 3}
+    assert base_split(meta, "default", val_size=100, split_seed=3) == {"val_size": 100, "split_seed": 3}
+    assert base_split(meta, "cifar10", val_size=20) == {"val_size": 20, "split_seed": 0}  # another dataset
+    assert base_split({"dataset": "default", "split": {"val_size": 0, "seed": 0}}, "default") == \
+        {"val_size": eopm.DEFAULT_VAL_SIZE, "split_seed": 0}
+    with pytest.raises(ValueError, match="val_size=50 differs from the base model's split"):
+        base_split(meta, "default", val_size=50)
+
+    base_path = tmp_path / "base.pt"
+    save_checkpoint(base_path, create_model("resnet18", width=1 / 16), arch="resnet18", width=1 / 16,
+                    num_classes=10, bits=8, dataset="default", split={"val_size": 40, "seed": 2})
+    args = ["train", "--base", str(base_path), "--generator", "ConvS", "--ber", "0.02", "--n-chips", "1",
+            "--batch-size", "4", "--epochs", "1", "--max-steps-per-epoch", "1", "--dataset", "default",
+            "--val-images", "4", "--val-chips", "1", "--no-progress", "-o", str(tmp_path / "run")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert record["split"] == {"function": "holdout_split", "val_size": 40, "seed": 2}
+    result = CliRunner().invoke(main, [*args[:-1], str(tmp_path / "other"), "--split-seed", "1"])
+    assert result.exit_code == 2 and "split_seed=1 differs from the base model's split" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_run_recorded_before_the_split_was_cannot_resume_but_loads(tmp_path):
+    config = tiny_config(epochs=1, max_steps_per_epoch=1, val_size=0)
+    train(tmp_path / "run", config, tiny_base(), tiny_data(), progress=False)
+    record_file = tmp_path / "run" / "config.json"
+    record = json.loads(record_file.read_text())
+    del record["split"]  # as written by a version that split the images otherwise
+    record_file.write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="older neuralfuse.*cannot resume"):
+        train(tmp_path / "run", tiny_config(epochs=2, max_steps_per_epoch=1, val_size=0), tiny_base(),
+              tiny_data(), progress=False)
+    generator, meta = load_generator(tmp_path / "run")
+    assert meta["generator"] == "UNetS" and not generator.training
 
 
 def test_load_generator_fails_clearly(tmp_path):

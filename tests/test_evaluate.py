@@ -13,9 +13,9 @@ from torch.utils.data import TensorDataset
 import characterization
 from neuralfuse.checkpoint import save_checkpoint
 from neuralfuse.cli import main
-from neuralfuse.eopm import load_generator, model_fingerprint
+from neuralfuse.checkpoint import load_generator, model_fingerprint
 from sramsim import OperatingPoint
-from neuralfuse.evaluate import accuracy, evaluate, format_table, load_batches
+from neuralfuse.evaluation import accuracy, evaluate, format_table, load_batches
 from neuralfuse.generators import create_generator
 from neuralfuse.models import create_model
 from sramsim import deploy

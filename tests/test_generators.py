@@ -3,6 +3,9 @@ import pytest
 import torch
 
 from neuralfuse.generators import InputTransform, create_generator, list_generators
+from neuralfuse.models import create_model
+from sramsim.accounting import create_network
+from sramsim.registry import UnknownNetworkError
 
 # Table 7 of the paper, for 32×32×3 inputs.
 PAPER_PARAMS = {
@@ -74,6 +77,18 @@ def test_lookup_ignores_case():
 def test_unknown_name_lists_known_generators():
     with pytest.raises(ValueError, match=r"'ConvM'.*ConvL.*UNetS"):
         create_generator("ConvM")
+
+
+@pytest.mark.parametrize("create, what", [(create_model, "model"), (create_generator, "generator"),
+                                          (create_network, "network")])
+def test_every_registry_gives_the_same_error_for_an_unknown_name(create, what):
+    with pytest.raises(UnknownNetworkError, match=f"unknown {what} 'nope'; known: "):
+        create("nope")
+
+
+def test_the_input_shape_reaches_only_generators_that_need_it():
+    assert create_generator("UIP", input_shape=(3, 8, 8)).input_shape == (3, 8, 8)
+    assert type(create_generator("UNetS", input_shape=(3, 8, 8))).__name__ == "UNetS"
 
 
 def test_uip_is_a_trainable_tanh_perturbation_starting_at_identity():

@@ -11,14 +11,13 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
-from neuralfuse import cli
-from neuralfuse.data import load_dataset
-from neuralfuse import eopm
+from neuralfuse import cli, eopm
 from neuralfuse.checkpoint import save_checkpoint
+from neuralfuse.data import fixed_subset, load_dataset
 from neuralfuse.eopm import TrainConfig
-from neuralfuse.evaluate import evaluate
+from neuralfuse.evaluation import evaluate
 from neuralfuse.models import create_model
-from neuralfuse.tradeoff import fixed_subset, sweep
+from neuralfuse.tradeoff import sweep
 from sramsim import Deployment, OperatingPoint, deploy
 from sramsim.array import ArrayGeometry
 from sramsim.faults import FaultMap
@@ -184,10 +183,6 @@ def test_bad_layouts_are_refused_with_the_value_named():
         Deployment(model, layout=CODE, geometry=ArrayGeometry(256, 64))
     with pytest.raises(ValueError, match="unknown layout 'rows'"):
         TrainConfig("UNetS", ber=0.01, layout="rows")
-
-
-def test_cli_layout_choices_are_the_library_layouts():
-    assert cli.LAYOUTS == LAYOUTS
 
 
 # -- run records ---------------------------------------------------------------------------------

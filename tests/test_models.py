@@ -86,13 +86,17 @@ def test_register_all_hands_sramsim_every_model_and_network_generator():
 
 
 def test_entry_point_loads_in_a_fresh_interpreter():
-    """sramsim resolves ``neuralfuse.registry:register_all`` without having imported neuralfuse."""
+    """sramsim resolves ``neuralfuse.registry:register_all`` without having imported neuralfuse,
+    and loading it imports neither numba nor SCALE-SIM."""
     code = (
+        "import sys\n"
         "from importlib.metadata import entry_points\n"
         "(ep,) = [e for e in entry_points(group='sramsim.models') if e.name == 'neuralfuse']\n"
         "names = []\n"
         "ep.load()(lambda name, factory, kind: names.append(name))\n"
         "print(len(names))\n"
+        "print(sorted(m for m in ('numba', 'scalesim', 'ptflops') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "11"
+    assert out.stdout.split("\n")[:2] == ["11", "[]"]
+

@@ -8,10 +8,10 @@ import pytest
 
 from neuralfuse.checkpoint import load_base_model
 from neuralfuse.data import load_dataset
-from neuralfuse.eopm import load_generator
-from neuralfuse.evaluate import evaluate
+from neuralfuse.checkpoint import load_generator
+from neuralfuse.evaluation import evaluate
 from sramsim import OperatingPoint
-from neuralfuse.tradeoff import fixed_subset
+from neuralfuse.data import fixed_subset
 
 REFERENCE = Path(__file__).resolve().parents[1] / "reference"
 BEST = REFERENCE / "neuralfuse" / "unetl-ft-cos-lam2"

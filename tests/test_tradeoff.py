@@ -20,7 +20,8 @@ from neuralfuse.checkpoint import save_checkpoint
 from neuralfuse.cli import main
 from neuralfuse.models import create_model
 from neuralfuse.plots import write_sweep_plots
-from neuralfuse.tradeoff import (COLUMNS, SweepError, fixed_subset, operating_points, pareto_front,
+from neuralfuse.data import fixed_subset
+from neuralfuse.tradeoff import (SWEEP_COLUMNS, SweepError, operating_points, pareto_front,
                                  parse_voltages, sweep)
 from sramsim import Deployment
 from sramsim.accounting import energy_saving
@@ -133,7 +134,7 @@ def test_operating_points_pick_the_lowest_energy_above_the_threshold():
 
 def test_sweep_table(swept):
     table, out = swept
-    assert tuple(table.columns) == COLUMNS
+    assert tuple(table.columns) == SWEEP_COLUMNS
     assert len(table) == 2 * len(VOLTAGES)
     assert list(table.config.unique()) == ["base", "shift"]
     assert (table.chips == 4).all()

@@ -116,7 +116,7 @@ def test_resume_with_other_arguments_is_refused(tmp_path):
     args = [*TINY, "--epochs", "2", "--seed", "5", "-o", str(out)]
     result = CliRunner().invoke(main, ["train-base", *args])
     assert result.exit_code == 2
-    assert "limit_batches=3, but this run asks for limit_batches=1" in result.output
+    assert "limit_batches: 3 before, 1 now" in result.output
     assert "Traceback" not in result.output
     assert partial_path(out).exists() and not out.exists()
 

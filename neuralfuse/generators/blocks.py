@@ -1,4 +1,4 @@
-"""Layers shared by the generator families (paper, Sec. 6 of the notes)."""
+"""Layers shared by the generator families of the NeuralFuse paper (Sun et al., NeurIPS 2024)."""
 from __future__ import annotations
 
 from typing import Sequence

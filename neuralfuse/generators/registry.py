@@ -4,16 +4,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from neuralfuse.registry import Registry
+from sramsim.registry import Registry
 
-GENERATORS = Registry("generator")
+GENERATORS = Registry("generator", context=("input_shape",))
 register_generator = GENERATORS.register
 
 
 def create_generator(name: str, **kwargs) -> nn.Module:
     """Build the generator ``name`` (case-insensitive), e.g. ``create_generator("UNetL")``.
 
-    ``UIP`` needs the input shape: ``create_generator("UIP", input_shape=(3, 32, 32))``.
+    ``input_shape`` (channels, height, width) may always be given; it reaches only the
+    generators that declare they need it (UIP: ``create_generator("UIP", input_shape=(3, 32, 32))``).
     Unknown names raise a ValueError listing the known ones.
     """
     return GENERATORS.create(name, **kwargs)

@@ -21,7 +21,7 @@ class TanhPerturbation(nn.Module):
         return torch.tanh(self.perturbation).expand_as(x)
 
 
-@register_generator("UIP")
+@register_generator("UIP", needs=("input_shape",), stores_weights=False)
 class UIP(InputTransform):
     """Universal input perturbation for inputs of shape ``input_shape`` (channels, height, width).
 

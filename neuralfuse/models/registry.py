@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import math
-import numbers
 
 from torch import nn
 
-from neuralfuse.registry import Registry
+from characterization.validation import check_scalar
+from sramsim.registry import Registry
 
 MODELS = Registry("model")
 register_model = MODELS.register
@@ -28,16 +28,14 @@ def list_models() -> list[str]:
 
 def check_width(width: float) -> float:
     """Return ``width`` if it is a positive finite number, else raise a ValueError naming it."""
-    if isinstance(width, bool) or not isinstance(width, numbers.Real) or not 0 < width < math.inf:
-        raise ValueError(f"width={width!r} is not valid: use a positive finite number (1.0 = standard)")
+    check_scalar(width, "width", float, min_val=0, max_val=math.inf, include_boundaries="neither",
+                 allowed="a positive finite number (1.0 = standard)")
     return float(width)
 
 
 def check_num_classes(num_classes: int) -> int:
     """Return ``num_classes`` if it is a positive int, else raise a ValueError naming it."""
-    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 1:
-        raise ValueError(f"num_classes={num_classes!r} is not valid: use a positive integer")
-    return int(num_classes)
+    return int(check_scalar(num_classes, "num_classes", int, min_val=1))
 
 
 def scaled(channels: int, width: float) -> int:

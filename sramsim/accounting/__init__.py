@@ -10,13 +10,13 @@ from sramsim.accounting.config import DATAFLOWS, SystolicConfig
 from sramsim.accounting.energy import (count_macs, energy_report, energy_saving, load_technology,
                                        operating_voltage, weight_energy)
 from sramsim.accounting.engines import ENGINES, filter_reads
-from sramsim.accounting.networks import (NETWORK_KINDS, UnknownNetworkError, create_network,
-                                         list_networks, network_kind, register_network)
+from sramsim.accounting.networks import (NETWORK_KINDS, create_network, list_networks, network_kind,
+                                         register_network)
 from sramsim.accounting.topology import (CONVENTIONS, Layer, extract_topology,
                                          write_scalesim_topology)
 
 __all__ = ["weight_accesses", "SystolicConfig", "DATAFLOWS", "count_macs", "energy_report",
            "energy_saving", "load_technology", "operating_voltage", "weight_energy", "ENGINES",
-           "filter_reads", "NETWORK_KINDS", "UnknownNetworkError", "create_network",
+           "filter_reads", "NETWORK_KINDS", "create_network",
            "list_networks", "network_kind", "register_network", "CONVENTIONS", "Layer",
            "extract_topology", "write_scalesim_topology"]

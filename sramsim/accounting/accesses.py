@@ -11,7 +11,7 @@ from sramsim.accounting.engines import filter_reads
 from sramsim.accounting.networks import create_network
 from sramsim.accounting.topology import extract_topology
 
-COLUMNS = ("layer", "kind", "in_shape", "out_shape", "ifmap_h", "ifmap_w", "filter_h", "filter_w",
+ACCESS_COLUMNS = ("layer", "kind", "in_shape", "out_shape", "ifmap_h", "ifmap_w", "filter_h", "filter_w",
            "channels", "filters", "stride_h", "stride_w", "groups", "ofmap_h", "ofmap_w", "macs",
            "filter_reads", "row_accesses")
 
@@ -43,7 +43,7 @@ def weight_accesses(model: nn.Module | str, input_shape: Sequence[int] = (3, 32,
              layer.filters, layer.stride_h, layer.stride_w, layer.groups,
              layer.ofmap_h, layer.ofmap_w, layer.macs, int(n), n / config.words_per_row)
             for layer, n in zip(layers, reads)]
-    df = pd.DataFrame(rows, columns=list(COLUMNS))
+    df = pd.DataFrame(rows, columns=list(ACCESS_COLUMNS))
     df.attrs.update(config=config.to_dict(), engine=engine, convention=convention,
                     input_shape=tuple(input_shape))
     return df

@@ -26,7 +26,7 @@ def _path(key: dict) -> tuple[Path, str]:
     return cache_dir() / f"accesses-{hashlib.sha256(text.encode()).hexdigest()[:32]}.json", text
 
 
-def load(key: dict):
+def lookup(key: dict):
     """The value stored under ``key``, or None."""
     path, text = _path(key)
     try:

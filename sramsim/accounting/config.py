@@ -9,13 +9,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from characterization.validation import check_scalar
+
 DATAFLOWS = ("os", "ws", "is")
 """SCALE-SIM's dataflows: output-, weight- and input-stationary."""
-
-
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r} is invalid: it must be a positive integer")
 
 
 @dataclass(frozen=True)
@@ -42,7 +39,7 @@ class SystolicConfig:
     def __post_init__(self) -> None:
         for name in ("array_rows", "array_cols", "ifmap_sram_kb", "filter_sram_kb",
                      "ofmap_sram_kb", "row_bits", "weight_bits"):
-            _check_positive_int(name, getattr(self, name))
+            check_scalar(getattr(self, name), name, int, min_val=1)
         if self.dataflow not in DATAFLOWS:
             raise ValueError(f"dataflow={self.dataflow!r} is unknown: "
                              f"use one of {', '.join(DATAFLOWS)}")

@@ -28,6 +28,8 @@ from sramsim.accounting.accesses import weight_accesses
 from sramsim.accounting.config import SystolicConfig
 from sramsim.accounting.networks import create_network
 from sramsim.accounting.topology import check_input_shape
+from sramsim.layers import eval_mode
+from sramsim.operating_point import check_voltage_or_ber
 
 Technology = str | os.PathLike | VoltageModel
 """A technology name, the path of a technology file, or a loaded VoltageModel."""
@@ -41,8 +43,7 @@ def load_technology(tech: Technology = DEFAULT_TECH) -> VoltageModel:
 def operating_voltage(voltage: ArrayLike | None = None, *, ber: ArrayLike | None = None,
                       tech: Technology = DEFAULT_TECH) -> float | np.ndarray:
     """The supply voltage (× Vmin) given either itself or the bit-error rate it is to have."""
-    if (voltage is None) == (ber is None):
-        raise ValueError("give exactly one of voltage and ber")
+    check_voltage_or_ber(voltage, ber)
     return voltage if ber is None else load_technology(tech).voltage_at_ber(ber)
 
 
@@ -96,14 +97,10 @@ def count_macs(model: nn.Module, input_shape: Sequence[int] = (3, 32, 32), *,
     hooks = {} if transposed_conv == "input" else {
         t: partial(conv_flops_counter_hook, transpose=False)
         for t in (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)}
-    training = {m: m.training for m in model.modules()}
-    try:
+    with eval_mode(model):  # ptflops switches modes; every module gets its own back
         macs, _ = get_model_complexity_info(model, shape, as_strings=False,
                                             print_per_layer_stat=False, verbose=False,
                                             custom_modules_hooks=hooks)
-    finally:
-        for module, mode in training.items():
-            module.training = mode
     return int(macs)
 
 

@@ -62,7 +62,7 @@ def _scalesim_reads(layers: Sequence[Layer], config: SystolicConfig, use_cache: 
     key = {"engine": f"scalesim-{version('scalesim')}-compute",
            "config": {k: getattr(config, k) for k in ("array_rows", "array_cols", "dataflow")},
            "topology": [[*layer.scalesim_row()[1:], layer.groups] for layer in layers]}
-    if use_cache and (hit := cache.load(key)) is not None:
+    if use_cache and (hit := cache.lookup(key)) is not None:
         return np.asarray(hit, dtype=np.int64)
     reads = np.array([_scalesim_layer_reads(layer, config)
                       for layer in tqdm(layers, desc="scalesim", unit="layer", leave=False,

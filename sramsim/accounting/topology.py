@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from characterization.atomic import atomic_path
+from sramsim.layers import STORED_LAYERS, eval_mode
 
 CONVENTIONS = ("paper", "exact")
 
@@ -130,15 +131,13 @@ def _record_calls(model: nn.Module, input_shape: tuple[int, ...]) -> list[_Call]
 
     handles = [m.register_forward_hook(hook(name or type(m).__name__))
                for name, m in model.named_modules()
-               if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))]
-    training = {m: m.training for m in model.modules()}
+               if isinstance(m, STORED_LAYERS)]
     param = next(model.parameters(), None)
     x = torch.zeros((1, *input_shape),
                     dtype=param.dtype if param is not None else torch.float32,
                     device=param.device if param is not None else "cpu")
     try:
-        model.eval()
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(x)
     except RuntimeError as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -147,8 +146,6 @@ def _record_calls(model: nn.Module, input_shape: tuple[int, ...]) -> list[_Call]
     finally:
         for handle in handles:
             handle.remove()
-        for module, mode in training.items():
-            module.training = mode
     return calls
 
 

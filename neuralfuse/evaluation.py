@@ -17,10 +17,12 @@ output is computed once per batch and reused on every chip.
 """
 from __future__ import annotations
 
+import json
+import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,13 +31,17 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-import characterization
 from characterization import DEFAULT_TECH
 from neuralfuse.chips import evaluation_chips
 from sramsim.deployment import Deployment
+from sramsim.faults import DEFAULT_FAULT_MODEL
+from sramsim.layers import eval_mode
+from sramsim.layouts import DEFAULT_LAYOUT
 from sramsim.operating_point import OperatingPoint
 
 Batch = tuple[Tensor, Tensor]
+RESULT_PREFIX = "evaluation-"
+"""Evaluation results saved in a run directory are named ``evaluation-*.json`` (:func:`result_file`)."""
 
 
 def fault_free(deployment: Deployment):
@@ -44,19 +50,6 @@ def fault_free(deployment: Deployment):
     Unlike ``deployment.quantized()`` it may be entered inside ``quantized()``, where it costs nothing.
     """
     return deployment.at(ber=0.0, chip=0)
-
-
-@contextmanager
-def eval_mode(*modules: nn.Module) -> Iterator[None]:
-    """Put ``modules`` in eval mode for the block and give each back its previous mode."""
-    modes = [m.training for m in modules]
-    for m in modules:
-        m.eval()
-    try:
-        yield
-    finally:
-        for m, mode in zip(modules, modes):
-            m.train(mode)
 
 
 def load_batches(dataset: Dataset, batch_size: int) -> list[Batch]:
@@ -123,8 +116,8 @@ def accuracy_summary(ca: float, pa: np.ndarray) -> dict:
 
 def evaluate(base: nn.Module, dataset: Dataset, *, point: OperatingPoint,
              generator: nn.Module | None = None, generator_name: str | None = None,
-             chips: int | Sequence[int] = 10, bits: int = 8, fault_model: str = "stuck-at",
-             layout: str = "arrays", batch_size: int = 500, latency_repeats: int = 30,
+             chips: int | Sequence[int] = 10, bits: int = 8, fault_model: str = DEFAULT_FAULT_MODEL,
+             layout: str = DEFAULT_LAYOUT, batch_size: int = 500, latency_repeats: int = 30,
              progress: bool = False) -> dict:
     """Evaluate ``base`` (and ``generator`` in front of it, if given) at ``point``.
 
@@ -171,7 +164,7 @@ def format_table(result: dict) -> str:
     point = OperatingPoint(**result["operating_point"])
     lines = [
         f"{point.describe()}, {result['bits']}-bit weights, {result['fault_model']} faults, "
-        f"{result.get('layout', 'arrays')} layout, "
+        f"{result.get('layout', DEFAULT_LAYOUT)} layout, "
         f"{len(result['chips'])} chips, {result['samples']} samples",
         f"{'':<16}{'CA (%)':>8}{'PA (%)':>18}{'latency (ms)':>15}",
     ]
@@ -186,6 +179,74 @@ def format_table(result: dict) -> str:
         per_million = "n/a" if ratio is None else f"{ratio:.2f} points per million generator parameters"
         lines.append(f"RP = {result['rp']:+.2f} points; efficiency ratio = {per_million}")
     return "\n".join(lines)
+
+
+def settings_from_training(trained: Mapping[str, Any], *, tech: str | None = None,
+                           fault_model: str | None = None, dataset: str | None = None,
+                           data_root: str | None = None,
+                           layout: str | None = None) -> dict[str, str | None]:
+    """``tech``, ``fault_model``, ``dataset``, ``data_root``, ``layout``: each as given, else as the
+    generator was trained (``trained`` is its metadata from :func:`neuralfuse.checkpoint.load_generator`,
+    or {}), else the defaults (DEFAULT_TECH, DEFAULT_FAULT_MODEL, "default", no root, DEFAULT_LAYOUT).
+    The training data root is kept only for the training dataset.
+    """
+    provenance = trained.get("provenance", {})
+    dataset = dataset or provenance.get("dataset", "default")
+    if data_root is None and dataset == provenance.get("dataset"):
+        data_root = provenance.get("data_root")
+    return {"tech": tech or trained.get("tech", DEFAULT_TECH),
+            "fault_model": fault_model or trained.get("fault_model", DEFAULT_FAULT_MODEL),
+            "dataset": dataset, "data_root": data_root,
+            "layout": layout or trained.get("layout", DEFAULT_LAYOUT)}
+
+
+def result_file(run_dir: str | os.PathLike[str], point: OperatingPoint, bits: int, fault_model: str,
+                chips: Sequence[int] = (), layout: str = DEFAULT_LAYOUT) -> Path:
+    """Where a run's evaluation at ``point`` is saved:
+    ``RUN_DIR/evaluation-<point>-<bits>bit-<fault model>.json``, with ``-<layout>`` added for a
+    layout other than the default and ``-chips<first>-<last>`` when the ``chips`` evaluated do not
+    start at chip 0.
+
+    >>> result_file("runs/unets", OperatingPoint.resolve(ber=0.01), 8, "stuck-at").name
+    'evaluation-ber0.01-8bit-stuck-at.json'
+    >>> result_file("runs/unets", OperatingPoint.resolve(ber=0.01), 8, "stuck-at", range(10, 20)).name
+    'evaluation-ber0.01-8bit-stuck-at-chips10-19.json'
+    >>> result_file("runs/unets", OperatingPoint.resolve(ber=0.01), 8, "stuck-at",
+    ...             layout="neuralfuse-code").name
+    'evaluation-ber0.01-8bit-stuck-at-neuralfuse-code.json'
+    """
+    where = f"ber{point.ber:g}" if point.voltage is None else f"v{point.voltage:g}"
+    which = f"-chips{chips[0]}-{chips[-1]}" if len(chips) and chips[0] != 0 else ""
+    layout_part = "" if layout == DEFAULT_LAYOUT else f"-{layout}"
+    return Path(run_dir) / f"{RESULT_PREFIX}{where}-{bits}bit-{fault_model}{layout_part}{which}.json"
+
+
+def load_evaluations(paths: Sequence[str | os.PathLike[str]]) -> dict[str, dict]:
+    """The :func:`evaluate` results saved as JSON at ``paths``, by label, for :func:`comparison_table`.
+
+    A path is a JSON file or a training run directory, whose ``evaluation-*.json`` files (written
+    by ``neuralfuse evaluate``) are all read; those are labelled "RUN_DIR POINT-BITS-FAULTS",
+    other files by their stem. A directory without such files, or a file that is not an
+    evaluation result, raises a ValueError naming it.
+    """
+    results = {}
+    for path in map(Path, paths):
+        files = sorted(path.glob(f"{RESULT_PREFIX}*.json")) if path.is_dir() else [path]
+        if not files:
+            raise ValueError(f"{str(path)!r} holds no evaluation-*.json: run `neuralfuse evaluate "
+                             f"--generator-run {path}` first")
+        for file in files:
+            try:
+                result = json.loads(file.read_text())
+                if not isinstance(result, dict) or "without_nf" not in result:
+                    raise ValueError("it has no 'without_nf' entry")
+            except ValueError as err:
+                raise ValueError(f"{str(file)!r} is not an evaluation result of `neuralfuse evaluate` "
+                                 f"({err})") from err
+            label = (f"{file.resolve().parent.name} {file.stem.removeprefix(RESULT_PREFIX)}"
+                     if file.name.startswith(RESULT_PREFIX) else file.stem)
+            results[label] = result
+    return results
 
 
 def comparison_table(results: dict[str, dict]) -> pd.DataFrame:
