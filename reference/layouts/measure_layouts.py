@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import click
-import numpy as np
 import pandas as pd
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -29,9 +28,10 @@ from characterization.atomic import atomic_path, write_json
 from neuralfuse.checkpoint import load_base_model
 from neuralfuse.chips import evaluation_chips
 from neuralfuse.data import load_dataset
-from neuralfuse.evaluate import chip_accuracies, clean_accuracies, eval_mode, load_batches
+from neuralfuse.evaluation import chip_accuracies, clean_accuracies, load_batches
 from neuralfuse.plots import save_figure
 from sramsim import Deployment, OperatingPoint
+from sramsim.layers import eval_mode
 from sramsim.layouts import LAYOUTS
 
 
