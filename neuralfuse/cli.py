@@ -6,6 +6,21 @@ from pathlib import Path
 import click
 
 
+def _parse_device(ctx: click.Context, param: click.Parameter, value: str):
+    """``--device`` callback: the torch device named auto, cpu, cuda or cuda:N."""
+    from neuralfuse.devices import resolve_device
+
+    try:
+        return resolve_device(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err), ctx, param) from err
+
+
+device_option = click.option(
+    "--device", default="auto", show_default=True, callback=_parse_device,
+    help="Where to run: auto (CUDA when available, else CPU), cpu, cuda or cuda:N.")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lowvolt-neuralfuse")
 def main() -> None:
@@ -42,7 +57,8 @@ def main() -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), required=True,
               help="Checkpoint to write; the resumable state lives in OUTPUT.partial meanwhile.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
-def train_base_command(output: str, progress: bool, **options) -> None:
+@device_option
+def train_base_command(output: str, progress: bool, device, **options) -> None:
     """Train a base model with quantization-aware training (8-bit weights by default).
 
     Rerunning an interrupted command resumes it exactly from OUTPUT.partial. Per-epoch metrics go
@@ -51,7 +67,7 @@ def train_base_command(output: str, progress: bool, **options) -> None:
     from neuralfuse.train_base import BaseTrainer, TrainBaseConfig
 
     try:
-        trainer = BaseTrainer(TrainBaseConfig(**options), output, progress=progress)
+        trainer = BaseTrainer(TrainBaseConfig(**options), output, progress=progress, device=device)
     except (ValueError, OSError) as err:
         raise click.UsageError(str(err)) from err
     meta = trainer.run()
@@ -98,10 +114,11 @@ def _parse_voltages(ctx: click.Context, param: click.Parameter, value: str | Non
 @click.option("-o", "--output", type=click.Path(file_okay=False, writable=True), required=True,
               help="Sweep folder: new, empty, or holding this same sweep (then it resumes).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@device_option
 def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tuple[float, ...],
                   chips: int, fault_model: str, tech: str, bits: int | None, dataset: str,
                   data_root: str | None, samples: int | None, batch_size: int, output: str,
-                  progress: bool) -> None:
+                  progress: bool, device) -> None:
     """Measure a base model, alone and behind generators, at every voltage on every chip.
 
     Writes OUTPUT/sweep.csv (one row per configuration and voltage: BER, CA, PA mean ± std over
@@ -140,7 +157,8 @@ def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tup
     try:
         table = sweep(base, test_set, voltages, generators=generators, chips=chips, tech=tech,
                       fault_model=fault_model, bits=bits or meta.get("bits", 8),
-                      batch_size=batch_size, out_dir=output, provenance=provenance, progress=progress)
+                      batch_size=batch_size, out_dir=output, provenance=provenance, progress=progress,
+                      device=device)
     except (OSError, ValueError) as err:
         raise click.UsageError(str(err)) from err
     write_sweep_plots(table, output, tech)
@@ -180,8 +198,9 @@ def pareto_command(sweep_dir: str, min_accuracy: float) -> None:
 @click.option("--samples", type=click.IntRange(1, 2000), default=None,
               help="Test images, a fixed random subset of the default test split's 2,000 [default: 1000].")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress.")
+@device_option
 def demo_command(output: str, voltages: tuple[float, ...] | None, chips: int | None,
-                 samples: int | None, progress: bool) -> None:
+                 samples: int | None, progress: bool, device) -> None:
     """The main job: NeuralFuse on the shipped default model, dataset and generator.
 
     Sweeps the weight-memory voltage from Vmin down past the generator's operating voltage with
@@ -199,7 +218,8 @@ def demo_command(output: str, voltages: tuple[float, ...] | None, chips: int | N
     click.echo(f"NeuralFuse demo: writing into {output}/")
     try:
         given = {"voltages": voltages, "chips": chips, "samples": samples}
-        summary = run_demo(output, progress=progress, **{k: v for k, v in given.items() if v is not None})
+        summary = run_demo(output, progress=progress, device=device,
+                           **{k: v for k, v in given.items() if v is not None})
     except (OSError, ValueError) as err:
         raise click.UsageError(str(err)) from err
     click.echo("")
@@ -306,9 +326,10 @@ def _absolute(path: str | None) -> str | None:
 @click.option("-o", "--output", "run_dir", type=click.Path(file_okay=False, writable=True), required=True,
               help="Run directory: new, empty, or holding this same run (then it resumes).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
+@device_option
 def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str, data_root: str | None,
                   run_dir: str, progress: bool, voltage: float | None, bits: int | None,
-                  init_dir: str | None, **options) -> None:
+                  init_dir: str | None, device, **options) -> None:
     """Train a NeuralFuse generator with EOPM (expectation over perturbed models).
 
     Writes RUN_DIR/config.json, checkpoint.pt (every epoch and every --checkpoint-every steps),
@@ -349,7 +370,7 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
     try:
         config = TrainConfig(voltage=voltage, bits=bits or meta.get("bits", 8), **options)
         path = train(run_dir, config, base, data, surrogates=surrogates, init=init,
-                     provenance=provenance, progress=progress)
+                     provenance=provenance, progress=progress, device=device)
     except (OSError, ValueError) as err:
         raise click.UsageError(str(err)) from err
     click.echo(f"saved {path}")
@@ -388,11 +409,12 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
               help="Write the results here [default: RUN_DIR/evaluation-<point>-<bits>bit-<fault model>"
               ".json with --generator, else nowhere].")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@device_option
 def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None, ber: float | None,
                      chips: int, bits: int | None, fault_model: str | None, tech: str | None,
                      dataset: str | None, data_root: str | None, samples: int | None, batch_size: int,
                      latency_repeats: int, allow_other_base: bool, json_path: str | None,
-                     progress: bool) -> None:
+                     progress: bool, device) -> None:
     """Clean and perturbed accuracy of a base model, alone and behind a NeuralFuse generator.
 
     Prints CA, PA (mean ± std over the chips) with and without the generator, the recovery RP, the
@@ -425,7 +447,7 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
         result = evaluate(base, test_set, point=point, generator=generator,
                           generator_name=trained.get("generator"), chips=chips, bits=bits,
                           fault_model=fault_model, batch_size=batch_size,
-                          latency_repeats=latency_repeats, progress=progress)
+                          latency_repeats=latency_repeats, progress=progress, device=device)
     except ValueError as err:
         raise click.UsageError(str(err)) from err
     result["provenance"] = {"base": _absolute(base_path), "generator": _absolute(run_dir),
