@@ -21,6 +21,34 @@ device_option = click.option(
     help="Where to run: auto (CUDA when available, else CPU), cpu, cuda or cuda:N.")
 
 
+def ray_options(command):
+    """``--ray [ADDRESS]``, ``--cpus-per-task`` and ``--gpus-per-task`` (for neuralfuse.distributed)."""
+    command = click.option(
+        "--gpus-per-task", type=click.FloatRange(0), default=None,
+        help="GPUs per Ray task (fractions allowed, e.g. 0.25) [default: 0]; tasks with GPUs run on CUDA.")(command)
+    command = click.option(
+        "--cpus-per-task", type=click.FloatRange(0, min_open=True), default=None,
+        help="CPUs per Ray task (fractions allowed) [default: 1]; also the task's torch/numba threads.")(command)
+    return click.option(
+        "--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+        help="Run on Ray: the cluster at ADDRESS (e.g. auto, ray://head:10001), or a new local Ray "
+        "instance without one (then give --ray last). Needs the [ray] extra.")(command)
+
+
+def _ray_resources(ray_address: str | None, cpus: float | None, gpus: float | None) -> dict:
+    """Keyword arguments for neuralfuse.distributed from the Ray options, or a click error."""
+    if ray_address is None:
+        if cpus is not None or gpus is not None:
+            raise click.UsageError("--cpus-per-task and --gpus-per-task need --ray")
+        return {}
+    try:
+        import ray  # noqa: F401  (only checks that the extra is installed)
+    except ImportError as err:
+        raise click.UsageError("--ray needs Ray: pip install 'lowvolt-neuralfuse[ray]'") from err
+    return {"address": ray_address, "cpus_per_task": 1.0 if cpus is None else cpus,
+            "gpus_per_task": 0.0 if gpus is None else gpus}
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lowvolt-neuralfuse")
 def main() -> None:
@@ -115,22 +143,30 @@ def _parse_voltages(ctx: click.Context, param: click.Parameter, value: str | Non
               help="Sweep folder: new, empty, or holding this same sweep (then it resumes).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 @device_option
+@ray_options
 def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tuple[float, ...],
                   chips: int, fault_model: str, tech: str, bits: int | None, dataset: str,
                   data_root: str | None, samples: int | None, batch_size: int, output: str,
-                  progress: bool, device) -> None:
+                  progress: bool, device, ray_address: str | None, cpus_per_task: float | None,
+                  gpus_per_task: float | None) -> None:
     """Measure a base model, alone and behind generators, at every voltage on every chip.
 
     Writes OUTPUT/sweep.csv (one row per configuration and voltage: BER, CA, PA mean ± std over
     chips, weight-memory accesses, energy relative to Vmin, energy saving by Eq. 6), chips.csv,
     sweep.json (arguments, seeds, versions) and the plots pareto, accuracy and curves (PNG, SVG).
     Finished points are kept: rerunning an interrupted command computes only what is missing.
+
+    With --ray, each chip (all its voltages, every configuration) is one Ray task writing the same
+    point files; a sweep started locally can finish on Ray and the reverse. --device is where
+    this process computes the generators' outputs and the clean accuracy; Ray tasks run on CUDA
+    when given --gpus-per-task, else on their CPUs.
     """
     import characterization
     from neuralfuse.eopm import load_generator
     from neuralfuse.plots import write_sweep_plots
     from neuralfuse.tradeoff import BASE, fixed_subset, sweep
 
+    resources = _ray_resources(ray_address, cpus_per_task, gpus_per_task)
     try:
         characterization.load(tech).ber(list(voltages))
     except ValueError as err:  # unknown technology, or voltages outside its range
@@ -154,11 +190,16 @@ def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tup
                   "generators": {name: _absolute(d) for name, d in zip(generators, generator_dirs)},
                   "dataset": dataset, "data_root": _absolute(data_root), "samples": samples,
                   "command": _command_line()}
+    runner = None
+    if resources:
+        from neuralfuse.distributed import ray_runner
+
+        runner = ray_runner(**resources)
     try:
         table = sweep(base, test_set, voltages, generators=generators, chips=chips, tech=tech,
                       fault_model=fault_model, bits=bits or meta.get("bits", 8),
                       batch_size=batch_size, out_dir=output, provenance=provenance, progress=progress,
-                      device=device)
+                      device=device, runner=runner)
     except (OSError, ValueError) as err:
         raise click.UsageError(str(err)) from err
     write_sweep_plots(table, output, tech)

@@ -111,6 +111,10 @@ class SweepWork:
         """A :class:`sramsim.Deployment` of the base model with this sweep's settings."""
         return Deployment(self.base, bits=self.bits, tech=self.tech, fault_model=self.fault_model)
 
+    def point_path(self, voltage: float, chip: int) -> Path:
+        """The point file of (voltage, chip) in ``points_dir``."""
+        return self.points_dir / f"{_point_key(voltage, chip)}.json"
+
     def to(self, device: torch.device | str) -> SweepWork:
         """This work with the base model (moved in place) and the inputs on ``device``."""
         moved = {name: [(x.to(device), y.to(device)) for x, y in batches]
@@ -130,14 +134,19 @@ def measure_chip(work: SweepWork, task: ChipTask, deployment: Deployment,
 
     ``deployment`` is ``work.deployment()``, ideally entered in ``quantized()`` (then each point
     writes only its faulty weights). Each finished point is written atomically to
-    ``work.points_dir`` (when set) and reported to ``on_point(voltage, chip)``.
+    ``work.points_dir`` (when set) and reported to ``on_point(voltage, chip)``; a point already
+    there (saved by an earlier, interrupted run of the same task) is read, not measured again.
     """
     inputs = list(work.input_sets.values())
     measured = {}
     for point in task.points:
-        values = dict(zip(work.names, chip_accuracies(deployment, point, [task.chip], inputs)[0].tolist()))
-        if work.points_dir is not None:
-            write_json(work.points_dir / f"{_point_key(point.voltage, task.chip)}.json", values)
+        path = None if work.points_dir is None else work.point_path(point.voltage, task.chip)
+        if path is not None and path.is_file():
+            values = json.loads(path.read_text())
+        else:
+            values = dict(zip(work.names, chip_accuracies(deployment, point, [task.chip], inputs)[0].tolist()))
+            if path is not None:
+                write_json(path, values)
         measured[point.voltage, task.chip] = values
         if on_point is not None:
             on_point(point.voltage, task.chip)
