@@ -463,7 +463,7 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
     """
     from characterization.atomic import write_json
     from neuralfuse.eopm import load_generator
-    from neuralfuse.evaluate import evaluate, format_table
+    from neuralfuse.evaluate import evaluate, evaluation_filename, format_table
     from neuralfuse.tradeoff import fixed_subset
 
     base, meta = _load_base(base_path, "--base")
@@ -481,8 +481,7 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
     bits = bits or meta.get("bits", 8)
     fault_model = fault_model or trained.get("fault_model", "stuck-at")
     if json_path is None and run_dir is not None:
-        where = f"ber{point.ber:g}" if point.voltage is None else f"v{point.voltage:g}"
-        json_path = str(Path(run_dir) / f"evaluation-{where}-{bits}bit-{fault_model}.json")
+        json_path = str(Path(run_dir) / evaluation_filename(point, bits, fault_model))
     try:
         test_set = fixed_subset(_load_data(dataset, data_root, "test"), samples)
         result = evaluate(base, test_set, point=point, generator=generator,
@@ -555,3 +554,37 @@ def _cell(value, digits: str) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return "-"
     return format(value, digits) if isinstance(value, float) else str(value)
+
+
+@main.command("grid", epilog="Example: neuralfuse grid grid.toml -o grid-out --cpus-per-task 4 --ray auto")
+@click.argument("spec_path", metavar="SPEC.toml", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(file_okay=False, writable=True), required=True,
+              help="Grid folder: new, empty, or holding this same grid (then it resumes).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
+@device_option
+@ray_options
+def grid_command(spec_path: str, output: str, progress: bool, device, ray_address: str | None,
+                 cpus_per_task: float | None, gpus_per_task: float | None) -> None:
+    """Train and evaluate many EOPM runs from one spec: the cartesian product of its [grid] axes.
+
+    SPEC.toml names the base model and data, the settings all runs share ([train]), the axes
+    ([grid]: generator, ber or voltage, lam, seed, any train option) and the evaluation
+    ([evaluate]: chips, samples). Each run is a resumable run directory OUTPUT/runs/NAME, evaluated
+    at its training point when it finishes; OUTPUT/compare.csv tables them (as `neuralfuse
+    compare OUTPUT/runs/*`). Without --ray the runs go one after another here; with --ray each run
+    is one Ray task, retried from its last checkpoint if its worker dies.
+    """
+    from neuralfuse.grid import GridSpecError, load_spec, run_grid
+
+    resources = _ray_resources(ray_address, cpus_per_task, gpus_per_task)
+    try:
+        spec = load_spec(spec_path)
+        if not spec.base.is_file():
+            raise GridSpecError(f"base model {str(spec.base)!r} (from {spec_path!r}) does not exist")
+        _load_data(spec.dataset, None if spec.data_root is None else str(spec.data_root), "test")
+        table = run_grid(spec, output, device=str(device), ray=resources or None, progress=progress)
+    except (OSError, ValueError) as err:
+        raise click.UsageError(str(err)) from err
+    shown = table[["label", "generator", "point", "ca", "pa_mean", "nf_ca", "nf_pa_mean", "nf_pa_std", "rp"]]
+    click.echo(shown.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    click.echo(f"wrote {len(table)} runs to {Path(output) / 'runs'} and the table to {Path(output) / 'compare.csv'}")

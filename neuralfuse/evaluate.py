@@ -176,6 +176,16 @@ def evaluate(base: nn.Module, dataset: Dataset, *, point: OperatingPoint,
     return result
 
 
+def evaluation_filename(point: OperatingPoint, bits: int, fault_model: str) -> str:
+    """The name of the result file an evaluation at ``point`` writes into a run directory.
+
+    >>> evaluation_filename(OperatingPoint.resolve(ber=0.01), 8, "stuck-at")
+    'evaluation-ber0.01-8bit-stuck-at.json'
+    """
+    where = f"ber{point.ber:g}" if point.voltage is None else f"v{point.voltage:g}"
+    return f"evaluation-{where}-{bits}bit-{fault_model}.json"
+
+
 def format_table(result: dict) -> str:
     """A printable table of an :func:`evaluate` result."""
     point = OperatingPoint(**result["operating_point"])
