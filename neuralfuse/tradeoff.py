@@ -39,6 +39,7 @@ tasks. A sweep started one way can be finished the other way.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -116,10 +117,15 @@ class SweepWork:
         return self.points_dir / f"{_point_key(voltage, chip)}.json"
 
     def to(self, device: torch.device | str) -> SweepWork:
-        """This work with the base model (moved in place) and the inputs on ``device``."""
+        """This work with the base model and the inputs on ``device`` (itself if they are there;
+        else a copy of the model: this one stays where it is)."""
+        device = torch.device(device)
+        if module_device(self.base) == device:
+            return self
         moved = {name: [(x.to(device), y.to(device)) for x, y in batches]
                  for name, batches in self.input_sets.items()}
-        return SweepWork(self.base.to(device), moved, self.bits, self.tech, self.fault_model, self.points_dir)
+        return SweepWork(copy.deepcopy(self.base).to(device), moved, self.bits, self.tech,
+                         self.fault_model, self.points_dir)
 
 
 Measured = dict[tuple[float, int], dict[str, float]]

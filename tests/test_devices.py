@@ -177,3 +177,15 @@ def test_cuda_evaluate_sweep_and_train(tmp_path):
                          max_steps_per_epoch=2, val_size=10, val_chips=1)
     train(tmp_path / "run", config, small_model(), small_data(), progress=False, device="cuda")
     assert (tmp_path / "run" / "generator.pt").is_file()
+
+
+def test_sweep_work_to_another_device_leaves_the_original_in_place():
+    """What a Ray task does with the shared work (here to the 'meta' device, which every torch has)."""
+    from neuralfuse.tradeoff import SweepWork
+
+    batches = [(torch.zeros(2, 3, 8, 8), torch.zeros(2, dtype=torch.long))]
+    work = SweepWork(small_model(), {"base": batches}, 8, "14nm-512x64", "stuck-at")
+    assert work.to("cpu") is work
+    moved = work.to("meta")
+    assert module_device(moved.base).type == "meta" and moved.input_sets["base"][0][0].is_meta
+    assert module_device(work.base) == torch.device("cpu") and not work.input_sets["base"][0][0].is_meta
