@@ -87,45 +87,29 @@ def ray_runner(address: str | None = None, *, cpus_per_task: float = 1.0, gpus_p
 
     def run(work, tasks: Sequence, progress: bool = False) -> dict:
         connect(address)
-        ray = import_ray()
-        remote = ray.remote(_sweep_task).options(
-            num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=max_retries, retry_exceptions=False)
-        shared = ray.put(work.to("cpu"))
-        threads, device = threads_for(cpus_per_task), task_device(gpus_per_task)
-        pending = [remote.remote(shared, task, threads, device) for task in tasks]
+        shared = import_ray().put(work.to("cpu"))  # one copy in the object store for all tasks
+        refs = _submit(_sweep_chip, [(shared, task) for task in tasks], cpus_per_task, gpus_per_task,
+                       max_retries)
         files = ([work.point_path(p.voltage, t.chip) for t in tasks for p in t.points]
                  if work.points_dir is not None else None)
-        return _gather(ray, pending, sum(len(t.points) for t in tasks), files, progress)
+
+        def finished(results: dict) -> int:
+            if files is None:
+                return sum(len(measured) for measured in results.values())
+            return sum(f.is_file() for f in files)
+
+        with tqdm(total=sum(len(t.points) for t in tasks), desc="sweep (ray)", unit="point",
+                  disable=not progress, dynamic_ncols=True) as bar:
+            results = _wait(refs, bar, finished)
+        return {key: values for ref in refs for key, values in results[ref].items()}
 
     return run
 
 
-def _gather(ray, pending: list, total: int, files: list[Path] | None, progress: bool) -> dict:
-    """Merge the tasks' results as they finish, with a bar counting finished points: the point
-    ``files`` written so far (tasks write them one by one), else the points of finished tasks.
-    When a task fails (or on Ctrl-C) the others are cancelled; their saved points stay."""
-    measured: dict = {}
-    with tqdm(total=total, desc="sweep (ray)", unit="point", disable=not progress,
-              dynamic_ncols=True) as bar:
-        try:
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
-                for ref in done:
-                    measured.update(ray.get(ref))
-                finished = len(measured) if files is None else sum(f.is_file() for f in files)
-                bar.update(finished - bar.n)
-        except BaseException:
-            for ref in pending:
-                ray.cancel(ref)
-            raise
-    return measured
-
-
-def _sweep_task(work, task, threads: int, device: str) -> dict:
+def _sweep_chip(work, task, device: str) -> dict:
     """One chip of a sweep, in a Ray worker (see :func:`neuralfuse.tradeoff.measure_chip`)."""
     from neuralfuse.tradeoff import measure_chip
 
-    set_threads(threads)
     work = work.to(device)
     deployment = work.deployment()
     with deployment.quantized():
@@ -140,27 +124,47 @@ def map_tasks(function: Callable, arguments: Sequence[tuple], *, address: str | 
     Each task gets ``cpus_per_task`` CPUs and ``gpus_per_task`` GPUs, runs with that many threads
     (:func:`neuralfuse.devices.set_threads`) and receives its device (``"cpu"`` or ``"cuda"``) as
     the last argument. Results come back in order; a task whose worker died is retried up to
-    ``max_retries`` times.
+    ``max_retries`` times; when one fails the others are cancelled and the error is raised.
     """
     check_resources(cpus_per_task, gpus_per_task)
     connect(address)
-    ray = import_ray()
-    remote = ray.remote(_call).options(num_cpus=cpus_per_task, num_gpus=gpus_per_task,
-                                       max_retries=max_retries, retry_exceptions=False)
-    threads, device = threads_for(cpus_per_task), task_device(gpus_per_task)
-    refs = [remote.remote(function, args, threads, device) for args in arguments]
-    results = {}
+    refs = _submit(function, arguments, cpus_per_task, gpus_per_task, max_retries)
     with tqdm(total=len(refs), desc=desc, unit="task", disable=not progress, dynamic_ncols=True) as bar:
-        pending = list(refs)
+        results = _wait(refs, bar, len)
+    return [results[ref] for ref in refs]
+
+
+def _submit(function: Callable, arguments: Sequence[tuple], cpus: float, gpus: float,
+            max_retries: int) -> list:
+    """Start one Ray task per tuple of ``arguments``: ``function(*args, device)`` (see :func:`_call`)."""
+    ray = import_ray()
+    remote = ray.remote(_call).options(num_cpus=cpus, num_gpus=gpus, max_retries=max_retries,
+                                       retry_exceptions=False)
+    threads, device = threads_for(cpus), task_device(gpus)
+    # arguments go top level, so Ray resolves object references among them
+    return [remote.remote(function, threads, device, *args) for args in arguments]
+
+
+def _call(function: Callable, threads: int, device: str, *args: Any) -> Any:
+    """``function(*args, device)`` with ``threads`` threads, in a Ray worker."""
+    set_threads(threads)
+    return function(*args, device)
+
+
+def _wait(refs: list, bar: tqdm, finished: Callable[[dict], int]) -> dict:
+    """The results of ``refs`` by reference, as they finish; ``bar`` shows ``finished(results)``.
+    When a task fails (or on Ctrl-C) the others are cancelled and the error is raised; what they
+    saved stays."""
+    ray = import_ray()
+    results, pending = {}, list(refs)
+    try:
         while pending:
             done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
             for ref in done:
                 results[ref] = ray.get(ref)
-                bar.update()
-    return [results[ref] for ref in refs]
-
-
-def _call(function: Callable, args: tuple, threads: int, device: str) -> Any:
-    """``function(*args, device)`` with ``threads`` threads, in a Ray worker."""
-    set_threads(threads)
-    return function(*args, device)
+            bar.update(finished(results) - bar.n)
+    except BaseException:
+        for ref in pending:
+            ray.cancel(ref)
+        raise
+    return results
