@@ -110,8 +110,10 @@ def test_cli_grid_bad_input_is_a_one_line_error(spec_path, tmp_path):
     bad.write_text(SPEC.replace("lambda = [1.0, 5.0]", "lambda = []"))
     missing = tmp_path / "missing.toml"
     missing.write_text(SPEC.replace('"tiny.pt"', '"nowhere.pt"'))
-    for path, hint in ((bad, "non-empty list"), (missing, "does not exist")):
-        result = CliRunner().invoke(main, ["grid", str(path), "-o", str(tmp_path / "out")])
+    for path, extra, hint in ((bad, [], "non-empty list"), (missing, [], "does not exist"),
+                              (spec_path, ["--gpus-per-task", "1"], "need --ray"),
+                              (spec_path, ["--device", "tpu"], "use auto, cpu, cuda or cuda:N")):
+        result = CliRunner().invoke(main, ["grid", str(path), "-o", str(tmp_path / "out"), *extra])
         assert result.exit_code == 2, result.output
         errors = [line for line in result.output.splitlines() if line.startswith("Error")]
         assert len(errors) == 1 and hint in errors[0], result.output
