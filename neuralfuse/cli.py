@@ -20,6 +20,49 @@ def _layout_option(default: str | None, default_help: str = ""):
         "measured: one 8192x128 map shared by all layers, repeating every 16 weights)." + default_help)
 
 
+def _parse_device(ctx: click.Context, param: click.Parameter, value: str):
+    """``--device`` callback: the torch device named auto, cpu, cuda or cuda:N."""
+    from neuralfuse.devices import resolve_device
+
+    try:
+        return resolve_device(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err), ctx, param) from err
+
+
+device_option = click.option(
+    "--device", default="auto", show_default=True, callback=_parse_device,
+    help="Where to run: auto (CUDA when available, else CPU), cpu, cuda or cuda:N.")
+
+
+def ray_options(command):
+    """``--ray [ADDRESS]``, ``--cpus-per-task`` and ``--gpus-per-task`` (for neuralfuse.distributed)."""
+    command = click.option(
+        "--gpus-per-task", type=click.FloatRange(0), default=None,
+        help="GPUs per Ray task (fractions allowed, e.g. 0.25) [default: 0]; tasks with GPUs run on CUDA.")(command)
+    command = click.option(
+        "--cpus-per-task", type=click.FloatRange(0, min_open=True), default=None,
+        help="CPUs per Ray task (fractions allowed) [default: 1]; also the task's torch/numba threads.")(command)
+    return click.option(
+        "--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+        help="Run on Ray: the cluster at ADDRESS (e.g. auto, ray://head:10001), or a new local Ray "
+        "instance without one (then give --ray last). Needs the [ray] extra.")(command)
+
+
+def _ray_resources(ray_address: str | None, cpus: float | None, gpus: float | None) -> dict:
+    """Keyword arguments for neuralfuse.distributed from the Ray options, or a click error."""
+    if ray_address is None:
+        if cpus is not None or gpus is not None:
+            raise click.UsageError("--cpus-per-task and --gpus-per-task need --ray")
+        return {}
+    try:
+        import ray  # noqa: F401  (only checks that the extra is installed)
+    except ImportError as err:
+        raise click.UsageError("--ray needs Ray: pip install 'lowvolt-neuralfuse[ray]'") from err
+    return {"address": ray_address, "cpus_per_task": 1.0 if cpus is None else cpus,
+            "gpus_per_task": 0.0 if gpus is None else gpus}
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lowvolt-neuralfuse")
 def main() -> None:
@@ -56,7 +99,8 @@ def main() -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), required=True,
               help="Checkpoint to write; the resumable state lives in OUTPUT.partial meanwhile.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
-def train_base_command(output: str, progress: bool, **options) -> None:
+@device_option
+def train_base_command(output: str, progress: bool, device, **options) -> None:
     """Train a base model with quantization-aware training (8-bit weights by default).
 
     Rerunning an interrupted command resumes it exactly from OUTPUT.partial. Per-epoch metrics go
@@ -65,7 +109,7 @@ def train_base_command(output: str, progress: bool, **options) -> None:
     from neuralfuse.train_base import BaseTrainer, TrainBaseConfig
 
     try:
-        trainer = BaseTrainer(TrainBaseConfig(**options), output, progress=progress)
+        trainer = BaseTrainer(TrainBaseConfig(**options), output, progress=progress, device=device)
     except (ValueError, OSError) as err:
         raise click.UsageError(str(err)) from err
     meta = trainer.run()
@@ -114,16 +158,24 @@ def _parse_voltages(ctx: click.Context, param: click.Parameter, value: str | Non
 @click.option("-o", "--output", type=click.Path(file_okay=False, writable=True), required=True,
               help="Sweep folder: new, empty, or holding this same sweep (then it resumes).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@device_option
+@ray_options
 def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tuple[float, ...],
                   chips: int, fault_model: str, tech: str, bits: int | None, dataset: str,
                   data_root: str | None, samples: int | None, batch_size: int, layout: str,
-                  output: str, progress: bool) -> None:
+                  output: str, progress: bool, device, ray_address: str | None,
+                  cpus_per_task: float | None, gpus_per_task: float | None) -> None:
     """Measure a base model, alone and behind generators, at every voltage on every chip.
 
     Writes OUTPUT/sweep.csv (one row per configuration and voltage: BER, CA, PA mean ± std over
     chips, weight-memory accesses, energy relative to Vmin, energy saving by Eq. 6), chips.csv,
     sweep.json (arguments, seeds, versions) and the plots pareto, accuracy and curves (PNG, SVG).
     Finished points are kept: rerunning an interrupted command computes only what is missing.
+
+    With --ray, each chip (all its voltages, every configuration) is one Ray task writing the same
+    point files; a sweep started locally can finish on Ray and the reverse. --device is where
+    this process computes the generators' outputs and the clean accuracy; Ray tasks run on CUDA
+    when given --gpus-per-task, else on their CPUs.
     """
     import characterization
     from neuralfuse.checkpoint import load_generator
@@ -131,6 +183,7 @@ def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tup
     from neuralfuse.plots import write_sweep_plots
     from neuralfuse.tradeoff import BASE, sweep
 
+    resources = _ray_resources(ray_address, cpus_per_task, gpus_per_task)
     try:
         characterization.load(tech).ber(list(voltages))
     except ValueError as err:  # unknown technology, or voltages outside its range
@@ -154,10 +207,16 @@ def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tup
                   "generators": {name: absolute(d) for name, d in zip(generators, generator_dirs)},
                   "dataset": dataset, "data_root": absolute(data_root), "samples": samples,
                   "command": command_line()}
+    runner = None
+    if resources:
+        from neuralfuse.distributed import ray_runner
+
+        runner = ray_runner(**resources)
     try:
         table = sweep(base, test_set, voltages, generators=generators, chips=chips, tech=tech,
                       fault_model=fault_model, bits=bits or meta.get("bits", 8), layout=layout,
-                      batch_size=batch_size, out_dir=output, provenance=provenance, progress=progress)
+                      batch_size=batch_size, out_dir=output, provenance=provenance, progress=progress,
+                      device=device, runner=runner)
     except (OSError, ValueError) as err:
         raise click.UsageError(str(err)) from err
     write_sweep_plots(table, output, tech)
@@ -198,8 +257,9 @@ def pareto_command(sweep_dir: str, min_accuracy: float) -> None:
               help="Test images, a fixed random subset of the default test split's 2,000 [default: 1000].")
 @_layout_option(DEFAULT_LAYOUT)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress.")
+@device_option
 def demo_command(output: str, voltages: tuple[float, ...] | None, chips: int | None,
-                 samples: int | None, layout: str, progress: bool) -> None:
+                 samples: int | None, layout: str, progress: bool, device) -> None:
     """The main job: NeuralFuse on the shipped default model, dataset and generator.
 
     Sweeps the weight-memory voltage from Vmin down past the generator's operating voltage with
@@ -217,7 +277,8 @@ def demo_command(output: str, voltages: tuple[float, ...] | None, chips: int | N
     click.echo(f"NeuralFuse demo: writing into {output}/")
     try:
         given = {"voltages": voltages, "chips": chips, "samples": samples, "layout": layout}
-        summary = run_demo(output, progress=progress, **{k: v for k, v in given.items() if v is not None})
+        summary = run_demo(output, progress=progress, device=device,
+                           **{k: v for k, v in given.items() if v is not None})
     except (OSError, ValueError) as err:
         raise click.UsageError(str(err)) from err
     click.echo("")
@@ -322,9 +383,10 @@ def _load_data(name: str, root: str | None, split: str):
 @click.option("-o", "--output", "run_dir", type=click.Path(file_okay=False, writable=True), required=True,
               help="Run directory: new, empty, or holding this same run (then it resumes).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
+@device_option
 def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str, data_root: str | None,
                   run_dir: str, progress: bool, voltage: float | None, bits: int | None,
-                  init_dir: str | None, **options) -> None:
+                  init_dir: str | None, device, **options) -> None:
     """Train a NeuralFuse generator with EOPM (expectation over perturbed models).
 
     Writes RUN_DIR/config.json, checkpoint.pt (every epoch and every --checkpoint-every steps),
@@ -372,7 +434,7 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
     try:
         config = TrainConfig(voltage=voltage, bits=bits or meta.get("bits", 8), **options)
         path = train(run_dir, config, base, data, surrogates=surrogates, init=init,
-                     provenance=provenance, progress=progress)
+                     provenance=provenance, progress=progress, device=device)
     except (OSError, ValueError) as err:
         raise click.UsageError(str(err)) from err
     click.echo(f"saved {path}")
@@ -416,11 +478,12 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
               help="Write the results here [default: RUN_DIR/evaluation-<point>-<bits>bit-<fault model>"
               ".json with --generator, else nowhere].")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@device_option
 def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None, ber: float | None,
                      chips: int, first_chip: int, bits: int | None, fault_model: str | None,
                      layout: str | None, tech: str | None, dataset: str | None, data_root: str | None,
                      samples: int | None, batch_size: int, latency_repeats: int,
-                     allow_other_base: bool, json_path: str | None, progress: bool) -> None:
+                     allow_other_base: bool, json_path: str | None, progress: bool, device) -> None:
     """Clean and perturbed accuracy of a base model, alone and behind a NeuralFuse generator.
 
     Prints CA, PA (mean ± std over the chips) with and without the generator, the recovery RP, the
@@ -453,7 +516,7 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
                           generator_name=trained.get("generator"),
                           chips=evaluation_chips(chips, first=first_chip), bits=bits,
                           fault_model=fault_model, layout=layout, batch_size=batch_size,
-                          latency_repeats=latency_repeats, progress=progress)
+                          latency_repeats=latency_repeats, progress=progress, device=device)
     except ValueError as err:
         raise click.UsageError(str(err)) from err
     result["provenance"] = {"base": absolute(base_path), "generator": absolute(run_dir),
@@ -500,3 +563,37 @@ def _cell(value, digits: str) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return "-"
     return format(value, digits) if isinstance(value, float) else str(value)
+
+
+@main.command("grid", epilog="Example: neuralfuse grid grid.toml -o grid-out --cpus-per-task 4 --ray auto")
+@click.argument("spec_path", metavar="SPEC.toml", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(file_okay=False, writable=True), required=True,
+              help="Grid folder: new, empty, or holding this same grid (then it resumes).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
+@device_option
+@ray_options
+def grid_command(spec_path: str, output: str, progress: bool, device, ray_address: str | None,
+                 cpus_per_task: float | None, gpus_per_task: float | None) -> None:
+    """Train and evaluate many EOPM runs from one spec: the cartesian product of its [grid] axes.
+
+    SPEC.toml names the base model and data, the settings all runs share ([train]), the axes
+    ([grid]: generator, ber or voltage, lam, seed, any train option) and the evaluation
+    ([evaluate]: chips, samples). Each run is a resumable run directory OUTPUT/runs/NAME, evaluated
+    at its training point when it finishes; OUTPUT/compare.csv tables them (as `neuralfuse
+    compare OUTPUT/runs/*`). Without --ray the runs go one after another here; with --ray each run
+    is one Ray task, retried from its last checkpoint if its worker dies.
+    """
+    from neuralfuse.grid import GridSpecError, load_spec, run_grid
+
+    resources = _ray_resources(ray_address, cpus_per_task, gpus_per_task)
+    try:
+        spec = load_spec(spec_path)
+        if not spec.base.is_file():
+            raise GridSpecError(f"base model {str(spec.base)!r} (from {spec_path!r}) does not exist")
+        _load_data(spec.dataset, None if spec.data_root is None else str(spec.data_root), "test")
+        table = run_grid(spec, output, device=str(device), ray=resources or None, progress=progress)
+    except (OSError, ValueError) as err:
+        raise click.UsageError(str(err)) from err
+    shown = table[["label", "generator", "point", "ca", "pa_mean", "nf_ca", "nf_pa_mean", "nf_pa_std", "rp"]]
+    click.echo(shown.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    click.echo(f"wrote {len(table)} runs to {Path(output) / 'runs'} and the table to {Path(output) / 'compare.csv'}")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 
 from characterization.atomic import atomic_path, write_json
 from neuralfuse.checkpoint import load_base_model, load_generator
@@ -48,12 +49,14 @@ TOLERANCE = 5.0
 
 def run_demo(out_dir: str | Path, *, voltages: Sequence[float] | None = None,
              chips: int = DEFAULT_CHIPS, samples: int | None = DEFAULT_SAMPLES,
-             layout: str = DEFAULT_LAYOUT, progress: bool = True) -> dict[str, Any]:
+             layout: str = DEFAULT_LAYOUT, progress: bool = True,
+             device: torch.device | str | None = None) -> dict[str, Any]:
     """Run the demo into ``out_dir`` (see the module docstring); return the summary dict.
 
     ``voltages`` (× Vmin) default to 1.00 down to 0.76 in steps of 0.02; the generator's operating
     voltage is always added. ``samples`` test images (a fixed random subset; None: all 2,000) are
-    evaluated on ``chips`` evaluation chips, under fault ``layout`` (see :mod:`sramsim.layouts`).
+    evaluated on ``chips`` evaluation chips, under fault ``layout`` (see :mod:`sramsim.layouts`), on
+    ``device`` (default: the CPU).
     """
     say = _reporter(progress)
     say("[1/4] loading the default base model, the default test set and the shipped generator")
@@ -73,7 +76,7 @@ def run_demo(out_dir: str | Path, *, voltages: Sequence[float] | None = None,
     out_dir = Path(out_dir)
     table = sweep(base, test_set, voltages, generators={NF: generator}, chips=chips,
                   tech=gen_meta["tech"], fault_model=gen_meta["fault_model"], bits=gen_meta["bits"],
-                  layout=layout, out_dir=out_dir, progress=progress,
+                  layout=layout, out_dir=out_dir, progress=progress, device=device,
                   provenance={"base": "neuralfuse/assets/default-base.pt",
                               "generator": "neuralfuse/assets/default-generator",
                               "dataset": "default", "samples": samples,

@@ -63,6 +63,7 @@ from neuralfuse.checkpoint import (EOPM_TRAINING_STATE, GENERATOR, GENERATOR_FIL
                                    read_checkpoint)
 from neuralfuse.chips import training_chips, validation_chips
 from neuralfuse.data import fixed_subset, holdout_split
+from neuralfuse.devices import module_device
 from neuralfuse.evaluation import (accuracy_summary, chip_accuracies, clean_accuracies,
                                    fault_free, load_batches, transform)
 from neuralfuse.generators import create_generator
@@ -313,7 +314,8 @@ def _split(dataset: Dataset, config: TrainConfig) -> tuple[Dataset, Dataset]:
 
 def train(run_dir: str | Path, config: TrainConfig, base: nn.Module, dataset: Dataset, *,
           surrogates: Sequence[nn.Module] = (), init: nn.Module | None = None,
-          provenance: dict[str, Any] | None = None, progress: bool = True) -> Path:
+          provenance: dict[str, Any] | None = None, progress: bool = True,
+          device: torch.device | str | None = None) -> Path:
     """Train a generator with EOPM into ``run_dir`` (resuming it if it holds this run); return generator.pt.
 
     ``base`` is the target model; with ``surrogates`` (restricted access) the loss runs through them
@@ -324,13 +326,16 @@ def train(run_dir: str | Path, config: TrainConfig, base: nn.Module, dataset: Da
     name, the command) is recorded in config.json; everything but its ``command`` must match to
     resume. The models are frozen (eval mode, ``requires_grad`` off) and otherwise left unchanged.
     ``init`` (a generator of the same architecture, e.g. from
-    :func:`neuralfuse.checkpoint.load_generator`) starts the
-    training from its weights instead of the seeded initialisation: fine-tuning.
+    :func:`neuralfuse.checkpoint.load_generator`) starts the training from its weights instead of
+    the seeded initialisation: fine-tuning. ``device`` (default: where ``base`` is) holds the
+    models, which are moved there, the generator and the data; a run may resume on another device.
 
         config = TrainConfig(generator="UNetS", ber=0.01, epochs=5)
         train("runs/unets", config, base_model, load_dataset("default"))
     """
-    trainer = _Trainer(config, base, dataset, surrogates, init, RunDirectory(run_dir))
+    device = module_device(base) if device is None else torch.device(device)
+    trainer = _Trainer(config, base.to(device), dataset, [s.to(device) for s in surrogates], init,
+                       RunDirectory(run_dir))
     trainer.start(provenance or {})
     with ExitStack() as stack:  # quantize once: each chip then writes only its faulty weights
         for deployment in dict.fromkeys([trainer.target, *trainer.deployments]):
@@ -352,7 +357,8 @@ class _Trainer:
         self.train_set, val_set = _split(dataset, config)
         info = getattr(dataset, "info", None)  # datasets from load_dataset say whether flips are allowed
         self.flip = bool(info and info.hflip)
-        self.val_batches = load_batches(val_set, 500) if len(val_set) else []
+        self.device = module_device(base)
+        self.val_batches = load_batches(val_set, 500, self.device) if len(val_set) else []
         self.input_shape = tuple(self.train_set[0][0].shape)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
@@ -361,6 +367,7 @@ class _Trainer:
         if init is not None:
             check_state_dict(self.generator, init.state_dict(), f"the initial generator for {config.generator}")
             self.generator.load_state_dict(init.state_dict())
+        self.generator.to(self.device)
         deploy = dict(bits=config.bits, tech=config.tech, fault_model=config.fault_model,
                       layout=config.layout)
         self.target = Deployment(frozen(base), **deploy)
@@ -408,6 +415,7 @@ class _Trainer:
             x, y = default_collate([self.train_set[i] for i in batch])
             if config.augment:
                 x = augment(x, offsets[batch], flips[batch])
+            x, y = x.to(self.device), y.to(self.device)
             chips = training_chips(config.seed, self.epoch, self.step, config.n_chips)
             lr = config.learning_rate(self.epoch * n + self.step, config.epochs * n)
             for group in self.optimizer.param_groups:

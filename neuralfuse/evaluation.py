@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from characterization import DEFAULT_TECH
 from neuralfuse.chips import evaluation_chips
+from neuralfuse.devices import module_device
 from sramsim.deployment import Deployment
 from sramsim.faults import DEFAULT_FAULT_MODEL
 from sramsim.layers import eval_mode
@@ -52,9 +53,10 @@ def fault_free(deployment: Deployment):
     return deployment.at(ber=0.0, chip=0)
 
 
-def load_batches(dataset: Dataset, batch_size: int) -> list[Batch]:
-    """The whole of ``dataset`` as a list of (inputs, labels) batches, in order."""
-    return list(DataLoader(dataset, batch_size=batch_size, shuffle=False))
+def load_batches(dataset: Dataset, batch_size: int, device: torch.device | str | None = None) -> list[Batch]:
+    """The whole of ``dataset`` as a list of (inputs, labels) batches, in order (on ``device`` if given)."""
+    batches = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    return [(x.to(device), y.to(device)) if device is not None else (x, y) for x, y in batches]
 
 
 def transform(generator: nn.Module, batches: Sequence[Batch]) -> list[Batch]:
@@ -93,10 +95,12 @@ def chip_accuracies(deployment: Deployment, point: OperatingPoint, chips: Sequen
 def latency_ms(forward: Callable[[Tensor], Tensor], x: Tensor, repeats: int) -> float:
     """Median wall time of ``forward(x)`` in milliseconds over ``repeats`` runs (after a warm-up)."""
     times = []
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
     with torch.inference_mode():
         for i in range(repeats + 3):
             start = time.perf_counter()
             forward(x)
+            sync()
             if i >= 3:
                 times.append(time.perf_counter() - start)
     return 1000.0 * float(np.median(times))
@@ -118,8 +122,10 @@ def evaluate(base: nn.Module, dataset: Dataset, *, point: OperatingPoint,
              generator: nn.Module | None = None, generator_name: str | None = None,
              chips: int | Sequence[int] = 10, bits: int = 8, fault_model: str = DEFAULT_FAULT_MODEL,
              layout: str = DEFAULT_LAYOUT, batch_size: int = 500, latency_repeats: int = 30,
-             progress: bool = False) -> dict:
+             progress: bool = False, device: torch.device | str | None = None) -> dict:
     """Evaluate ``base`` (and ``generator`` in front of it, if given) at ``point``.
+
+    With ``device`` the models are moved there (in place); the data goes where ``base`` is.
 
     ``chips`` is a count K (the first K evaluation chips) or explicit chip seeds. Returns a dict of
     plain values (JSON-ready): ``without_nf`` and ``with_nf`` (None without a generator) each with
@@ -129,8 +135,12 @@ def evaluate(base: nn.Module, dataset: Dataset, *, point: OperatingPoint,
     (see :mod:`sramsim.layouts`), ``chips``, ``samples``, ``generator``).
     """
     chip_seeds = evaluation_chips(chips) if isinstance(chips, int) else [int(c) for c in chips]
+    if device is not None:
+        for model in (base, generator):
+            if model is not None:
+                model.to(device)
     deployment = Deployment(base, bits=bits, tech=point.tech, fault_model=fault_model, layout=layout)
-    batches = load_batches(dataset, batch_size)
+    batches = load_batches(dataset, batch_size, module_device(base))
     input_sets = [batches] if generator is None else [batches, transform(generator, batches)]
     sample = batches[0][0][:1]
     with eval_mode(base), deployment.quantized() as model:  # each chip then writes only its faults

@@ -29,13 +29,22 @@ With ``out_dir`` the sweep is resumable. The folder holds
   configuration, voltage and chip): assembled from the points at the end.
 
 Rerunning the same sweep computes only the missing points and ends with the same tables.
+
+The measurements split into one :class:`ChipTask` per chip, covering all of that chip's missing
+voltages and every configuration (so the faults of one (chip, voltage) are drawn once and serve
+every configuration): :func:`measure_chip` runs one in any process, given the
+:class:`SweepWork` every task shares, and writes the same point files. :func:`run_chips` runs
+them one after another here (the default); ``neuralfuse.distributed.ray_runner`` runs them as Ray
+tasks. A sweep started one way can be finished the other way.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +60,7 @@ from characterization import DEFAULT_TECH
 from characterization.atomic import atomic_path, write_json
 from neuralfuse.checkpoint import model_fingerprint
 from neuralfuse.chips import evaluation_chips
+from neuralfuse.devices import module_device
 from neuralfuse.evaluation import (Batch, chip_accuracies, clean_accuracies,
                                    load_batches, transform)
 from neuralfuse.runs import SESSION_KEYS, start_run, with_provenance
@@ -73,6 +83,95 @@ SWEEP_FORMAT = "neuralfuse.sweep"
 
 class SweepError(ValueError):
     """A sweep folder that cannot be used: other arguments, or not a sweep folder at all."""
+
+
+@dataclass(frozen=True)
+class ChipTask:
+    """One chip of a sweep and the operating points (voltages) still to measure on it."""
+
+    chip: int
+    points: tuple[OperatingPoint, ...]
+
+
+@dataclass
+class SweepWork:
+    """What every :class:`ChipTask` of a sweep shares: the base model, each configuration's inputs
+    (F(x) already computed, ``"base"`` first), how the model is deployed, and the folder where
+    point files go (None: results are only returned)."""
+
+    base: nn.Module
+    input_sets: dict[str, list[Batch]]
+    bits: int
+    tech: str
+    fault_model: str
+    points_dir: Path | None = None
+    layout: str = DEFAULT_LAYOUT
+    names: list[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.names = list(self.input_sets)
+
+    def deployment(self) -> Deployment:
+        """A :class:`sramsim.Deployment` of the base model with this sweep's settings."""
+        return Deployment(self.base, bits=self.bits, tech=self.tech, fault_model=self.fault_model,
+                          layout=self.layout)
+
+    def point_path(self, voltage: float, chip: int) -> Path:
+        """The point file of (voltage, chip) in ``points_dir``."""
+        return self.points_dir / f"{_point_key(voltage, chip)}.json"
+
+    def to(self, device: torch.device | str) -> SweepWork:
+        """This work with the base model and the inputs on ``device`` (itself if they are there;
+        else a copy of the model: this one stays where it is)."""
+        device = torch.device(device)
+        if module_device(self.base) == device:
+            return self
+        moved = {name: [(x.to(device), y.to(device)) for x, y in batches]
+                 for name, batches in self.input_sets.items()}
+        return SweepWork(copy.deepcopy(self.base).to(device), moved, self.bits, self.tech,
+                         self.fault_model, self.points_dir, self.layout)
+
+
+Measured = dict[tuple[float, int], dict[str, float]]
+"""Per-configuration PA (%) keyed by (voltage, chip)."""
+Runner = Callable[[SweepWork, Sequence[ChipTask], bool], Measured]
+"""Runs the chip tasks of a sweep (``runner(work, tasks, progress)``) and returns what they measured."""
+
+
+def measure_chip(work: SweepWork, task: ChipTask, deployment: Deployment,
+                 on_point: Callable[[float, int], None] | None = None) -> Measured:
+    """PA of every configuration at every point of ``task`` on its chip, saved point by point.
+
+    ``deployment`` is ``work.deployment()``, ideally entered in ``quantized()`` (then each point
+    writes only its faulty weights). Each finished point is written atomically to
+    ``work.points_dir`` (when set) and reported to ``on_point(voltage, chip)``; a point already
+    there (saved by an earlier, interrupted run of the same task) is read, not measured again.
+    """
+    inputs = list(work.input_sets.values())
+    measured = {}
+    for point in task.points:
+        path = None if work.points_dir is None else work.point_path(point.voltage, task.chip)
+        if path is not None and path.is_file():
+            values = json.loads(path.read_text())
+        else:
+            values = dict(zip(work.names, chip_accuracies(deployment, point, [task.chip], inputs)[0].tolist()))
+            if path is not None:
+                write_json(path, values)
+        measured[point.voltage, task.chip] = values
+        if on_point is not None:
+            on_point(point.voltage, task.chip)
+    return measured
+
+
+def run_chips(work: SweepWork, tasks: Sequence[ChipTask], progress: bool = False) -> Measured:
+    """Run ``tasks`` one after another in this process (the default :data:`Runner`)."""
+    bar = tqdm(total=sum(len(t.points) for t in tasks), desc="sweep", unit="point",
+               disable=not progress, dynamic_ncols=True)
+    deployment, measured = work.deployment(), {}
+    with bar, deployment.quantized():  # each chip then only rewrites its faulty weights
+        for task in tasks:
+            measured.update(measure_chip(work, task, deployment, lambda v, chip: bar.update()))
+    return measured
 
 
 def parse_voltages(text: str) -> tuple[float, ...]:
@@ -116,7 +215,8 @@ def sweep(base: nn.Module, dataset: Dataset, voltages: Sequence[float], *,
           tech: str = DEFAULT_TECH, fault_model: str = DEFAULT_FAULT_MODEL, bits: int = 8,
           layout: str = DEFAULT_LAYOUT,
           batch_size: int = 500, out_dir: str | Path | None = None,
-          provenance: Mapping[str, Any] | None = None, progress: bool = False) -> pd.DataFrame:
+          provenance: Mapping[str, Any] | None = None, progress: bool = False,
+          device: torch.device | str | None = None, runner: Runner | None = None) -> pd.DataFrame:
     """Measure ``base`` alone and behind each generator at ``voltages`` on ``chips`` evaluation chips.
 
     ``generators`` maps configuration names to generators (nn.Modules computing F(x)); ``voltages``
@@ -124,7 +224,9 @@ def sweep(base: nn.Module, dataset: Dataset, voltages: Sequence[float], *,
     fault layout (:mod:`sramsim.layouts`), recorded in ``sweep.json``. Returns the table
     described in the module docstring. With ``out_dir``, every finished point is saved there and
     a rerun resumes (see the module docstring); ``provenance`` (plain values such as checkpoint
-    paths and the ``command``) is recorded in ``sweep.json``.
+    paths and the ``command``) is recorded in ``sweep.json``. ``device`` (default: where ``base``
+    is) holds the models, which are moved there, and the data. ``runner`` runs the chip tasks
+    (default :func:`run_chips`; see ``neuralfuse.distributed.ray_runner``).
     """
     generators = dict(generators or {})
     voltages = tuple(sorted({round(float(v), VOLTAGE_DECIMALS) for v in voltages}, reverse=True))
@@ -138,8 +240,11 @@ def sweep(base: nn.Module, dataset: Dataset, voltages: Sequence[float], *,
     model = characterization.load(tech)
     bers = dict(zip(voltages, np.atleast_1d(model.ber(np.array(voltages))).tolist()))
     seeds = evaluation_chips(chips)
+    if device is not None:
+        for network in (base, *generators.values()):
+            network.to(device)
 
-    batches = load_batches(dataset, batch_size)
+    batches = load_batches(dataset, batch_size, module_device(base))
     input_sets = {BASE: batches, **{name: transform(g, batches) for name, g in generators.items()}}
     record = with_provenance({
         "format": SWEEP_FORMAT, "voltages": list(voltages), "chips": seeds, "tech": tech,
@@ -153,23 +258,17 @@ def sweep(base: nn.Module, dataset: Dataset, voltages: Sequence[float], *,
     names, inputs = list(input_sets), list(input_sets.values())
     input_shape = tuple(batches[0][0].shape[1:])
     energy = _energy(base, generators, input_shape, voltages, model)
-    deployment = Deployment(base, bits=bits, tech=tech, fault_model=fault_model, layout=layout)
-    with deployment.quantized():  # each chip below then only rewrites its faulty weights
-        clean = store.load("clean") if store else None
-        if clean is None:
-            clean = dict(zip(names, clean_accuracies(deployment, inputs).tolist()))
-            if store:
-                store.save("clean", clean)
-        measured = {(v, chip): store.load(_point_key(v, chip)) if store else None
-                    for v in voltages for chip in seeds}
-        todo = [key for key, found in measured.items() if found is None]
-        bar = tqdm(todo, desc="sweep", unit="point", disable=not progress, dynamic_ncols=True)
-        for v, chip in bar:
-            bar.set_postfix(voltage=f"{v:.3f}", chip=chip)
-            point = OperatingPoint(ber=bers[v], voltage=v, tech=tech)
-            measured[v, chip] = dict(zip(names, chip_accuracies(deployment, point, [chip], inputs)[0].tolist()))
-            if store:
-                store.save(_point_key(v, chip), measured[v, chip])
+    work = SweepWork(base, input_sets, bits, tech, fault_model, store.points if store else None, layout)
+    clean = store.load("clean") if store else None
+    if clean is None:
+        clean = dict(zip(names, clean_accuracies(work.deployment(), inputs).tolist()))
+        if store:
+            store.save("clean", clean)
+    measured = {(v, chip): store.load(_point_key(v, chip)) if store else None
+                for v in voltages for chip in seeds}
+    tasks = [ChipTask(chip, tuple(OperatingPoint(ber=bers[v], voltage=v, tech=tech) for v in voltages
+                                  if measured[v, chip] is None)) for chip in seeds]
+    measured.update((runner or run_chips)(work, [t for t in tasks if t.points], progress))
 
     per_chip = pd.DataFrame([(name, v, chip, measured[v, chip][name])
                              for name in names for v in voltages for chip in seeds],
@@ -225,7 +324,7 @@ def _data_fingerprint(batches: Sequence[Batch]) -> str:
     digest = hashlib.sha256()
     for x, y in batches:
         for t in (x, y):
-            digest.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+            digest.update(t.cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 

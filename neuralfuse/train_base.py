@@ -44,6 +44,7 @@ from neuralfuse.checkpoint import (
     BASE_TRAINING_STATE, atomic_save, make_payload, read_checkpoint, save_checkpoint,
 )
 from neuralfuse.data import holdout_split, load_dataset
+from neuralfuse.devices import module_device
 from neuralfuse.memory_format import preferred_memory_format
 from neuralfuse.models import create_model, list_models
 from neuralfuse.qat import enable_qat, export_quantized
@@ -117,14 +118,19 @@ def epoch_plan(n: int, seed: int, epoch: int, flip: bool) -> tuple[torch.Tensor,
 
 
 @torch.no_grad()
-def loss_and_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of ``model`` in eval mode on (x, y)."""
+def loss_and_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                      memory_format: torch.memory_format = torch.contiguous_format) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``model`` in eval mode on (x, y), batch by batch on the
+    model's device in ``memory_format``."""
     model.eval()
+    device = module_device(model)
     loss, correct = 0.0, 0
     for i in range(0, len(x), EVAL_BATCH):
-        logits = model(x[i:i + EVAL_BATCH])
-        loss += F.cross_entropy(logits, y[i:i + EVAL_BATCH], reduction="sum").item()
-        correct += (logits.argmax(1) == y[i:i + EVAL_BATCH]).sum().item()
+        xb = x[i:i + EVAL_BATCH].to(device).contiguous(memory_format=memory_format)
+        yb = y[i:i + EVAL_BATCH].to(device)
+        logits = model(xb)
+        loss += F.cross_entropy(logits, yb, reduction="sum").item()
+        correct += (logits.argmax(1) == yb).sum().item()
     return loss / len(x), correct / len(x)
 
 
@@ -152,8 +158,9 @@ class BaseTrainer:
     """
 
     def __init__(self, config: TrainBaseConfig, out: str | os.PathLike, *, progress: bool = True,
-                 checkpoint_every: float = 300.0) -> None:
+                 checkpoint_every: float = 300.0, device: torch.device | str = "cpu") -> None:
         self.config, self.out, self.progress = config, Path(out), progress
+        self.device = torch.device(device)
         self.checkpoint_every = checkpoint_every
         self.state_path = partial_path(out)
         train_set = load_dataset(config.dataset, config.data_root, split="train")
@@ -168,7 +175,7 @@ class BaseTrainer:
         # channels-last where it is safe and faster (see neuralfuse.memory_format); the saved model
         # is contiguous again.
         self.memory_format = preferred_memory_format(model)
-        self.model = enable_qat(model.to(memory_format=self.memory_format), config.bits)
+        self.model = enable_qat(model.to(self.device, memory_format=self.memory_format), config.bits)
         self.steps = max(len(self.x_train) // config.batch_size, 1)
         if config.limit_batches is not None:
             self.steps = min(self.steps, config.limit_batches)
@@ -219,15 +226,16 @@ class BaseTrainer:
                    total=self.steps, initial=pos["step"], disable=not self.progress, leave=False)
         for step in bar:
             idx = order[step * batch:(step + 1) * batch]
-            x = augment(self.x_train[idx], offsets[idx], flips[idx])
+            x = augment(self.x_train[idx], offsets[idx], flips[idx]).to(self.device)
+            y = self.y_train[idx].to(self.device)
             logits = self.model(x.contiguous(memory_format=self.memory_format))
-            loss = self.criterion(logits, self.y_train[idx])
+            loss = self.criterion(logits, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             self.schedule.step()
             pos.update(step=step + 1, loss_sum=pos["loss_sum"] + loss.item() * len(idx),
-                       correct=pos["correct"] + (logits.argmax(1) == self.y_train[idx]).sum().item(),
+                       correct=pos["correct"] + (logits.argmax(1) == y).sum().item(),
                        seen=pos["seen"] + len(idx), seconds=time.monotonic() - started)
             bar.set_postfix(loss=f"{pos['loss_sum'] / pos['seen']:.3f}",
                             acc=f"{pos['correct'] / pos['seen']:.3f}")
@@ -242,7 +250,7 @@ class BaseTrainer:
         self.metrics.append({**row, "seconds": time.monotonic() - started})
 
     def _evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-        return loss_and_accuracy(self.model, x.contiguous(memory_format=self.memory_format), y)
+        return loss_and_accuracy(self.model, x, y, self.memory_format)
 
     def run(self, callback: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
         """Train to the end, save the exported model to ``out``; return the checkpoint metadata.
@@ -276,13 +284,15 @@ class BaseTrainer:
         return meta
 
 
-def train_base(config: TrainBaseConfig, out: str | os.PathLike, *, progress: bool = True
-               ) -> dict[str, Any]:
+def train_base(config: TrainBaseConfig, out: str | os.PathLike, *, progress: bool = True,
+               device: torch.device | str = "cpu") -> dict[str, Any]:
     """Train ``config``, save the QAT-exported model to ``out``; return the checkpoint metadata.
 
     Resumes from ``<out>.partial`` if it exists (ResumeError if it was made with another
-    configuration). Writes the per-epoch metrics to ``<out stem>.metrics.csv`` as it goes.
+    configuration). Writes the per-epoch metrics to ``<out stem>.metrics.csv`` as it goes. The
+    model trains on ``device`` (the data stays on the CPU and goes there batch by batch); a run
+    may resume on another device.
 
     >>> train_base(TrainBaseConfig(model="vgg11", width=0.25, epochs=30), "base.pt")  # doctest: +SKIP
     """
-    return BaseTrainer(config, out, progress=progress).run()
+    return BaseTrainer(config, out, progress=progress, device=device).run()

@@ -236,10 +236,18 @@ def test_evaluate_command_takes_layout_and_refuses_bad_values(tmp_path):
     assert four.exit_code == 2 and "8-bit weights only" in four.output and "Traceback" not in four.output
 
 
-def test_train_and_evaluate_commands_carry_the_layout_from_run_to_evaluation(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """A 10-class ResNet18 with 1/16 of the channels, saved as a base-model checkpoint."""
     torch.manual_seed(0)
-    base = save_checkpoint(tmp_path / "base.pt", create_model("resnet18", num_classes=10, width=1 / 16).eval(),
-                           arch="resnet18", width=1 / 16, num_classes=10)
+    return save_checkpoint(tmp_path_factory.mktemp("base") / "base.pt",
+                           create_model("resnet18", num_classes=10, width=1 / 16).eval(),
+                           arch="resnet18", width=1 / 16, num_classes=10, bits=8)
+
+
+def test_train_and_evaluate_commands_carry_the_layout_from_run_to_evaluation(tmp_path, monkeypatch,
+                                                                             tiny_checkpoint):
+    base = tiny_checkpoint
     layouts_used, step = [], eopm.eopm_step
 
     def spy(generator, optimizer, deployments, *args, **kwargs):
@@ -290,3 +298,18 @@ def test_demo_runs_under_the_authors_layout_and_says_so(tmp_path):
     assert "neuralfuse-code fault layout" in result.output
     assert json.loads((out / "summary.json").read_text())["layout"] == CODE
     assert json.loads((out / "sweep.json").read_text())["layout"] == CODE
+
+
+def test_a_grid_trains_and_evaluates_its_runs_under_the_layout_it_names(tmp_path, tiny_checkpoint):
+    from neuralfuse.grid import parse_spec, run_grid
+
+    spec = parse_spec({"base": str(tiny_checkpoint), "dataset": "default",
+                       "train": {"generator": "UNetS", "ber": 0.03, "epochs": 1, "batch_size": 8,
+                                 "train_subset": 8, "max_steps_per_epoch": 1, "n_chips": 1,
+                                 "val_size": 8, "val_chips": 1},
+                       "grid": {"layout": [CODE]}, "evaluate": {"chips": 1, "samples": 20}})
+    run_grid(spec, tmp_path / "grid")
+    (run_dir,) = (tmp_path / "grid" / "runs").iterdir()
+    assert json.loads((run_dir / "config.json").read_text())["config"]["layout"] == CODE
+    evaluation = json.loads((run_dir / "evaluation-ber0.03-8bit-stuck-at-neuralfuse-code.json").read_text())
+    assert evaluation["layout"] == CODE

@@ -41,5 +41,8 @@ def test_the_reference_generator_recovers_accuracy_on_unseen_chips_and_images(re
 def test_the_recorded_evaluations_are_consistent(path):
     saved = json.loads(path.read_text())
     baseline = json.loads((REFERENCE / "eval-ber0.03.json").read_text())
-    assert saved["without_nf"]["pa_per_chip"] == baseline["without_nf"]["pa_per_chip"]  # same chips, same faults
+    if saved["chips"] == baseline["chips"]:
+        assert saved["without_nf"]["pa_per_chip"] == baseline["without_nf"]["pa_per_chip"]  # same faults
+    else:  # a re-evaluation on chips the run was never compared on
+        assert not set(saved["chips"]) & set(baseline["chips"]) and saved["without_nf"]["ca"] == baseline["without_nf"]["ca"]
     assert saved["rp"] == pytest.approx(saved["with_nf"]["pa_mean"] - saved["without_nf"]["pa_mean"])

@@ -1,0 +1,242 @@
+"""Training grids: many EOPM runs from one small TOML spec, each trained, then evaluated.
+
+A spec names the base model and the data, the settings every run shares, and the axes whose
+cartesian product gives the runs (any :class:`neuralfuse.eopm.TrainConfig` field; ``lambda`` may
+stand for ``lam``)::
+
+    base = "r18.pt"              # relative paths are relative to the spec file
+    dataset = "cifar10"
+    data_root = "~/data/cifar10"
+
+    [train]                      # shared by every run
+    epochs = 20
+    train_subset = 10000
+
+    [grid]                       # one list per axis: 2 x 2 x 2 = 8 runs
+    generator = ["UNetL", "UNetS"]
+    ber = [0.01, 0.03]           # or voltage = [...]
+    lam = [1.0, 5.0]             # layout = ["arrays", "neuralfuse-code"] would compare layouts
+
+    [evaluate]                   # after training, at each run's training point
+    chips = 10
+    samples = 2000               # a fixed subset of the test split (default: all)
+
+    spec = load_spec("grid.toml")
+    run_grid(spec, "grid-out")                         # one run after another, here
+    run_grid(spec, "grid-out", ray={"address": None})  # one Ray task per run
+
+Every run is an ordinary run directory ``OUT/runs/<name>`` (named after its values on the axes),
+so an interrupted grid resumes run by run from each run's last checkpoint when started again, and
+a retried Ray task ends with the same generator as an uninterrupted run. A finished run is
+evaluated once into ``evaluation-<point>-<bits>bit-<fault model>.json`` (the file `neuralfuse
+evaluate` writes); ``OUT/compare.csv`` tables them all (as `neuralfuse compare OUT/runs/*`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from characterization.atomic import atomic_path, write_json
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+TOP_LEVEL = {"base", "dataset", "data_root", "train", "grid", "evaluate"}
+EVALUATE_KEYS = {"chips", "samples", "batch_size"}
+ALIASES = {"lambda": "lam"}
+
+
+class GridSpecError(ValueError):
+    """A grid spec that cannot be run: unreadable, unknown keys, or settings a run refuses."""
+
+
+@dataclass(frozen=True)
+class GridRun:
+    """One run of a grid: its directory name and its complete training settings."""
+
+    name: str
+    settings: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """A parsed spec (see the module docstring); ``runs`` is the cartesian product, in spec order."""
+
+    base: Path
+    dataset: str
+    data_root: Path | None
+    train: dict[str, Any]
+    grid: dict[str, list]
+    evaluate: dict[str, Any]
+    runs: tuple[GridRun, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values for ``grid.json``."""
+        return {"base": str(self.base), "dataset": self.dataset,
+                "data_root": None if self.data_root is None else str(self.data_root),
+                "train": self.train, "grid": self.grid, "evaluate": self.evaluate,
+                "runs": [run.name for run in self.runs]}
+
+
+def load_spec(path: str | Path) -> GridSpec:
+    """Read and check the spec at ``path``; every run's settings are validated before any run starts."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise GridSpecError(f"cannot read grid spec {str(path)!r}: {err}") from None
+    return parse_spec(raw, path.parent)
+
+
+def parse_spec(raw: Mapping[str, Any], folder: str | Path = ".") -> GridSpec:
+    """A :class:`GridSpec` from the TOML contents ``raw``; relative paths are taken from ``folder``."""
+    from neuralfuse.eopm import TrainConfig
+
+    unknown = set(raw) - TOP_LEVEL
+    if unknown:
+        raise GridSpecError(f"unknown grid spec key(s) {sorted(unknown)}: use {sorted(TOP_LEVEL)}")
+    if "base" not in raw or "grid" not in raw:
+        raise GridSpecError("a grid spec needs 'base' (a base-model checkpoint) and a [grid] table")
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    train = _train_keys(raw.get("train", {}), "[train]", fields)
+    grid = _train_keys(raw["grid"], "[grid]", fields)
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise GridSpecError(f"[grid] {key} = {values!r} is not valid: give a non-empty list of values")
+    both = set(train) & set(grid)
+    if both:
+        raise GridSpecError(f"{sorted(both)} set in both [train] and [grid]: give each setting once")
+    evaluate = dict(raw.get("evaluate", {}))
+    if set(evaluate) - EVALUATE_KEYS:
+        raise GridSpecError(f"unknown [evaluate] key(s) {sorted(set(evaluate) - EVALUATE_KEYS)}: "
+                            f"use {sorted(EVALUATE_KEYS)}")
+    for key, value in evaluate.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise GridSpecError(f"[evaluate] {key} = {value!r} is not valid: use a positive integer")
+    folder = Path(folder)
+    data_root = raw.get("data_root")
+    runs = []
+    for values in itertools.product(*grid.values()):
+        settings = {**train, **dict(zip(grid, values))}
+        try:
+            TrainConfig(**settings).point()
+        except (TypeError, ValueError) as err:
+            raise GridSpecError(f"run {dict(zip(grid, values))} is not valid: {err}") from None
+        runs.append(GridRun(run_name(dict(zip(grid, values))), settings))
+    names = [run.name for run in runs]
+    if len(set(names)) != len(names):
+        raise GridSpecError("two runs would share a directory name: give distinct values on each axis")
+    return GridSpec(base=(folder / Path(raw["base"]).expanduser()).resolve(),
+                    dataset=str(raw.get("dataset", "default")),
+                    data_root=None if data_root is None else (folder / Path(data_root).expanduser()).resolve(),
+                    train=train, grid=grid, evaluate=evaluate, runs=tuple(runs))
+
+
+def _train_keys(table: Any, where: str, fields: set[str]) -> dict[str, Any]:
+    if not isinstance(table, Mapping):
+        raise GridSpecError(f"{where} must be a table of settings")
+    renamed = {ALIASES.get(k, k): v for k, v in table.items()}
+    unknown = set(renamed) - fields
+    if unknown:
+        raise GridSpecError(f"unknown {where} setting(s) {sorted(unknown)}: use {', '.join(sorted(fields))}")
+    return renamed
+
+
+def run_name(values: Mapping[str, Any]) -> str:
+    """A directory name for a run from its values on the axes, e.g. ``UNetS-ber0.01-lam5-seed0``.
+
+    >>> run_name({"generator": "UNetS", "ber": 0.01, "lam": 5.0})
+    'UNetS-ber0.01-lam5'
+    """
+    parts = []
+    for key, value in values.items():
+        text = f"{value:g}" if isinstance(value, float) else str(value)
+        parts.append(text if key == "generator" else f"{key}{text}")
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", "-".join(parts)) or "run"
+
+
+def run_one(spec: GridSpec, run: GridRun, out: str | Path, device: str = "cpu",
+            progress: bool = False) -> Path:
+    """Train ``run`` into ``out/runs/<name>`` (resuming it), evaluate it once; return the evaluation file."""
+    from neuralfuse.checkpoint import load_base_model, load_generator
+    from neuralfuse.data import fixed_subset, load_dataset
+    from neuralfuse.eopm import TrainConfig, base_split, train
+    from neuralfuse.evaluation import evaluate, result_file
+
+    run_dir = Path(out) / "runs" / run.name
+    base, meta = load_base_model(spec.base)
+    split = base_split(meta, spec.dataset, val_size=run.settings.get("val_size"),
+                       split_seed=run.settings.get("split_seed"))
+    config = TrainConfig(**{"bits": meta.get("bits", 8), **run.settings, **split})
+    point = config.point()
+    result_path = result_file(run_dir, point, config.bits, config.fault_model, layout=config.layout)
+    if result_path.is_file():
+        return result_path
+    data_root = None if spec.data_root is None else str(spec.data_root)
+    provenance = {"base": str(spec.base), "surrogates": [], "init_generator": None,
+                  "dataset": spec.dataset, "data_root": data_root,
+                  "command": f"neuralfuse grid (run {run.name})"}
+    train(run_dir, config, base, load_dataset(spec.dataset, data_root, split="train"),
+          provenance=provenance, progress=progress, device=device)
+    generator, trained = load_generator(run_dir, base=base)
+    test_set = fixed_subset(load_dataset(spec.dataset, data_root, split="test"), spec.evaluate.get("samples"))
+    result = evaluate(base, test_set, point=point, generator=generator, generator_name=trained["generator"],
+                      chips=spec.evaluate.get("chips", 10), bits=config.bits, fault_model=config.fault_model,
+                      layout=config.layout, batch_size=spec.evaluate.get("batch_size", 500), latency_repeats=5, device=device)
+    result["provenance"] = {"base": str(spec.base), "generator": str(run_dir.resolve()),
+                            "dataset": spec.dataset, "data_root": data_root, "split": "test",
+                            "command": f"neuralfuse grid (run {run.name})"}
+    write_json(result_path, result)
+    return result_path
+
+
+def run_grid(spec: GridSpec, out: str | Path, *, device: str = "cpu", ray: Mapping[str, Any] | None = None,
+             progress: bool = False) -> pd.DataFrame:
+    """Run every run of ``spec`` into ``out`` and return the comparison table (also ``out/compare.csv``).
+
+    Without ``ray`` the runs go one after another in this process on ``device``; with ``ray``
+    (keyword arguments of :func:`neuralfuse.distributed.map_tasks`: ``address``,
+    ``cpus_per_task``, ``gpus_per_task``) each run is one Ray task, retried if its worker dies.
+    """
+    from neuralfuse.evaluation import comparison_table
+
+    out = Path(out)
+    record_path = out / "grid.json"
+    if record_path.is_file():
+        if json.loads(record_path.read_text()) != json.loads(json.dumps(spec.as_dict())):
+            raise GridSpecError(f"{str(out)!r} holds another grid: give a new output folder, or the same spec")
+    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise GridSpecError(f"{str(out)!r} exists and is not a grid folder: choose a new or empty folder")
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    write_json(record_path, spec.as_dict())
+    if ray is None:
+        from tqdm.auto import tqdm
+
+        paths = [run_one(spec, run, out, device, progress)
+                 for run in tqdm(spec.runs, desc="grid", unit="run", disable=not progress)]
+    else:
+        from neuralfuse.distributed import map_tasks
+
+        paths = map_tasks(_run_task, [(spec, run, str(out.resolve())) for run in spec.runs],
+                          progress=progress, desc="grid (ray)", **ray)
+    results = {run.name: json.loads(Path(p).read_text()) for run, p in zip(spec.runs, paths)}
+    table = comparison_table(results)
+    with atomic_path(out / "compare.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    return table
+
+
+def _run_task(spec: GridSpec, run: GridRun, out: str, device: str) -> str:
+    """:func:`run_one` as a Ray task (see :func:`neuralfuse.distributed.map_tasks`)."""
+    return str(run_one(spec, run, out, device))
