@@ -1,4 +1,5 @@
 """Fault layouts: the physical ``arrays`` layout and the NeuralFuse authors' ``neuralfuse-code`` layout."""
+import copy
 import hashlib
 import json
 import subprocess
@@ -313,3 +314,13 @@ def test_a_grid_trains_and_evaluates_its_runs_under_the_layout_it_names(tmp_path
     assert json.loads((run_dir / "config.json").read_text())["config"]["layout"] == CODE
     evaluation = json.loads((run_dir / "evaluation-ber0.03-8bit-stuck-at-neuralfuse-code.json").read_text())
     assert evaluation["layout"] == CODE
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_weights_get_the_same_faults_as_cpu_weights():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 600), nn.Linear(600, 10))
+    gpu = copy.deepcopy(model).cuda()
+    with Deployment(model, layout=CODE).at(ber=0.02, chip=3), Deployment(gpu, layout=CODE).at(ber=0.02, chip=3):
+        for cpu_layer, gpu_layer in zip(model, gpu):
+            assert torch.equal(cpu_layer.weight, gpu_layer.weight.cpu())
