@@ -263,8 +263,8 @@ def comparison_table(results: dict[str, dict]) -> pd.DataFrame:
     """One row per :func:`evaluate` result (keyed by a label): the settings and the figures side by side.
 
     Columns: ``label``, ``generator``, ``parameters_m`` (millions), ``point``, ``bits``,
-    ``fault_model``, ``chips``, ``samples``, ``ca``, ``pa_mean``, ``pa_std`` (base model alone),
-    ``nf_ca``, ``nf_pa_mean``, ``nf_pa_std`` (with NeuralFuse), ``rp``, ``efficiency_ratio``.
+    ``fault_model``, ``layout`` (``"arrays"`` for results saved before layouts), ``chips``,
+    ``samples``, ``ca``, ``pa_mean``, ``pa_std`` (base model alone), ``nf_ca``, ``nf_pa_mean``, ``nf_pa_std`` (with NeuralFuse), ``rp``, ``efficiency_ratio``.
     """
     rows = []
     for label, result in results.items():
@@ -273,7 +273,8 @@ def comparison_table(results: dict[str, dict]) -> pd.DataFrame:
             "label": label, "generator": generator.get("name"),
             "parameters_m": generator["parameters"] / 1e6 if generator else None,
             "point": OperatingPoint(**result["operating_point"]).describe(), "bits": result["bits"],
-            "fault_model": result["fault_model"], "chips": len(result["chips"]), "samples": result["samples"],
+            "fault_model": result["fault_model"], "layout": result.get("layout", DEFAULT_LAYOUT),
+            "chips": len(result["chips"]), "samples": result["samples"],
             "ca": alone["ca"], "pa_mean": alone["pa_mean"], "pa_std": alone["pa_std"],
             "nf_ca": nf.get("ca"), "nf_pa_mean": nf.get("pa_mean"), "nf_pa_std": nf.get("pa_std"),
             "rp": result["rp"], "efficiency_ratio": result["efficiency_ratio"],

@@ -220,7 +220,7 @@ def test_evaluate_command_takes_layout_and_refuses_bad_values(tmp_path):
     runner = CliRunner()
     pa = {}
     for layout in LAYOUTS:
-        out = tmp_path / f"{layout}.json"
+        out = tmp_path / f"run{LAYOUTS.index(layout)}.json"
         result = runner.invoke(cli.main, ["evaluate", "--base", base, "--ber", "0.03", "--chips", "1",
                                           "--samples", "100", "--latency-repeats", "1", "--layout", layout,
                                           "--json", str(out), "--no-progress"])
@@ -230,6 +230,9 @@ def test_evaluate_command_takes_layout_and_refuses_bad_values(tmp_path):
         assert record["layout"] == layout
         pa[layout] = record["without_nf"]["pa_mean"]
     assert pa["arrays"] != pa[CODE]       # the layout reaches the deployment
+    compared = runner.invoke(cli.main, ["compare", str(tmp_path / "run0.json"), str(tmp_path / "run1.json")])
+    rows = compared.output.splitlines()
+    assert compared.exit_code == 0 and "layout" in rows[0] and CODE not in rows[1] and CODE in rows[2]
     bad = runner.invoke(cli.main, ["evaluate", "--base", base, "--ber", "0.01", "--layout", "rows"])
     assert bad.exit_code == 2 and "'rows' is not one of 'arrays', 'neuralfuse-code'" in bad.output
     four = runner.invoke(cli.main, ["evaluate", "--base", base, "--ber", "0.01", "--bits", "4",
