@@ -264,7 +264,8 @@ def comparison_table(results: dict[str, dict]) -> pd.DataFrame:
 
     Columns: ``label``, ``generator``, ``parameters_m`` (millions), ``point``, ``bits``,
     ``fault_model``, ``layout`` (``"arrays"`` for results saved before layouts), ``chips``,
-    ``samples``, ``ca``, ``pa_mean``, ``pa_std`` (base model alone), ``nf_ca``, ``nf_pa_mean``, ``nf_pa_std`` (with NeuralFuse), ``rp``, ``efficiency_ratio``.
+    ``samples``, ``ca``, ``pa_mean``, ``pa_std`` (base model alone), ``nf_ca``, ``nf_pa_mean``,
+    ``nf_pa_std`` (with NeuralFuse), ``rp``, ``efficiency_ratio``.
     """
     rows = []
     for label, result in results.items():
