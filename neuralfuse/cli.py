@@ -152,7 +152,7 @@ def _parse_voltages(ctx: click.Context, param: click.Parameter, value: str | Non
 @click.option("--data-root", type=click.Path(exists=True, file_okay=False), default=None,
               help="Folder holding the dataset (not needed for 'default').")
 @click.option("--samples", type=click.IntRange(1), default=None,
-              help="Evaluate on a fixed random subset of N test samples [default: all].")
+              help="Evaluate on a fixed random subset of N images [default: all].")
 @click.option("--batch-size", type=click.IntRange(1), default=500, show_default=True)
 @_layout_option(DEFAULT_LAYOUT)
 @click.option("-o", "--output", type=click.Path(file_okay=False, writable=True), required=True,
@@ -456,6 +456,10 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
 @click.option("--first-chip", type=click.IntRange(0), default=0, show_default=True,
               help="First evaluation chip: evaluate chips FIRST..FIRST+CHIPS-1 (e.g. chips a generator "
               "was never compared on).")
+@click.option("--on", "on", type=click.Choice(["test", "validation"]), default="test", show_default=True,
+              help="test: test images and evaluation chips, for the numbers you report. validation: the "
+              "base model's held-out training images and validation chips, for every choice (operating "
+              "point, epoch, λ).")
 @click.option("--bits", type=click.IntRange(2, 8), default=None,
               help="Weight bit width [default: the checkpoint's, else 8].")
 @click.option("--fault-model", type=click.Choice(FAULT_MODELS), default=None,
@@ -468,7 +472,7 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
 @click.option("--data-root", type=click.Path(exists=True, file_okay=False), default=None,
               help="Folder holding the dataset [default: the generator's training data root].")
 @click.option("--samples", type=click.IntRange(1), default=None,
-              help="Evaluate on a fixed random subset of N test samples [default: all].")
+              help="Evaluate on a fixed random subset of N images [default: all].")
 @click.option("--batch-size", type=click.IntRange(1), default=500, show_default=True)
 @click.option("--latency-repeats", type=click.IntRange(1), default=30, show_default=True,
               help="Batch-1 forward passes timed for the latency (their median is reported).")
@@ -480,7 +484,7 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 @device_option
 def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None, ber: float | None,
-                     chips: int, first_chip: int, bits: int | None, fault_model: str | None,
+                     chips: int, first_chip: int, on: str, bits: int | None, fault_model: str | None,
                      layout: str | None, tech: str | None, dataset: str | None, data_root: str | None,
                      samples: int | None, batch_size: int, latency_repeats: int,
                      allow_other_base: bool, json_path: str | None, progress: bool, device) -> None:
@@ -491,8 +495,8 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
     """
     from characterization.atomic import write_json
     from neuralfuse.checkpoint import load_generator
-    from neuralfuse.chips import evaluation_chips
-    from neuralfuse.data import fixed_subset
+    from neuralfuse.chips import evaluation_chips, validation_chips
+    from neuralfuse.data import base_validation_set, fixed_subset
     from neuralfuse.evaluation import evaluate, format_table, result_file, settings_from_training
 
     base, meta = _load_base(base_path, "--base")
@@ -507,20 +511,26 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
         layout=layout).values()
     point = _operating_point(voltage, ber, tech)
     bits = bits or meta.get("bits", 8)
+    validation = on == "validation"
+    if validation and first_chip:
+        raise click.UsageError("--first-chip picks evaluation chips: leave it out with --on validation")
+    chip_seeds = validation_chips(chips) if validation else evaluation_chips(chips, first=first_chip)
     if json_path is None and run_dir is not None:
-        json_path = str(result_file(run_dir, point, bits, fault_model, evaluation_chips(chips, first_chip),
-                                    layout))
+        json_path = str(result_file(run_dir, point, bits, fault_model, chip_seeds, layout, validation))
     try:
-        test_set = fixed_subset(_load_data(dataset, data_root, "test"), samples)
-        result = evaluate(base, test_set, point=point, generator=generator,
-                          generator_name=trained.get("generator"),
-                          chips=evaluation_chips(chips, first=first_chip), bits=bits,
+        if validation:
+            images = base_validation_set(_load_data(dataset, data_root, "train"), meta)
+        else:
+            images = _load_data(dataset, data_root, "test")
+        result = evaluate(base, fixed_subset(images, samples), point=point, generator=generator,
+                          generator_name=trained.get("generator"), chips=chip_seeds, bits=bits,
                           fault_model=fault_model, layout=layout, batch_size=batch_size,
                           latency_repeats=latency_repeats, progress=progress, device=device)
     except ValueError as err:
         raise click.UsageError(str(err)) from err
     result["provenance"] = {"base": absolute(base_path), "generator": absolute(run_dir),
-                            "dataset": dataset, "data_root": absolute(data_root), "split": "test",
+                            "dataset": dataset, "data_root": absolute(data_root),
+                            "split": "validation" if validation else "test",
                             "command": command_line()}
     click.echo(format_table(result))
     if json_path is not None:

@@ -160,6 +160,20 @@ def fixed_subset(dataset: Dataset, n: int | None) -> Dataset:
     return Subset(dataset, sorted(order.tolist()))
 
 
+def base_validation_set(train_set: ImageDataset, base_meta: dict) -> ImageDataset:
+    """The images of ``train_set`` that the base model with checkpoint metadata ``base_meta`` held
+    out for validation (``neuralfuse train-base --val-size``): where choices are made.
+
+    Raises a ValueError when the base model held out no images of this dataset.
+    """
+    split = base_meta.get("split") or {}
+    if base_meta.get("dataset") != train_set.info.name or not split.get("val_size"):
+        raise ValueError(f"the base model holds out no validation images of {train_set.info.name!r} "
+                         f"(trained on {base_meta.get('dataset')!r} with split {split or 'none'}): "
+                         "train it with `neuralfuse train-base --val-size N`")
+    return train_set.subset(holdout_split(len(train_set), split["val_size"], split["seed"])[1])
+
+
 def to_input_range(images: torch.Tensor) -> torch.Tensor:
     """uint8 pixels -> float32 in [-1, 1]: pixel / 255 * 2 - 1 (the paper's input scaling)."""
     if images.dtype != torch.uint8:

@@ -211,11 +211,11 @@ def settings_from_training(trained: Mapping[str, Any], *, tech: str | None = Non
 
 
 def result_file(run_dir: str | os.PathLike[str], point: OperatingPoint, bits: int, fault_model: str,
-                chips: Sequence[int] = (), layout: str = DEFAULT_LAYOUT) -> Path:
+                chips: Sequence[int] = (), layout: str = DEFAULT_LAYOUT, validation: bool = False) -> Path:
     """Where a run's evaluation at ``point`` is saved:
     ``RUN_DIR/evaluation-<point>-<bits>bit-<fault model>.json``, with ``-<layout>`` added for a
-    layout other than the default and ``-chips<first>-<last>`` when the ``chips`` evaluated do not
-    start at chip 0.
+    layout other than the default, ``-chips<first>-<last>`` when the evaluation ``chips`` do not
+    start at chip 0, and ``-validation`` for a measurement on validation images and chips.
 
     >>> result_file("runs/unets", OperatingPoint.resolve(ber=0.01), 8, "stuck-at").name
     'evaluation-ber0.01-8bit-stuck-at.json'
@@ -226,7 +226,7 @@ def result_file(run_dir: str | os.PathLike[str], point: OperatingPoint, bits: in
     'evaluation-ber0.01-8bit-stuck-at-neuralfuse-code.json'
     """
     where = f"ber{point.ber:g}" if point.voltage is None else f"v{point.voltage:g}"
-    which = f"-chips{chips[0]}-{chips[-1]}" if len(chips) and chips[0] != 0 else ""
+    which = "-validation" if validation else f"-chips{chips[0]}-{chips[-1]}" if len(chips) and chips[0] != 0 else ""
     layout_part = "" if layout == DEFAULT_LAYOUT else f"-{layout}"
     return Path(run_dir) / f"{RESULT_PREFIX}{where}-{bits}bit-{fault_model}{layout_part}{which}.json"
 

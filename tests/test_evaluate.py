@@ -11,14 +11,14 @@ from click.testing import CliRunner
 from torch.utils.data import TensorDataset
 
 import characterization
-from neuralfuse.checkpoint import save_checkpoint
+from neuralfuse.checkpoint import load_base_model, load_generator, model_fingerprint, save_checkpoint
+from neuralfuse.chips import validation_chips
 from neuralfuse.cli import main
-from neuralfuse.checkpoint import load_generator, model_fingerprint
-from sramsim import OperatingPoint
+from neuralfuse.data import base_validation_set, holdout_split, load_dataset
 from neuralfuse.evaluation import accuracy, evaluate, format_table, load_batches
 from neuralfuse.generators import create_generator
 from neuralfuse.models import create_model
-from sramsim import deploy
+from sramsim import OperatingPoint, deploy
 
 SIDE = 8
 
@@ -233,3 +233,26 @@ def test_cli_compare_rejects_files_that_are_not_evaluations(tmp_path, content, m
     assert result.exit_code == 2 and message in result.output
     empty = CliRunner().invoke(main, ["compare", str(tmp_path / "..")])
     assert empty.exit_code == 2 and "holds no evaluation-*.json" in empty.output
+
+
+def test_cli_evaluate_on_validation_uses_the_held_out_images_and_validation_chips(files, tmp_path):
+    base_path, run = files
+    held_out = tmp_path / "held-out.pt"
+    model, meta = load_base_model(base_path)
+    meta = {k: v for k, v in meta.items() if k not in ("format", "format_version")}
+    save_checkpoint(held_out, model, **{**meta, "split": {"val_size": 30, "seed": 4}})
+    out = tmp_path / "val.json"
+    args = ["evaluate", "--base", str(held_out), "--ber", "0.02", "--chips", "2", "--latency-repeats", "1",
+            "--no-progress", "--json", str(out)]
+    result = CliRunner().invoke(main, [*args, "--on", "validation"])
+    assert result.exit_code == 0, result.output
+    saved = json.loads(out.read_text())
+    assert saved["chips"] == validation_chips(2) and saved["samples"] == 30
+    assert saved["provenance"]["split"] == "validation"
+    train_set = load_dataset("default", split="train")
+    images = base_validation_set(train_set, {**meta, "split": {"val_size": 30, "seed": 4}})
+    assert torch.equal(images.images, train_set.images[holdout_split(len(train_set), 30, 4)[1]])
+    refused = CliRunner().invoke(main, [*args[:2], str(base_path), *args[3:], "--on", "validation"])
+    assert refused.exit_code == 2 and "holds out no validation images of 'default'" in refused.output
+    refused = CliRunner().invoke(main, [*args, "--on", "validation", "--first-chip", "3"])
+    assert refused.exit_code == 2 and "--first-chip" in refused.output
