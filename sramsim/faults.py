@@ -170,10 +170,9 @@ class Chip:
         per_array = self.geometry.cells
         stop = start + n_cells
         first, last = start // per_array, -(-stop // per_array)
-        expected = n_cells * rate
-        cells, stuck, hazard = _kernels.fault_cells(
-            np.uint64(self.seed), first, last, per_array, max_hazard(rate), start, stop,
-            int(expected + 6 * math.sqrt(expected) + 64))
+        cells, stuck, hazard = _kernels.parallel(
+            _kernels.fault_cells, np.uint64(self.seed), first, last, per_array, max_hazard(rate),
+            start, stop)
         return FaultMap(cells, stuck, hazard, int(start), int(n_cells), rate,
                         None if voltage is None else float(voltage), self.seed, self.tech,
                         self.geometry)
