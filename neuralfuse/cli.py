@@ -6,6 +6,13 @@ from pathlib import Path
 import click
 
 
+def _image_size_option(command):
+    """``--image-size``, for the commands that take ``--dataset``."""
+    return click.option("--image-size", type=click.IntRange(1), default=None,
+                        help="Side in pixels of the square images of a 'folder' dataset (needed "
+                        "there; the other datasets have a fixed size).")(command)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lowvolt-neuralfuse")
 def main() -> None:
@@ -22,6 +29,7 @@ def main() -> None:
               help="Dataset name; 'default' is the small CIFAR-10 subset shipped with the package.")
 @click.option("--data-root", type=click.Path(exists=True, file_okay=False), default=None,
               help="Folder holding the dataset (not needed for 'default').")
+@_image_size_option
 @click.option("--epochs", type=click.IntRange(1), default=30, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True)
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=0.1, show_default=True,
@@ -92,6 +100,7 @@ def _parse_voltages(ctx: click.Context, param: click.Parameter, value: str | Non
 @click.option("--dataset", default="default", show_default=True, help="Dataset name (test split).")
 @click.option("--data-root", type=click.Path(exists=True, file_okay=False), default=None,
               help="Folder holding the dataset (not needed for 'default').")
+@_image_size_option
 @click.option("--samples", type=click.IntRange(1), default=None,
               help="Evaluate on a fixed random subset of N test samples [default: all].")
 @click.option("--batch-size", type=click.IntRange(1), default=500, show_default=True)
@@ -100,8 +109,8 @@ def _parse_voltages(ctx: click.Context, param: click.Parameter, value: str | Non
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tuple[float, ...],
                   chips: int, fault_model: str, tech: str, bits: int | None, dataset: str,
-                  data_root: str | None, samples: int | None, batch_size: int, output: str,
-                  progress: bool) -> None:
+                  data_root: str | None, image_size: int | None, samples: int | None,
+                  batch_size: int, output: str, progress: bool) -> None:
     """Measure a base model, alone and behind generators, at every voltage on every chip.
 
     Writes OUTPUT/sweep.csv (one row per configuration and voltage: BER, CA, PA mean ± std over
@@ -130,12 +139,13 @@ def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tup
         except (OSError, ValueError) as err:
             raise click.BadParameter(str(err), param_hint="--generator-run") from err
     try:
-        test_set = fixed_subset(_load_data(dataset, data_root, "test"), samples)
+        test_set = fixed_subset(_load_data(dataset, data_root, "test", image_size), samples)
     except ValueError as err:  # more samples than the test split holds
         raise click.BadParameter(str(err), param_hint="--samples") from err
     provenance = {"base": _absolute(base_path),
                   "generators": {name: _absolute(d) for name, d in zip(generators, generator_dirs)},
-                  "dataset": dataset, "data_root": _absolute(data_root), "samples": samples,
+                  "dataset": dataset, "data_root": _absolute(data_root), "image_size": image_size,
+                  "samples": samples,
                   "command": _command_line()}
     try:
         table = sweep(base, test_set, voltages, generators=generators, chips=chips, tech=tech,
@@ -229,11 +239,11 @@ def _load_base(path: str, hint: str):
         raise click.BadParameter(str(err), param_hint=hint) from err
 
 
-def _load_data(name: str, root: str | None, split: str):
+def _load_data(name: str, root: str | None, split: str, image_size: int | None = None):
     from neuralfuse.data import load_dataset
 
     try:
-        return load_dataset(name, root, split=split)
+        return load_dataset(name, root, split=split, image_size=image_size)
     except (OSError, ValueError) as err:
         raise click.BadParameter(str(err), param_hint="--dataset/--data-root") from err
 
@@ -293,6 +303,7 @@ def _absolute(path: str | None) -> str | None:
               help="Dataset name; 'default' is the small CIFAR-10 subset shipped with the package.")
 @click.option("--data-root", type=click.Path(exists=True, file_okay=False), default=None,
               help="Folder holding the dataset (not needed for 'default').")
+@_image_size_option
 @click.option("--train-subset", type=click.IntRange(1), default=None,
               help="Train on N samples of the training split [default: all].")
 @click.option("--max-steps-per-epoch", type=click.IntRange(1), default=None,
@@ -307,8 +318,8 @@ def _absolute(path: str | None) -> str | None:
               help="Run directory: new, empty, or holding this same run (then it resumes).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str, data_root: str | None,
-                  run_dir: str, progress: bool, voltage: float | None, bits: int | None,
-                  init_dir: str | None, **options) -> None:
+                  image_size: int | None, run_dir: str, progress: bool, voltage: float | None,
+                  bits: int | None, init_dir: str | None, **options) -> None:
     """Train a NeuralFuse generator with EOPM (expectation over perturbed models).
 
     Writes RUN_DIR/config.json, checkpoint.pt (every epoch and every --checkpoint-every steps),
@@ -330,7 +341,7 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
             raise click.BadParameter(f"{path!r} predicts {surrogate_meta['num_classes']} classes, the base "
                                      f"model {meta['num_classes']}", param_hint="--surrogate")
         surrogates.append(model)
-    data = _load_data(dataset, data_root, "train")
+    data = _load_data(dataset, data_root, "train", image_size)
     if data.info.num_classes != meta["num_classes"]:
         raise click.BadParameter(f"{dataset!r} has {data.info.num_classes} classes but the base model "
                                  f"predicts {meta['num_classes']}", param_hint="--dataset")
@@ -345,7 +356,7 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
                                      f"{options['generator']}", param_hint="--init-generator")
     provenance = {"base": _absolute(base_path), "surrogates": [_absolute(p) for p in surrogate_paths],
                   "init_generator": _absolute(init_dir), "dataset": dataset,
-                  "data_root": _absolute(data_root), "command": _command_line()}
+                  "data_root": _absolute(data_root), "image_size": image_size, "command": _command_line()}
     try:
         config = TrainConfig(voltage=voltage, bits=bits or meta.get("bits", 8), **options)
         path = train(run_dir, config, base, data, surrogates=surrogates, init=init,
@@ -377,6 +388,9 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
               help="Dataset name, test split [default: the generator's training dataset, else 'default'].")
 @click.option("--data-root", type=click.Path(exists=True, file_okay=False), default=None,
               help="Folder holding the dataset [default: the generator's training data root].")
+@click.option("--image-size", type=click.IntRange(1), default=None,
+              help="Side in pixels of the square images of a 'folder' dataset [default: the "
+              "generator's training image size].")
 @click.option("--samples", type=click.IntRange(1), default=None,
               help="Evaluate on a fixed random subset of N test samples [default: all].")
 @click.option("--batch-size", type=click.IntRange(1), default=500, show_default=True)
@@ -390,7 +404,8 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None, ber: float | None,
                      chips: int, bits: int | None, fault_model: str | None, tech: str | None,
-                     dataset: str | None, data_root: str | None, samples: int | None, batch_size: int,
+                     dataset: str | None, data_root: str | None, image_size: int | None,
+                     samples: int | None, batch_size: int,
                      latency_repeats: int, allow_other_base: bool, json_path: str | None,
                      progress: bool) -> None:
     """Clean and perturbed accuracy of a base model, alone and behind a NeuralFuse generator.
@@ -414,14 +429,16 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
     tech = tech or trained.get("tech", "14nm-512x64")
     point = _operating_point(voltage, ber, tech)
     dataset = dataset or provenance.get("dataset", "default")
-    data_root = data_root or (provenance.get("data_root") if dataset == provenance.get("dataset") else None)
+    same_data = dataset == provenance.get("dataset")
+    data_root = data_root or (provenance.get("data_root") if same_data else None)
+    image_size = image_size or (provenance.get("image_size") if same_data else None)
     bits = bits or meta.get("bits", 8)
     fault_model = fault_model or trained.get("fault_model", "stuck-at")
     if json_path is None and run_dir is not None:
         where = f"ber{point.ber:g}" if point.voltage is None else f"v{point.voltage:g}"
         json_path = str(Path(run_dir) / f"evaluation-{where}-{bits}bit-{fault_model}.json")
     try:
-        test_set = fixed_subset(_load_data(dataset, data_root, "test"), samples)
+        test_set = fixed_subset(_load_data(dataset, data_root, "test", image_size), samples)
         result = evaluate(base, test_set, point=point, generator=generator,
                           generator_name=trained.get("generator"), chips=chips, bits=bits,
                           fault_model=fault_model, batch_size=batch_size,
@@ -429,7 +446,8 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
     except ValueError as err:
         raise click.UsageError(str(err)) from err
     result["provenance"] = {"base": _absolute(base_path), "generator": _absolute(run_dir),
-                            "dataset": dataset, "data_root": _absolute(data_root), "split": "test",
+                            "dataset": dataset, "data_root": _absolute(data_root),
+                            "image_size": image_size, "split": "test",
                             "command": _command_line()}
     click.echo(format_table(result))
     if json_path is not None:
