@@ -32,24 +32,13 @@ from __future__ import annotations
 import numba
 import numpy as np
 from numba import get_thread_id, njit, prange
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
-_DEBRUIJN = np.uint64(0x03F79D71B4CA8B09)
 _ONE = np.uint64(1)
 _TWO_POW_MINUS_53 = 2.0**-53
-
-
-def _debruijn_table() -> np.ndarray:
-    """Trailing-zero count of a 64-bit power of two, indexed by its de Bruijn product's top 6 bits."""
-    table = np.zeros(64, dtype=np.int64)
-    for i in range(64):
-        table[((((1 << i) * int(_DEBRUIJN)) % 2**64) >> 58)] = i
-    return table
-
-
-_TRAILING_ZEROS = _debruijn_table()
 
 
 @njit(cache=True)
@@ -124,15 +113,12 @@ def _sorted_array_faults(seed, array, n, max_hazard, buffers):
     k = 0
     for w in range(taken.size):
         bits = taken[w]
-        if bits == 0:
-            continue
         values = stuck_bits[w]
         taken[w] = 0
         stuck_bits[w] = 0
         while bits != 0:
-            low = bits & (~bits + _ONE)
-            b = _TRAILING_ZEROS[np.int64((low * _DEBRUIJN) >> np.uint64(58))]
-            bits ^= low
+            b = np.int64(trailing_zeros(bits))
+            bits &= bits - _ONE
             cells[k] = w * 64 + b
             stuck[k] = np.uint8((values >> np.uint64(b)) & _ONE)
             if keep_hazard:
@@ -234,28 +220,38 @@ def fault_cells(seed, first_array, stop_array, cells_per_array, max_hazard, lo, 
 
 
 @njit(cache=True)
-def _word_of(array, cell, rows, cols, bits):
-    """(word, bit) held by cell ``cell`` of array ``array`` under :class:`sramsim.array.MemoryLayout`'s
-    packing, or (-1, -1) for a spare column. (32-bit divisions: a cell index is below 2**32.)"""
-    row = np.uint32(cell) // np.uint32(cols)
-    col = np.uint32(cell) - row * np.uint32(cols)
-    slot = col // np.uint32(bits)
+def _column_table(cols, bits):
+    """Per column of a row: the slot of the word it holds and which bit of it, or -1 (a spare
+    column), as a (cols, 2) table, under :class:`sramsim.array.MemoryLayout`'s packing."""
     per_row = cols // bits
-    if slot >= per_row:
+    table = np.full((cols, 2), -1, dtype=np.int64)
+    for col in range(per_row * bits):
+        table[col, 0], table[col, 1] = col // bits, col % bits
+    return table
+
+
+@njit(cache=True)
+def _word_of(array, cell, rows, cols, per_row, table):
+    """(word, bit) held by cell ``cell`` of array ``array``, or (-1, -1) for a spare column
+    (``table`` from :func:`_column_table`; a 32-bit division: a cell index is below 2**32)."""
+    row = np.uint32(cell) // np.uint32(cols)
+    col = np.int64(np.uint32(cell) - row * np.uint32(cols))
+    slot = table[col, 0]
+    if slot < 0:
         return -1, -1
-    return (array * rows + np.int64(row)) * per_row + np.int64(slot), np.int64(col - slot * np.uint32(bits))
+    return (array * rows + np.int64(row)) * per_row + slot, table[col, 1]
 
 
 @njit(cache=True, parallel=True)
 def cells_to_words(cells, rows, cols, bits, n_words):
     """(word, bit) held by each flat cell index; both -1 for a cell that holds no weight bit
     (spare columns, or past the last word)."""
-    per_array = rows * cols
+    per_array, per_row, table = rows * cols, cols // bits, _column_table(cols, bits)
     words = np.empty(cells.size, dtype=np.int64)
     bit = np.empty(cells.size, dtype=np.int64)
     for i in prange(cells.size):
         array = cells[i] // per_array
-        word, b = _word_of(array, cells[i] - array * per_array, rows, cols, bits)
+        word, b = _word_of(array, cells[i] - array * per_array, rows, cols, per_row, table)
         if word >= n_words:
             word, b = -1, -1
         words[i], bit[i] = word, b
@@ -268,7 +264,7 @@ def _perturb_arrays(seed, first, stop, rows, cols, bits, max_hazard, q, offsets,
     """The faults of arrays ``first .. stop - 1`` applied to the codes of ``q`` (see
     :func:`perturb_chip`): writes as many changed weights as fit to ``index``/``value``/``clean``,
     adds to ``counts``; returns (changed weights, faulty cells)."""
-    cells_per_array = rows * cols
+    cells_per_array, per_row, table = rows * cols, cols // bits, _column_table(cols, bits)
     cells, stuck = buffers[3], buffers[4]
     mask = (1 << bits) - 1
     half = 1 << (bits - 1)
@@ -282,7 +278,7 @@ def _perturb_arrays(seed, first, stop, rows, cols, bits, max_hazard, q, offsets,
         faulty += k
         i = 0
         while i < k:
-            word, b = _word_of(array, cells[i], rows, cols, bits)
+            word, b = _word_of(array, cells[i], rows, cols, per_row, table)
             if word < 0 or word >= n_words:
                 i += 1
                 continue
@@ -298,7 +294,7 @@ def _perturb_arrays(seed, first, stop, rows, cols, bits, max_hazard, q, offsets,
                 i += 1
                 if i == k:
                     break
-                next_word, b = _word_of(array, cells[i], rows, cols, bits)
+                next_word, b = _word_of(array, cells[i], rows, cols, per_row, table)
                 if next_word != word:
                     break
             if new != code:
