@@ -243,6 +243,14 @@ def _word_of(array, cell, rows, cols, per_row, table):
 
 
 @njit(cache=True, parallel=True)
+def put_scaled(flat, index, q, scale):
+    """``flat[index] = q * scale`` for a float32 or float64 ``flat`` (the product of an int8 and a
+    float is exact in float64, so rounding it to ``flat``'s type equals NumPy's product)."""
+    for i in prange(index.size):
+        flat[index[i]] = np.float64(q[i]) * scale
+
+
+@njit(cache=True, parallel=True)
 def cells_to_words(cells, rows, cols, bits, n_words):
     """(word, bit) held by each flat cell index; both -1 for a cell that holds no weight bit
     (spare columns, or past the last word)."""
@@ -286,24 +294,27 @@ def _perturb_arrays(seed, first, stop, rows, cols, bits, max_hazard, q, offsets,
                 t += 1
             code = np.int64(q[word]) & mask
             new = code
-            while True:
-                counts[t, 0] += 1
-                if flip or (new >> b) & 1 != stuck[i]:
-                    new ^= 1 << b
-                    counts[t, 1] += 1
+            n_faulty = n_flipped = 0
+            while True:  # the word's faulty cells; branch-free: a stuck cell flips half the time
+                n_faulty += 1
+                flips = 1 if flip else ((new >> b) & 1) ^ np.int64(stuck[i])
+                new ^= flips << b
+                n_flipped += flips
                 i += 1
                 if i == k:
                     break
                 next_word, b = _word_of(array, cells[i], rows, cols, per_row, table)
                 if next_word != word:
                     break
-            if new != code:
-                if m < index.size:
-                    index[m] = word - offsets[t]
-                    value[m] = new - (1 << bits) if new >= half else new
-                    clean[m] = q[word]
-                counts[t, 2] += 1
-                m += 1
+            changed = np.int64(new != code)
+            if m < index.size:  # written always, kept (m advanced) only if the weight changed
+                index[m] = word - offsets[t]
+                value[m] = new - ((new & half) << 1)
+                clean[m] = q[word]
+            counts[t, 0] += n_faulty
+            counts[t, 1] += n_flipped
+            counts[t, 2] += changed
+            m += changed
     return m, faulty
 
 

@@ -164,11 +164,17 @@ class _Stored:
         numpy_ok = param.device.type == "cpu" and param.dtype in (torch.float16, torch.float32, torch.float64)
         self.array = param.detach().numpy() if numpy_ok else None
         self.array_scale = self.array.dtype.type(self.scale.item()) if numpy_ok else None
+        # the parallel kernel writes float32/float64 in row-major order, NumPy the rest
+        fast = numpy_ok and self.array.dtype != np.float16 and self.array.flags.c_contiguous
+        self.flat = self.array.reshape(-1) if fast else None
         self.data_ptr, self.version = param.data_ptr(), param._version
 
     def put(self, index: np.ndarray, q: np.ndarray) -> None:
         """Write the integers ``q``, dequantized, at flat indices ``index`` (row-major order)."""
-        if self.array is not None:
+        if self.flat is not None:
+            _kernels.put_scaled(self.flat, index, q, float(self.array_scale))
+            increment_version(self.param)
+        elif self.array is not None:
             np.put(self.array, index, q * self.array_scale)
             increment_version(self.param)
         else:
