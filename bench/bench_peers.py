@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> None:
     print(f"torch {torch.__version__}, numba {numba.__version__}, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f}; ResNet18 (11.17M 8-bit weights), V/Vmin {args.voltage} -> BER {ber:.4g}")
 
-    ours = {name: Deployment(model, bits=8, fault_model=name) for name in ("flip", "stuck-at")}
+    ours = {name: Deployment(copy.deepcopy(model), bits=8, fault_model=name) for name in ("flip", "stuck-at")}
     layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     pfi = fault_injection(copy.deepcopy(model), 1, input_shape=[3, 32, 32],
                           layer_types=[nn.Conv2d, nn.Linear], use_cuda=False)
@@ -141,6 +141,14 @@ def run(args: argparse.Namespace) -> None:
 
         return {**lists, "function": flip_bits}
 
+    def check_same_weights(corrupted: nn.Module, chip: int) -> None:
+        """pytorchfi's corrupted model holds the weights sramsim's flip model gives on ``chip``."""
+        deployed = ours["flip"].model
+        with ours["flip"].at(voltage=args.voltage, chip=chip):
+            for a, b in zip(corrupted.modules(), deployed.modules()):
+                if isinstance(a, (nn.Conv2d, nn.Linear)) and not torch.equal(a.weight, b.weight):
+                    raise AssertionError("pytorchfi and sramsim wrote different weights")
+
     def sramsim_chip(name: str) -> Callable[[], None]:
         def chip() -> None:
             with ours[name].at(voltage=args.voltage, chip=next(chips)):
@@ -167,16 +175,18 @@ def run(args: argparse.Namespace) -> None:
         result["mrfi"] = (mw - pw, mc - pc)
         pfi_runs = []
         for _ in range(args.pytorchfi_chips):
-            kwargs = pytorchfi_arguments(next(chips))
+            chip = next(chips)
+            kwargs = pytorchfi_arguments(chip)
             pfi_runs.append(timed(lambda: pfi.declare_weight_fi(**kwargs)))
+        check_same_weights(pfi.corrupted_model, chip)
         result["pytorchfi"] = medians(pfi_runs)
 
-        base = result["sramsim flip"][0]
+        wall0, cpu0 = result["sramsim flip"]
         print(f"\n{threads} thread(s) (torch and numba); time per chip, median of {args.chips} "
-              f"(pytorchfi: {args.pytorchfi_chips}):")
+              f"(pytorchfi: {args.pytorchfi_chips}); ratio to sramsim flip (wall, CPU):")
         for name, (wall, cpu) in result.items():
             print(f"  {name:18s} {wall * 1e3:10.1f} ms wall ({cpu * 1e3:10.1f} ms CPU)   "
-                  f"{wall / base:8.1f}x sramsim flip")
+                  f"{wall / wall0:7.1f}x {cpu / cpu0:7.1f}x")
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (a shared machine: CPU times are steadier)")
 
 
