@@ -22,7 +22,10 @@ layer: 162M weights, embeddings included), ``at()`` nested in ``quantized()``. G
 Each measurement is repeated with 1 and with 2 threads (torch and numba, ``--threads``), rounds
 interleave the measurements so that a machine shared with other jobs loads them alike, and each
 figure is the median over rounds (round 0 warms up and is dropped). Wall time and the process's
-CPU time are both printed: on a busy machine the CPU time is the steadier of the two.
+CPU time are both printed: on a busy machine the CPU time is the steadier of the two. On a machine
+with more runnable threads than cores, OpenMP's idle threads spin (numba's default ``omp`` layer):
+run with ``OMP_WAIT_POLICY=passive`` (or ``NUMBA_THREADING_LAYER=workqueue``) there, or the
+2-thread figures measure the spinning.
 
     python bench/bench_deploy.py
     python bench/bench_deploy.py --threads 2 --rounds 5 --models resnet18
@@ -196,7 +199,8 @@ def main() -> None:
         bench_resnet(args, ber)
     if "transformer" in models:
         bench_transformer(args)
-    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}; numba threading layer "
+          f"{numba.threading_layer()}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
 
 
 if __name__ == "__main__":

@@ -187,7 +187,8 @@ def run(args: argparse.Namespace) -> None:
         for name, (wall, cpu) in result.items():
             print(f"  {name:18s} {wall * 1e3:10.1f} ms wall ({cpu * 1e3:10.1f} ms CPU)   "
                   f"{wall / wall0:7.1f}x {cpu / cpu0:7.1f}x")
-    print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (a shared machine: CPU times are steadier)")
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f}; numba threading layer "
+          f"{numba.threading_layer()}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
 
 
 def main() -> None:
