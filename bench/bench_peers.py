@@ -141,6 +141,13 @@ def run(args: argparse.Namespace) -> None:
 
         return {**lists, "function": flip_bits}
 
+    def count_changed(net: nn.Module) -> int:
+        """Weights of ``net``'s conv and linear layers that differ from the model's by more than
+        a rounding error of the 8-bit grid."""
+        pairs = [(a.weight, b.weight) for a, b in zip(net.modules(), model.modules())
+                 if isinstance(a, (nn.Conv2d, nn.Linear))]
+        return sum(int(((a - b).abs() > b.abs().max() / 1270).sum()) for a, b in pairs)
+
     def check_same_weights(corrupted: nn.Module, chip: int) -> None:
         """pytorchfi's corrupted model holds the weights sramsim's flip model gives on ``chip``."""
         deployed = ours["flip"].model
@@ -173,6 +180,10 @@ def run(args: argparse.Namespace) -> None:
             plain_runs.append(timed(forward(plain)))
         (mw, mc), (pw, pc) = medians(mrfi_runs[1:]), medians(plain_runs[1:])
         result["mrfi"] = (mw - pw, mc - pc)
+        print(f"\n{threads} thread(s): batch-1 forward pass {pw * 1e3:.1f} ms wall ({pc * 1e3:.1f} ms CPU) "
+              f"plain, {mw * 1e3:.1f} ms wall ({mc * 1e3:.1f} ms CPU) with mrfi; mrfi changed "
+              f"{count_changed(mrfi_model.model):,} weights in its last pass (flip model: "
+              f"{int(8 * ber * sum(m.weight.numel() for m in layers)):,} bits expected)")
         pfi_runs = []
         for _ in range(args.pytorchfi_chips):
             chip = next(chips)
@@ -182,7 +193,7 @@ def run(args: argparse.Namespace) -> None:
         result["pytorchfi"] = medians(pfi_runs)
 
         wall0, cpu0 = result["sramsim flip"]
-        print(f"\n{threads} thread(s) (torch and numba); time per chip, median of {args.chips} "
+        print(f"{threads} thread(s) (torch and numba); time per chip, median of {args.chips} "
               f"(pytorchfi: {args.pytorchfi_chips}); ratio to sramsim flip (wall, CPU):")
         for name, (wall, cpu) in result.items():
             print(f"  {name:18s} {wall * 1e3:10.1f} ms wall ({cpu * 1e3:10.1f} ms CPU)   "
