@@ -63,6 +63,13 @@ def _ray_resources(ray_address: str | None, cpus: float | None, gpus: float | No
             "gpus_per_task": 0.0 if gpus is None else gpus}
 
 
+def _image_size_option(command):
+    """``--image-size``, for the commands that take ``--dataset``."""
+    return click.option("--image-size", type=click.IntRange(1), default=None,
+                        help="Side in pixels of the square images of a 'folder' dataset (needed "
+                        "there; the other datasets have a fixed size).")(command)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lowvolt-neuralfuse")
 def main() -> None:
@@ -79,6 +86,7 @@ def main() -> None:
               help="Dataset name; 'default' is the small CIFAR-10 subset shipped with the package.")
 @click.option("--data-root", type=click.Path(exists=True, file_okay=False), default=None,
               help="Folder holding the dataset (not needed for 'default').")
+@_image_size_option
 @click.option("--epochs", type=click.IntRange(1), default=30, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True)
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=0.1, show_default=True,
@@ -151,6 +159,7 @@ def _parse_voltages(ctx: click.Context, param: click.Parameter, value: str | Non
 @click.option("--dataset", default="default", show_default=True, help="Dataset name (test split).")
 @click.option("--data-root", type=click.Path(exists=True, file_okay=False), default=None,
               help="Folder holding the dataset (not needed for 'default').")
+@_image_size_option
 @click.option("--samples", type=click.IntRange(1), default=None,
               help="Evaluate on a fixed random subset of N images [default: all].")
 @click.option("--batch-size", type=click.IntRange(1), default=500, show_default=True)
@@ -162,8 +171,8 @@ def _parse_voltages(ctx: click.Context, param: click.Parameter, value: str | Non
 @ray_options
 def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tuple[float, ...],
                   chips: int, fault_model: str, tech: str, bits: int | None, dataset: str,
-                  data_root: str | None, samples: int | None, batch_size: int, layout: str,
-                  output: str, progress: bool, device, ray_address: str | None,
+                  data_root: str | None, image_size: int | None, samples: int | None, batch_size: int,
+                  layout: str, output: str, progress: bool, device, ray_address: str | None,
                   cpus_per_task: float | None, gpus_per_task: float | None) -> None:
     """Measure a base model, alone and behind generators, at every voltage on every chip.
 
@@ -200,12 +209,12 @@ def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tup
         except (OSError, ValueError) as err:
             raise click.BadParameter(str(err), param_hint="--generator-run") from err
     try:
-        test_set = fixed_subset(_load_data(dataset, data_root, "test"), samples)
+        test_set = fixed_subset(_load_data(dataset, data_root, "test", image_size), samples)
     except ValueError as err:  # more samples than the test split holds
         raise click.BadParameter(str(err), param_hint="--samples") from err
     provenance = {"base": absolute(base_path),
                   "generators": {name: absolute(d) for name, d in zip(generators, generator_dirs)},
-                  "dataset": dataset, "data_root": absolute(data_root), "samples": samples,
+                  "dataset": dataset, "data_root": absolute(data_root), "image_size": image_size, "samples": samples,
                   "command": command_line()}
     runner = None
     if resources:
@@ -310,11 +319,11 @@ def _load_base(path: str, hint: str):
         raise click.BadParameter(str(err), param_hint=hint) from err
 
 
-def _load_data(name: str, root: str | None, split: str):
+def _load_data(name: str, root: str | None, split: str, image_size: int | None = None):
     from neuralfuse.data import load_dataset
 
     try:
-        return load_dataset(name, root, split=split)
+        return load_dataset(name, root, split=split, image_size=image_size)
     except (OSError, ValueError) as err:
         raise click.BadParameter(str(err), param_hint="--dataset/--data-root") from err
 
@@ -365,6 +374,7 @@ def _load_data(name: str, root: str | None, split: str):
               help="Dataset name; 'default' is the small CIFAR-10 subset shipped with the package.")
 @click.option("--data-root", type=click.Path(exists=True, file_okay=False), default=None,
               help="Folder holding the dataset (not needed for 'default').")
+@_image_size_option
 @click.option("--train-subset", type=click.IntRange(1), default=None,
               help="Train on N samples of the training split [default: all].")
 @click.option("--max-steps-per-epoch", type=click.IntRange(1), default=None,
@@ -385,8 +395,8 @@ def _load_data(name: str, root: str | None, split: str):
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 @device_option
 def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str, data_root: str | None,
-                  run_dir: str, progress: bool, voltage: float | None, bits: int | None,
-                  init_dir: str | None, device, **options) -> None:
+                  image_size: int | None, run_dir: str, progress: bool, voltage: float | None,
+                  bits: int | None, init_dir: str | None, device, **options) -> None:
     """Train a NeuralFuse generator with EOPM (expectation over perturbed models).
 
     Writes RUN_DIR/config.json, checkpoint.pt (every epoch and every --checkpoint-every steps),
@@ -410,7 +420,7 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
             raise click.BadParameter(f"{path!r} predicts {surrogate_meta['num_classes']} classes, the base "
                                      f"model {meta['num_classes']}", param_hint="--surrogate")
         surrogates.append(model)
-    data = _load_data(dataset, data_root, "train")
+    data = _load_data(dataset, data_root, "train", image_size)
     if data.info.num_classes != meta["num_classes"]:
         raise click.BadParameter(f"{dataset!r} has {data.info.num_classes} classes but the base model "
                                  f"predicts {meta['num_classes']}", param_hint="--dataset")
@@ -430,7 +440,8 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
                                      f"{options['generator']}", param_hint="--init-generator")
     provenance = {"base": absolute(base_path), "surrogates": [absolute(p) for p in surrogate_paths],
                   "init_generator": absolute(init_dir), "dataset": dataset,
-                  "data_root": absolute(data_root), "command": command_line()}
+                  "data_root": absolute(data_root), "image_size": image_size,
+                  "command": command_line()}
     try:
         config = TrainConfig(voltage=voltage, bits=bits or meta.get("bits", 8), **options)
         path = train(run_dir, config, base, data, surrogates=surrogates, init=init,
@@ -471,6 +482,9 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
               help="Dataset name, test split [default: the generator's training dataset, else 'default'].")
 @click.option("--data-root", type=click.Path(exists=True, file_okay=False), default=None,
               help="Folder holding the dataset [default: the generator's training data root].")
+@click.option("--image-size", type=click.IntRange(1), default=None,
+              help="Side in pixels of the square images of a 'folder' dataset [default: the "
+              "generator's training image size].")
 @click.option("--samples", type=click.IntRange(1), default=None,
               help="Evaluate on a fixed random subset of N images [default: all].")
 @click.option("--batch-size", type=click.IntRange(1), default=500, show_default=True)
@@ -486,7 +500,7 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
 def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None, ber: float | None,
                      chips: int, first_chip: int, on: str, bits: int | None, fault_model: str | None,
                      layout: str | None, tech: str | None, dataset: str | None, data_root: str | None,
-                     samples: int | None, batch_size: int, latency_repeats: int,
+                     image_size: int | None, samples: int | None, batch_size: int, latency_repeats: int,
                      allow_other_base: bool, json_path: str | None, progress: bool, device) -> None:
     """Clean and perturbed accuracy of a base model, alone and behind a NeuralFuse generator.
 
@@ -506,9 +520,9 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
             generator, trained = load_generator(run_dir, base=None if allow_other_base else base)
         except (OSError, ValueError) as err:
             raise click.BadParameter(str(err), param_hint="--generator-run") from err
-    tech, fault_model, dataset, data_root, layout = settings_from_training(
+    tech, fault_model, dataset, data_root, layout, image_size = settings_from_training(
         trained, tech=tech, fault_model=fault_model, dataset=dataset, data_root=data_root,
-        layout=layout).values()
+        layout=layout, image_size=image_size).values()
     point = _operating_point(voltage, ber, tech)
     bits = bits or meta.get("bits", 8)
     validation = on == "validation"
@@ -519,9 +533,9 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
         json_path = str(result_file(run_dir, point, bits, fault_model, chip_seeds, layout, validation))
     try:
         if validation:
-            images = base_validation_set(_load_data(dataset, data_root, "train"), meta)
+            images = base_validation_set(_load_data(dataset, data_root, "train", image_size), meta)
         else:
-            images = _load_data(dataset, data_root, "test")
+            images = _load_data(dataset, data_root, "test", image_size)
         result = evaluate(base, fixed_subset(images, samples), point=point, generator=generator,
                           generator_name=trained.get("generator"), chips=chip_seeds, bits=bits,
                           fault_model=fault_model, layout=layout, batch_size=batch_size,
@@ -530,7 +544,7 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
         raise click.UsageError(str(err)) from err
     result["provenance"] = {"base": absolute(base_path), "generator": absolute(run_dir),
                             "dataset": dataset, "data_root": absolute(data_root),
-                            "split": "validation" if validation else "test",
+                            "image_size": image_size, "split": "validation" if validation else "test",
                             "command": command_line()}
     click.echo(format_table(result))
     if json_path is not None:

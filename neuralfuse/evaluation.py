@@ -193,21 +193,23 @@ def format_table(result: dict) -> str:
 
 def settings_from_training(trained: Mapping[str, Any], *, tech: str | None = None,
                            fault_model: str | None = None, dataset: str | None = None,
-                           data_root: str | None = None,
-                           layout: str | None = None) -> dict[str, str | None]:
-    """``tech``, ``fault_model``, ``dataset``, ``data_root``, ``layout``: each as given, else as the
-    generator was trained (``trained`` is its metadata from :func:`neuralfuse.checkpoint.load_generator`,
-    or {}), else the defaults (DEFAULT_TECH, DEFAULT_FAULT_MODEL, "default", no root, DEFAULT_LAYOUT).
-    The training data root is kept only for the training dataset.
+                           data_root: str | None = None, layout: str | None = None,
+                           image_size: int | None = None) -> dict[str, Any]:
+    """``tech``, ``fault_model``, ``dataset``, ``data_root``, ``layout``, ``image_size``: each as
+    given, else as the generator was trained (``trained`` is its metadata from
+    :func:`neuralfuse.checkpoint.load_generator`, or {}), else the defaults (DEFAULT_TECH,
+    DEFAULT_FAULT_MODEL, "default", no root, DEFAULT_LAYOUT, the dataset's own size). The training
+    data root and image size are kept only for the training dataset.
     """
     provenance = trained.get("provenance", {})
     dataset = dataset or provenance.get("dataset", "default")
-    if data_root is None and dataset == provenance.get("dataset"):
-        data_root = provenance.get("data_root")
+    if dataset == provenance.get("dataset"):
+        data_root = data_root if data_root is not None else provenance.get("data_root")
+        image_size = image_size if image_size is not None else provenance.get("image_size")
     return {"tech": tech or trained.get("tech", DEFAULT_TECH),
             "fault_model": fault_model or trained.get("fault_model", DEFAULT_FAULT_MODEL),
             "dataset": dataset, "data_root": data_root,
-            "layout": layout or trained.get("layout", DEFAULT_LAYOUT)}
+            "layout": layout or trained.get("layout", DEFAULT_LAYOUT), "image_size": image_size}
 
 
 def result_file(run_dir: str | os.PathLike[str], point: OperatingPoint, bits: int, fault_model: str,

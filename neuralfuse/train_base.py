@@ -68,6 +68,7 @@ class TrainBaseConfig:
     width: float = 0.25
     dataset: str = "default"
     data_root: str | None = None
+    image_size: int | None = None  # side of a 'folder' dataset's square images
     epochs: int = 30
     batch_size: int = 128
     lr: float = 0.1
@@ -163,11 +164,13 @@ class BaseTrainer:
         self.device = torch.device(device)
         self.checkpoint_every = checkpoint_every
         self.state_path = partial_path(out)
-        train_set = load_dataset(config.dataset, config.data_root, split="train")
+        train_set = load_dataset(config.dataset, config.data_root, split="train",
+                                 image_size=config.image_size)
         train_idx, val_idx = holdout_split(len(train_set), config.val_size, config.split_seed)
         self.x_train, self.y_train = train_set.subset(train_idx).tensors()
         self.x_val, self.y_val = train_set.subset(val_idx).tensors()
-        self.test_set = load_dataset(config.dataset, config.data_root, split="test")
+        self.test_set = load_dataset(config.dataset, config.data_root, split="test",
+                                     image_size=config.image_size)
         self.num_classes, self.flip = train_set.info.num_classes, train_set.info.hflip
 
         _seed_everything(config.seed)

@@ -29,26 +29,16 @@ size that is not a power of two the position draw has a relative bias below ``n 
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
-from numba import njit
+from numba import get_thread_id, njit, prange
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
-_DEBRUIJN = np.uint64(0x03F79D71B4CA8B09)
 _ONE = np.uint64(1)
 _TWO_POW_MINUS_53 = 2.0**-53
-
-
-def _debruijn_table() -> np.ndarray:
-    """Trailing-zero count of a 64-bit power of two, indexed by its de Bruijn product's top 6 bits."""
-    table = np.zeros(64, dtype=np.int64)
-    for i in range(64):
-        table[((((1 << i) * int(_DEBRUIJN)) % 2**64) >> 58)] = i
-    return table
-
-
-_TRAILING_ZEROS = _debruijn_table()
 
 
 @njit(cache=True)
@@ -68,8 +58,9 @@ def stream_start(seed: np.uint64, array: np.int64) -> np.uint64:
 @njit(cache=True)
 def _array_faults(seed, array, n, max_hazard, taken, stuck_bits, hazard):
     """Mark the faulty cells of one array in the bitmaps ``taken`` and ``stuck_bits`` and write
-    their hazards to ``hazard[cell]``; return how many there are."""
+    their hazards to ``hazard[cell]`` (unless ``hazard`` is empty); return how many there are."""
     state = stream_start(seed, array)
+    keep_hazard = hazard.size > 0
     h = 0.0
     k = 0
     while k < n:
@@ -87,100 +78,188 @@ def _array_faults(seed, array, n, max_hazard, taken, stuck_bits, hazard):
                 break
         taken[word] |= _ONE << bit
         stuck_bits[word] |= (x & _ONE) << bit
-        hazard[pos] = h
+        if keep_hazard:
+            hazard[pos] = h
         k += 1
     return k
 
 
 @njit(cache=True)
-def _array_buffers(n):
-    """Scratch space for :func:`_sorted_array_faults` on arrays of ``n`` cells: two bitmaps, a
-    hazard per cell, and the sorted output (cell in array, stuck value, hazard)."""
+def _thread_buffers(threads, n, with_hazard):
+    """Scratch space for :func:`_sorted_array_faults` on arrays of ``n`` cells, one row for each
+    of ``threads`` threads: two bitmaps, a hazard per cell, and the sorted output (cell in array,
+    stuck value, hazard); the two hazard buffers are empty unless ``with_hazard``."""
     n_words = (n + 63) // 64
-    return (np.zeros(n_words, dtype=np.uint64), np.zeros(n_words, dtype=np.uint64),
-            np.empty(n, dtype=np.float64), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.uint8),
-            np.empty(n, dtype=np.float64))
+    m = n if with_hazard else 0
+    return (np.zeros((threads, n_words), dtype=np.uint64), np.zeros((threads, n_words), dtype=np.uint64),
+            np.empty((threads, m), dtype=np.float64), np.empty((threads, n), dtype=np.int64),
+            np.empty((threads, n), dtype=np.uint8), np.empty((threads, m), dtype=np.float64))
+
+
+@njit(cache=True)
+def _mine(buffers):
+    """The row of :func:`_thread_buffers` that belongs to the calling thread."""
+    i = get_thread_id()
+    return (buffers[0][i], buffers[1][i], buffers[2][i], buffers[3][i], buffers[4][i], buffers[5][i])
 
 
 @njit(cache=True)
 def _sorted_array_faults(seed, array, n, max_hazard, buffers):
     """The faulty cells of one array, in increasing cell order, in the last three ``buffers``
-    (see :func:`_array_buffers`); return how many there are. Leaves the bitmaps cleared."""
+    (a row of :func:`_thread_buffers`); return how many there are. Leaves the bitmaps cleared."""
     taken, stuck_bits, hazard_at, cells, stuck, hazard = buffers
     _array_faults(seed, array, n, max_hazard, taken, stuck_bits, hazard_at)
+    keep_hazard = hazard.size > 0
     k = 0
     for w in range(taken.size):
         bits = taken[w]
-        if bits == 0:
-            continue
         values = stuck_bits[w]
         taken[w] = 0
         stuck_bits[w] = 0
         while bits != 0:
-            low = bits & (~bits + _ONE)
-            b = _TRAILING_ZEROS[np.int64((low * _DEBRUIJN) >> np.uint64(58))]
-            bits ^= low
+            b = np.int64(trailing_zeros(bits))
+            bits &= bits - _ONE
             cells[k] = w * 64 + b
             stuck[k] = np.uint8((values >> np.uint64(b)) & _ONE)
-            hazard[k] = hazard_at[w * 64 + b]
+            if keep_hazard:
+                hazard[k] = hazard_at[w * 64 + b]
             k += 1
     return k
 
 
-@njit(cache=True)
-def fault_cells(seed, first_array, stop_array, cells_per_array, max_hazard, lo, hi, capacity):
-    """Faulty cells with flat index in ``[lo, hi)`` of arrays ``first_array .. stop_array - 1``.
+# Parallel kernels
+# ----------------
+# The arrays are cut into chunks of ARRAYS_PER_CHUNK consecutive arrays, handed to numba's threads
+# one at a time (see :func:`parallel`: a thread that the OS holds back delays one chunk, not a
+# fixed share of all); each thread has its own scratch space. Each chunk's results go to its own
+# slot of a buffer sized for the expected count plus 6 sigma (the count goes on past a slot's end
+# if it is too small). A second parallel pass packs the slots, in chunk order, into the output,
+# recomputing the rare chunk that overflowed its slot straight into its place. Every array's
+# results depend on (seed, array) alone and are packed in array order, so the output is the
+# serial one (one chunk of all arrays) for any number of threads and any slot size (tested).
+ARRAYS_PER_CHUNK = 8
 
-    Returns (cells int64 sorted, stuck uint8, hazard float64): each cell is faulty at every
-    threshold above its hazard. ``capacity`` is a first guess of the count; buffers grow.
-    """
-    buffers = _array_buffers(cells_per_array)
+
+def parallel(kernel, *args):
+    """Call a parallel kernel of this module with numba's current thread count and the default
+    slot size as its last two arguments, handing out prange iterations one at a time."""
+    chunksize = numba.set_parallel_chunksize(1)
+    try:
+        return kernel(*args, numba.get_num_threads(), 0)
+    finally:
+        numba.set_parallel_chunksize(chunksize)
+
+
+@njit(cache=True)
+def _slot_size(n_cells, max_hazard):
+    """Slot size for the faulty cells of ``n_cells`` cells: the expected count plus 6 sigma."""
+    expected = n_cells * -np.expm1(-max_hazard)
+    return np.int64(expected + 6.0 * np.sqrt(expected) + 64.0)
+
+
+@njit(cache=True)
+def _chunk_cells(seed, first, stop, n, max_hazard, lo, hi, buffers, cells, stuck, hazard):
+    """Faulty cells with flat index in ``[lo, hi)`` of arrays ``first .. stop - 1`` into ``cells``,
+    ``stuck``, ``hazard`` (as many as fit); return how many there are."""
     array_cells, array_stuck, array_hazard = buffers[3], buffers[4], buffers[5]
-    cells = np.empty(max(capacity, 16), dtype=np.int64)
-    stuck = np.empty(cells.size, dtype=np.uint8)
-    hazard = np.empty(cells.size, dtype=np.float64)
     count = 0
-    for array in range(first_array, stop_array):
-        k = _sorted_array_faults(seed, array, cells_per_array, max_hazard, buffers)
-        base = np.int64(array) * cells_per_array
+    for array in range(first, stop):
+        k = _sorted_array_faults(seed, array, n, max_hazard, buffers)
+        base = np.int64(array) * n
         for i in range(k):
             cell = base + array_cells[i]
             if cell < lo or cell >= hi:
                 continue
-            if count == cells.size:
-                cells = np.concatenate((cells, np.empty(cells.size, dtype=np.int64)))
-                stuck = np.concatenate((stuck, np.empty(stuck.size, dtype=np.uint8)))
-                hazard = np.concatenate((hazard, np.empty(hazard.size, dtype=np.float64)))
-            cells[count] = cell
-            stuck[count] = array_stuck[i]
-            hazard[count] = array_hazard[i]
+            if count < cells.size:
+                cells[count] = cell
+                stuck[count] = array_stuck[i]
+                hazard[count] = array_hazard[i]
             count += 1
-    return cells[:count], stuck[:count], hazard[:count]
+    return count
+
+
+@njit(cache=True, parallel=True)
+def fault_cells(seed, first_array, stop_array, cells_per_array, max_hazard, lo, hi, threads, slot):
+    """Faulty cells with flat index in ``[lo, hi)`` of arrays ``first_array .. stop_array - 1``,
+    computed by (at most) ``threads``, numba's current thread count (see :func:`parallel`), with
+    slots of ``slot`` cells (0: the expected count of a chunk plus 6 sigma).
+
+    Returns (cells int64 sorted, stuck uint8, hazard float64): each cell is faulty at every
+    threshold above its hazard.
+    """
+    n_chunks = (stop_array - first_array + ARRAYS_PER_CHUNK - 1) // ARRAYS_PER_CHUNK
+    slot = slot if slot > 0 else _slot_size(ARRAYS_PER_CHUNK * cells_per_array, max_hazard)
+    cells = np.empty(n_chunks * slot, dtype=np.int64)
+    stuck = np.empty(cells.size, dtype=np.uint8)
+    hazard = np.empty(cells.size, dtype=np.float64)
+    found = np.zeros(n_chunks, dtype=np.int64)
+    scratch = _thread_buffers(threads, cells_per_array, True)
+    for c in prange(n_chunks):
+        first, s = first_array + c * ARRAYS_PER_CHUNK, c * slot
+        found[c] = _chunk_cells(seed, first, min(first + ARRAYS_PER_CHUNK, stop_array),
+                                cells_per_array, max_hazard, lo, hi, _mine(scratch),
+                                cells[s:s + slot], stuck[s:s + slot], hazard[s:s + slot])
+    starts = np.zeros(n_chunks + 1, dtype=np.int64)
+    starts[1:] = np.cumsum(found)
+    out_cells = np.empty(starts[-1], dtype=np.int64)
+    out_stuck = np.empty(starts[-1], dtype=np.uint8)
+    out_hazard = np.empty(starts[-1], dtype=np.float64)
+    for c in prange(n_chunks):
+        a, b = starts[c], starts[c + 1]
+        if found[c] <= slot:
+            s = c * slot
+            out_cells[a:b] = cells[s:s + found[c]]
+            out_stuck[a:b] = stuck[s:s + found[c]]
+            out_hazard[a:b] = hazard[s:s + found[c]]
+        else:
+            first = first_array + c * ARRAYS_PER_CHUNK
+            _chunk_cells(seed, first, min(first + ARRAYS_PER_CHUNK, stop_array), cells_per_array,
+                         max_hazard, lo, hi, _mine(scratch), out_cells[a:b], out_stuck[a:b],
+                         out_hazard[a:b])
+    return out_cells, out_stuck, out_hazard
 
 
 @njit(cache=True)
-def _word_of(array, cell, rows, cols, bits):
-    """(word, bit) held by cell ``cell`` of array ``array`` under :class:`sramsim.array.MemoryLayout`'s
-    packing, or (-1, -1) for a spare column. (32-bit divisions: a cell index is below 2**32.)"""
-    row = np.uint32(cell) // np.uint32(cols)
-    col = np.uint32(cell) - row * np.uint32(cols)
-    slot = col // np.uint32(bits)
+def _column_table(cols, bits):
+    """Per column of a row: the slot of the word it holds and which bit of it, or -1 (a spare
+    column), as a (cols, 2) table, under :class:`sramsim.array.MemoryLayout`'s packing."""
     per_row = cols // bits
-    if slot >= per_row:
-        return -1, -1
-    return (array * rows + np.int64(row)) * per_row + np.int64(slot), np.int64(col - slot * np.uint32(bits))
+    table = np.full((cols, 2), -1, dtype=np.int64)
+    for col in range(per_row * bits):
+        table[col, 0], table[col, 1] = col // bits, col % bits
+    return table
 
 
 @njit(cache=True)
+def _word_of(array, cell, rows, cols, per_row, table):
+    """(word, bit) held by cell ``cell`` of array ``array``, or (-1, -1) for a spare column
+    (``table`` from :func:`_column_table`; a 32-bit division: a cell index is below 2**32)."""
+    row = np.uint32(cell) // np.uint32(cols)
+    col = np.int64(np.uint32(cell) - row * np.uint32(cols))
+    slot = table[col, 0]
+    if slot < 0:
+        return -1, -1
+    return (array * rows + np.int64(row)) * per_row + slot, table[col, 1]
+
+
+@njit(cache=True, parallel=True)
+def put_scaled(flat, index, q, scale):
+    """``flat[index] = q * scale`` for a float32 or float64 ``flat`` (the product of an int8 and a
+    float is exact in float64, so rounding it to ``flat``'s type equals NumPy's product)."""
+    for i in prange(index.size):
+        flat[index[i]] = np.float64(q[i]) * scale
+
+
+@njit(cache=True, parallel=True)
 def cells_to_words(cells, rows, cols, bits, n_words):
     """(word, bit) held by each flat cell index; both -1 for a cell that holds no weight bit
     (spare columns, or past the last word)."""
-    per_array = rows * cols
+    per_array, per_row, table = rows * cols, cols // bits, _column_table(cols, bits)
     words = np.empty(cells.size, dtype=np.int64)
     bit = np.empty(cells.size, dtype=np.int64)
-    for i in range(cells.size):
+    for i in prange(cells.size):
         array = cells[i] // per_array
-        word, b = _word_of(array, cells[i] - array * per_array, rows, cols, bits)
+        word, b = _word_of(array, cells[i] - array * per_array, rows, cols, per_row, table)
         if word >= n_words:
             word, b = -1, -1
         words[i], bit[i] = word, b
@@ -188,32 +267,26 @@ def cells_to_words(cells, rows, cols, bits, n_words):
 
 
 @njit(cache=True)
-def perturb_chip(seed, n_arrays, rows, cols, bits, max_hazard, q, offsets, flip, index, value, clean):
-    """One chip's faults applied to the b-bit two's-complement codes of the integer weights ``q``
-    (one stream for all tensors; tensor t is ``q[offsets[t]:offsets[t+1]]``), array by array.
-
-    Stuck-at: a faulty cell's bit becomes its stuck value; flip (``flip=True``): the bit inverts.
-    Writes, for each weight whose value changes, in stream order, its index within its tensor,
-    its new value and its clean value to ``index``/``value``/``clean`` (grown when full) and
-    returns (index, value, clean, number written, counts, faulty cells of all arrays), where
-    ``counts[t]`` is (faulty cells, flipped bits, changed weights) of tensor t.
-    """
-    cells_per_array = rows * cols
-    buffers = _array_buffers(cells_per_array)
+def _perturb_arrays(seed, first, stop, rows, cols, bits, max_hazard, q, offsets, flip, buffers,
+                    index, value, clean, counts):
+    """The faults of arrays ``first .. stop - 1`` applied to the codes of ``q`` (see
+    :func:`perturb_chip`): writes as many changed weights as fit to ``index``/``value``/``clean``,
+    adds to ``counts``; returns (changed weights, faulty cells)."""
+    cells_per_array, per_row, table = rows * cols, cols // bits, _column_table(cols, bits)
     cells, stuck = buffers[3], buffers[4]
-    counts = np.zeros((offsets.size - 1, 3), dtype=np.int64)
     mask = (1 << bits) - 1
     half = 1 << (bits - 1)
     n_words = q.size
+    t = min(np.searchsorted(offsets, np.int64(first) * rows * (cols // bits), side="right") - 1,
+            offsets.size - 2)
     faulty = 0
     m = 0
-    t = 0
-    for array in range(n_arrays):
+    for array in range(first, stop):
         k = _sorted_array_faults(seed, array, cells_per_array, max_hazard, buffers)
         faulty += k
         i = 0
         while i < k:
-            word, b = _word_of(array, cells[i], rows, cols, bits)
+            word, b = _word_of(array, cells[i], rows, cols, per_row, table)
             if word < 0 or word >= n_words:
                 i += 1
                 continue
@@ -221,25 +294,85 @@ def perturb_chip(seed, n_arrays, rows, cols, bits, max_hazard, q, offsets, flip,
                 t += 1
             code = np.int64(q[word]) & mask
             new = code
-            while True:
-                counts[t, 0] += 1
-                if flip or (new >> b) & 1 != stuck[i]:
-                    new ^= 1 << b
-                    counts[t, 1] += 1
+            n_faulty = n_flipped = 0
+            while True:  # the word's faulty cells; branch-free: a stuck cell flips half the time
+                n_faulty += 1
+                flips = 1 if flip else ((new >> b) & 1) ^ np.int64(stuck[i])
+                new ^= flips << b
+                n_flipped += flips
                 i += 1
                 if i == k:
                     break
-                next_word, b = _word_of(array, cells[i], rows, cols, bits)
+                next_word, b = _word_of(array, cells[i], rows, cols, per_row, table)
                 if next_word != word:
                     break
-            if new != code:
-                if m == index.size:
-                    index = np.concatenate((index, np.empty(index.size + 16, dtype=np.int64)))
-                    value = np.concatenate((value, np.empty(value.size + 16, dtype=np.int8)))
-                    clean = np.concatenate((clean, np.empty(clean.size + 16, dtype=np.int8)))
+            changed = np.int64(new != code)
+            if m < index.size:  # written always, kept (m advanced) only if the weight changed
                 index[m] = word - offsets[t]
-                value[m] = new - (1 << bits) if new >= half else new
+                value[m] = new - ((new & half) << 1)
                 clean[m] = q[word]
-                counts[t, 2] += 1
-                m += 1
-    return index, value, clean, m, counts, faulty
+            counts[t, 0] += n_faulty
+            counts[t, 1] += n_flipped
+            counts[t, 2] += changed
+            m += changed
+    return m, faulty
+
+
+@njit(cache=True, parallel=True)
+def perturb_chip(seed, n_arrays, rows, cols, bits, max_hazard, q, offsets, flip, buffers, threads,
+                 slot):
+    """One chip's faults applied to the b-bit two's-complement codes of the integer weights ``q``
+    (one stream for all tensors; tensor t is ``q[offsets[t]:offsets[t+1]]``), computed by (at most)
+    ``threads``, numba's current thread count (see :func:`parallel`), with slots of ``slot``
+    weights (0: the expected number of faulty cells of a chunk plus 6 sigma, enough but for rare
+    chunks, as a weight changes only where a cell is faulty).
+
+    Stuck-at: a faulty cell's bit becomes its stuck value; flip (``flip=True``): the bit inverts.
+    Writes, for each weight whose value changes, in stream order, its index within its tensor,
+    its new value and its clean value to the first three ``buffers`` (int64, int8, int8; the last
+    three are scratch of the same types) and returns (buffers, grown where too small, number
+    written, counts, faulty cells of all arrays), where ``counts[t]`` is (faulty cells, flipped
+    bits, changed weights) of tensor t.
+    """
+    index, value, clean, s_index, s_value, s_clean = buffers
+    n_tensors = offsets.size - 1
+    cells_per_array = rows * cols
+    n_chunks = (n_arrays + ARRAYS_PER_CHUNK - 1) // ARRAYS_PER_CHUNK
+    slot = slot if slot > 0 else _slot_size(ARRAYS_PER_CHUNK * cells_per_array, max_hazard)
+    if s_index.size < n_chunks * slot:
+        s_index = np.empty(n_chunks * slot, dtype=np.int64)
+        s_value = np.empty(n_chunks * slot, dtype=np.int8)
+        s_clean = np.empty(n_chunks * slot, dtype=np.int8)
+    changed = np.zeros(n_chunks, dtype=np.int64)
+    faulty = np.zeros(n_chunks, dtype=np.int64)
+    scratch = _thread_buffers(threads, cells_per_array, False)
+    thread_counts = np.zeros((threads, n_tensors, 3), dtype=np.int64)
+    for c in prange(n_chunks):
+        first, s = c * ARRAYS_PER_CHUNK, c * slot
+        changed[c], faulty[c] = _perturb_arrays(
+            seed, first, min(first + ARRAYS_PER_CHUNK, n_arrays), rows, cols, bits, max_hazard,
+            q, offsets, flip, _mine(scratch), s_index[s:s + slot], s_value[s:s + slot],
+            s_clean[s:s + slot], thread_counts[get_thread_id()])
+    starts = np.zeros(n_chunks + 1, dtype=np.int64)
+    starts[1:] = np.cumsum(changed)
+    total = starts[-1]
+    if index.size < total:
+        index = np.empty(total, dtype=np.int64)
+        value = np.empty(total, dtype=np.int8)
+        clean = np.empty(total, dtype=np.int8)
+    for c in prange(n_chunks):
+        a, b = starts[c], starts[c + 1]
+        if changed[c] <= slot:
+            s = c * slot
+            index[a:b] = s_index[s:s + changed[c]]
+            value[a:b] = s_value[s:s + changed[c]]
+            clean[a:b] = s_clean[s:s + changed[c]]
+        else:
+            first = c * ARRAYS_PER_CHUNK
+            _perturb_arrays(seed, first, min(first + ARRAYS_PER_CHUNK, n_arrays), rows, cols, bits,
+                            max_hazard, q, offsets, flip, _mine(scratch), index[a:b], value[a:b],
+                            clean[a:b], np.zeros((n_tensors, 3), np.int64))
+    counts = np.zeros((n_tensors, 3), dtype=np.int64)
+    for i in range(thread_counts.shape[0]):
+        counts += thread_counts[i]
+    return (index, value, clean, s_index, s_value, s_clean), total, counts, faulty.sum()

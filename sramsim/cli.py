@@ -56,31 +56,44 @@ def curves(tech: str, csv_path: str | None, plot_path: str | None, points: int) 
 
 
 @main.command(epilog="""\b
-Example (the faults of 32 arrays of chip 3 at 0.83 Vmin):
+Example (the faults of 32 arrays of chip 3 at 0.83 Vmin, then of arrays 1000..1031):
   sramsim faultmap --voltage 0.83 --seed 3 --arrays 32 -o chip3.npz
+  sramsim faultmap --voltage 0.83 --seed 3 --arrays 32 --start 32768000 -o chip3-1000.npz
 \b
 The .npz file holds cell_index (int64, sorted flat indices of faulty cells; cell c is in array
 c // (rows*cols), row (c // cols) % rows, column c % cols), stuck_value (uint8), quantile
 (float64: the cell is faulty at every BER above it), start, n_cells, rows, cols, arrays, ber,
-voltage (NaN if given by --ber), seed, tech, fault_model and fault_model_semantics.""")
+voltage (NaN if given by --ber), seed, tech, fault_model and fault_model_semantics.
+\b
+A map too large for the available memory is generated --chunk-arrays arrays at a time and
+streamed to the file (with a progress bar); one too large for the free disk is refused.""")
 @click.option("--voltage", type=float, help="Supply voltage in units of Vmin (within the tech's range).")
 @click.option("--ber", type=click.FloatRange(0, 0.5, min_open=True),
               help="Bit-error rate instead of a voltage: fraction of faulty cells.")
 @click.option("--seed", required=True, type=click.IntRange(0, 2**63 - 1), help="Chip seed.")
-@click.option("--arrays", type=click.IntRange(min=1), help="Number of whole arrays (from array 0).")
-@click.option("--cells", "n_cells_option", type=click.IntRange(min=1), help="Number of bit cells (from cell 0).")
+@click.option("--arrays", type=click.IntRange(min=1), help="Number of whole arrays' worth of cells.")
+@click.option("--cells", "n_cells_option", type=click.IntRange(min=1), help="Number of bit cells.")
+@click.option("--start", type=click.IntRange(min=0), default=0, show_default=True,
+              help="First cell (flat index; array a starts at cell a*rows*cols).")
 @click.option("--fault-model", type=click.Choice(FAULT_MODELS), default="stuck-at", show_default=True,
               help="stuck-at: a faulty cell holds a random fixed value (the paper's); flip: it inverts.")
 @click.option("--tech", default=characterization.DEFAULT_TECH, show_default=True,
               help="Technology name or path to a technology CSV.")
 @click.option("--rows", type=click.IntRange(min=1), default=512, show_default=True, help="Rows per array.")
 @click.option("--cols", type=click.IntRange(min=1), default=64, show_default=True, help="Bit columns per array.")
+@click.option("--chunk-arrays", type=click.IntRange(min=1), default=None,
+              help="Stream the map, generating this many arrays at a time [default: stream only a "
+              "map too large for the available memory, in chunks of a quarter of it].")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar while streaming [default: on a terminal].")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True),
               help="Output .npz file (written atomically).")
 def faultmap(voltage: float | None, ber: float | None, seed: int, arrays: int | None,
-             n_cells_option: int | None, fault_model: str, tech: str, rows: int, cols: int,
-             output: str) -> None:
-    """Generate the fault map of a chip at a voltage or a bit-error rate and save it."""
+             n_cells_option: int | None, start: int, fault_model: str, tech: str, rows: int,
+             cols: int, chunk_arrays: int | None, progress: bool | None, output: str) -> None:
+    """Generate the fault map of a region of a chip at a voltage or a bit-error rate and save it."""
+    from sramsim.mapfile import MapSize, available_memory, free_disk, human_bytes, stream_fault_map
+
     if (voltage is None) == (ber is None):
         raise click.UsageError("give exactly one of --voltage or --ber")
     if (arrays is None) == (n_cells_option is None):
@@ -99,15 +112,37 @@ def faultmap(voltage: float | None, ber: float | None, seed: int, arrays: int | 
                                  param_hint="--output")
     chip = Chip(seed, tech, geometry)
     n_cells = n_cells_option if n_cells_option is not None else arrays * geometry.cells
+    if start + n_cells > 2**63:
+        raise click.BadParameter(f"cells {start:,} .. {start + n_cells:,} go past the last cell "
+                                 f"index 2**63 - 1", param_hint="--start/--arrays/--cells")
     try:
-        fault_map = chip.fault_map(n_cells, voltage=voltage, ber=ber)
+        rate = chip.ber(voltage=voltage, ber=ber)
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--voltage") from None
-    fault_map.save(output, fault_model)
-    at = f"V/Vmin {voltage:g} -> BER {fault_map.ber:.4g}" if voltage is not None else f"BER {fault_map.ber:.4g}"
+    size, memory, disk = MapSize.estimate(n_cells, rate), available_memory(), free_disk(folder)
+    stream = chunk_arrays is not None or size.memory_bytes > memory // 2
+    if size.file_bytes * (2 if stream else 1) > disk:
+        raise click.UsageError(
+            f"a fault map of {n_cells:,} cells at BER {rate:.4g} (up to {size.faulty:,} faulty cells) "
+            f"needs {human_bytes(size.file_bytes)} of disk{' (twice that while streaming)' if stream else ''} "
+            f"and {human_bytes(size.memory_bytes)} of memory at once (less in chunks); available: "
+            f"{human_bytes(memory)} of memory, {human_bytes(disk)} of disk in {folder}")
+    if stream:
+        if chunk_arrays is None:  # a chunk's map takes at most a quarter of the available memory
+            chunk_arrays = max(1, int(memory // 4 / MapSize.estimate(geometry.cells, rate).memory_bytes))
+        faulty = stream_fault_map(output, chip, n_cells, voltage=voltage, ber=ber, start=start,
+                                  fault_model=fault_model, chunk_arrays=chunk_arrays, progress=progress)
+    else:
+        fault_map = chip.fault_map(n_cells, voltage=voltage, ber=ber, start=start)
+        fault_map.save(output, fault_model)
+        faulty = len(fault_map)
+    at = f"V/Vmin {voltage:g} -> BER {rate:.4g}" if voltage is not None else f"BER {rate:.4g}"
     click.echo(f"chip {seed} of {tech}, {at}, fault model {fault_model}: {FAULT_MODEL_SEMANTICS[fault_model]}")
-    click.echo(f"cells: {n_cells} in {-(-n_cells // geometry.cells)} arrays of {rows}x{cols}")
-    click.echo(f"faulty cells: {len(fault_map)} ({fault_map.faulty_fraction:.4g} of the cells)")
+    per_array = geometry.cells
+    click.echo(f"cells: {n_cells} from cell {start} in arrays {start // per_array}.."
+               f"{(start + n_cells - 1) // per_array} of {rows}x{cols}"
+               + (f", streamed in chunks of {chunk_arrays} arrays" if stream else ""))
+    click.echo(f"faulty cells: {faulty} ({faulty / n_cells:.4g} of the cells)")
     click.echo(f"wrote {output}")
 
 

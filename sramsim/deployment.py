@@ -5,12 +5,17 @@
         logits = perturbed(x)                                   # restored bit-exactly on exit
     deployment.report(voltage=0.83, chip=3)                      # BER, faulty cells, flipped bits
 
-What is stored in the faulty weight memory: the ``weight`` of every ``nn.Linear`` and every
-convolution (``nn.Conv1d/2d/3d`` and ``nn.ConvTranspose1d/2d/3d``), in ``model.modules()`` order, each
-followed by its ``bias`` if ``include_bias=True``. Biases (by default) and BatchNorm parameters are not
-touched, as in the paper. Every stored tensor is quantized per tensor (:mod:`sramsim.quant`) and
-laid out one after another in arrays (:mod:`sramsim.array`); ``layout="neuralfuse-code"`` places the
-faults as the NeuralFuse authors' code does instead (:mod:`sramsim.layouts`).
+What is stored in the faulty weight memory (:func:`stored_tensors`): the ``weight`` of every
+``nn.Linear`` and every convolution (``nn.Conv1d/2d/3d`` and ``nn.ConvTranspose1d/2d/3d``),
+``nn.MultiheadAttention``'s input projection (``in_proj_weight``, or ``q/k/v_proj_weight``; its
+``out_proj`` is an ``nn.Linear``), in ``model.modules()`` order, each followed by its biases if
+``include_bias=True``; embedding tables with ``include_embeddings=True``; any other parameter named
+in ``extra_tensors``. Biases (by default), normalization parameters and embeddings (by default) are
+not touched, as in the paper; a large weight tensor left out draws a warning, and ``report()``
+gives the coverage per kind of layer. Every stored tensor is quantized per tensor
+(:mod:`sramsim.quant`) and laid out one after another in arrays (:mod:`sramsim.array`);
+``layout="neuralfuse-code"`` places the faults as the NeuralFuse authors' code does instead
+(:mod:`sramsim.layouts`).
 
 Inside ``at(...)`` the model runs as the chip would: *all* stored tensors hold their quantized values
 ``Wq * s`` and the weights that sit on faulty cells hold ``Wq' * s``, where ``Wq'`` is ``Wq`` with
@@ -35,7 +40,8 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -54,27 +60,97 @@ from sramsim.layers import STORED_LAYERS
 from sramsim.operating_point import OperatingPoint
 from sramsim.quant import check_bits, quantize
 
+#: Embedding tables: stored only with ``include_embeddings=True``.
+EMBEDDING_LAYERS = (nn.Embedding, nn.EmbeddingBag)
+#: An unstored parameter of two or more dimensions and at least this many elements draws an
+#: :class:`UnstoredWeightWarning`.
+UNSTORED_WARNING_SIZE = 4096
+_NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm,
+                *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()))
 _SAME_SIZE_INT = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
-def stored_tensors(model: nn.Module, include_bias: bool = False) -> list[tuple[str, nn.Parameter]]:
-    """(name, parameter) of every tensor stored in the weight memory, in storage order."""
+class UnstoredWeightWarning(UserWarning):
+    """A large weight tensor of the model is not stored in the faulty memory."""
+
+
+def _stored_names(module: nn.Module, include_bias: bool, include_embeddings: bool) -> tuple[str, ...]:
+    """Names of the parameters of ``module`` itself that are stored."""
+    if isinstance(module, nn.MultiheadAttention):  # q/k/v_proj_weight when _qkv_same_embed_dim is False
+        weights, biases = ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight"), \
+            ("in_proj_bias", "bias_k", "bias_v")
+    elif isinstance(module, STORED_LAYERS) or (include_embeddings and isinstance(module, EMBEDDING_LAYERS)):
+        weights, biases = ("weight",), ("bias",)
+    else:
+        return ()
+    return weights + biases if include_bias else weights
+
+
+def stored_tensors(model: nn.Module, include_bias: bool = False, include_embeddings: bool = False,
+                   extra_tensors: Sequence[str] = ()) -> list[tuple[str, nn.Parameter]]:
+    """(name, parameter) of every tensor stored in the weight memory, in storage order.
+
+    Stored: the weight of every ``nn.Linear`` (``MultiheadAttention.out_proj`` included) and every
+    convolution, ``nn.MultiheadAttention``'s ``in_proj_weight`` (or its ``q/k/v_proj_weight``), with
+    ``include_embeddings`` the weight of every ``nn.Embedding``/``nn.EmbeddingBag``, with
+    ``include_bias`` these layers' biases, and the parameters named in ``extra_tensors`` (names as
+    in ``model.named_parameters()``). In ``model.named_modules()`` order, each module's tensors in
+    the order it registered them; a shared tensor is stored once.
+    """
+    extra = set(extra_tensors)
+    names = dict(model.named_parameters())
+    unknown = sorted(extra - names.keys())
+    if unknown:
+        raise ValueError(f"extra_tensors {unknown} are not parameters of the model (its parameters: "
+                         f"{', '.join(list(names)[:8])}{', ...' if len(names) > 8 else ''})")
     found, seen = [], set()
     for module_name, module in model.named_modules():
-        if not isinstance(module, STORED_LAYERS):
-            continue
-        if parametrize.is_parametrized(module):
+        selected = _stored_names(module, include_bias, include_embeddings)
+        if selected and parametrize.is_parametrized(module):
             raise ValueError(f"layer {module_name!r} is parametrized (e.g. fake-quantized for QAT): "
                              "remove its parametrizations before deploying it")
-        names = ("weight", "bias") if include_bias else ("weight",)
-        for name in names:
-            param = getattr(module, name, None)
-            if param is not None and id(param) not in seen:
+        prefix = f"{module_name}." if module_name else ""
+        for name, param in module.named_parameters(recurse=False):
+            if (name in selected or prefix + name in extra) and id(param) not in seen:
                 seen.add(id(param))
-                found.append((f"{module_name}.{name}" if module_name else name, param))
+                found.append((prefix + name, param))
     if not found:
-        raise ValueError("the model has no nn.Linear or convolution layer to deploy")
+        raise ValueError("the model has no weight to deploy: no nn.Linear, convolution or "
+                         "nn.MultiheadAttention layer (embeddings need include_embeddings=True, "
+                         "other tensors extra_tensors=[name, ...])")
     return found
+
+
+def parameter_kind(module: nn.Module) -> str:
+    """The kind of layer that owns a parameter, as :meth:`Deployment.report` counts coverage:
+    linear, conv, attention, embedding, norm or other."""
+    for kind, types in (("linear", nn.Linear), ("conv", nn.modules.conv._ConvNd),
+                        ("attention", nn.MultiheadAttention), ("embedding", EMBEDDING_LAYERS),
+                        ("norm", _NORM_LAYERS)):
+        if isinstance(module, types):
+            return kind
+    return "other"
+
+
+def _owned_parameters(model: nn.Module) -> Iterator[tuple[str, nn.Parameter, str]]:
+    """(name, parameter, kind of its layer) of every parameter of ``model``, each once."""
+    seen = set()
+    for module_name, module in model.named_modules():
+        prefix = f"{module_name}." if module_name else ""
+        for name, param in module.named_parameters(recurse=False):
+            if id(param) not in seen:
+                seen.add(id(param))
+                yield prefix + name, param, parameter_kind(module)
+
+
+def _warn_unstored(model: nn.Module, stored: set[int]) -> None:
+    """Warn once for each large weight tensor of ``model`` that is not stored, saying how to store it."""
+    for name, param, kind in _owned_parameters(model):
+        if id(param) in stored or param.dim() < 2 or param.numel() < UNSTORED_WARNING_SIZE:
+            continue
+        how = "pass include_embeddings=True" if kind == "embedding" else f"pass extra_tensors=[{name!r}]"
+        warnings.warn(f"{name} ({kind}, {param.numel():,} weights) is not stored in the faulty "
+                      f"weight memory: {how} to store it", UnstoredWeightWarning, stacklevel=3)
 
 
 class _Stored:
@@ -89,11 +165,17 @@ class _Stored:
         numpy_ok = param.device.type == "cpu" and param.dtype in (torch.float16, torch.float32, torch.float64)
         self.array = param.detach().numpy() if numpy_ok else None
         self.array_scale = self.array.dtype.type(self.scale.item()) if numpy_ok else None
+        # the parallel kernel writes float32/float64 in row-major order, NumPy the rest
+        fast = numpy_ok and self.array.dtype != np.float16 and self.array.flags.c_contiguous
+        self.flat = self.array.reshape(-1) if fast else None
         self.data_ptr, self.version = param.data_ptr(), param._version
 
     def put(self, index: np.ndarray, q: np.ndarray) -> None:
         """Write the integers ``q``, dequantized, at flat indices ``index`` (row-major order)."""
-        if self.array is not None:
+        if self.flat is not None:
+            _kernels.put_scaled(self.flat, index, q, float(self.array_scale))
+            increment_version(self.param)
+        elif self.array is not None:
             np.put(self.array, index, q * self.array_scale)
             increment_version(self.param)
         else:
@@ -147,6 +229,9 @@ class Deployment:
     8,192 × 128 map shared by all layers; 8-bit only, ``geometry`` unused); see
     :mod:`sramsim.layouts`. ``self.layout`` is the :class:`MemoryLayout` of the arrays and
     ``self.layout_name`` the fault layout's name.
+    ``include_bias``, ``include_embeddings`` and ``extra_tensors`` add tensors to the stored ones
+    (see :func:`stored_tensors`); a large weight tensor left out draws an
+    :class:`UnstoredWeightWarning` that says how to include it.
 
     >>> model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
     >>> deployment = Deployment(model, bits=8)
@@ -158,7 +243,8 @@ class Deployment:
 
     def __init__(self, model: nn.Module, bits: int = 8, tech: str = DEFAULT_TECH,
                  fault_model: str = "stuck-at", include_bias: bool = False,
-                 geometry: ArrayGeometry = ArrayGeometry(), layout: str = "arrays") -> None:
+                 geometry: ArrayGeometry = ArrayGeometry(), layout: str = "arrays",
+                 include_embeddings: bool = False, extra_tensors: Sequence[str] = ()) -> None:
         self.model = model
         self.bits = check_bits(bits)
         self.layout_name = layouts.check_layout(layout, self.bits)
@@ -169,8 +255,10 @@ class Deployment:
         self.voltage_model = characterization.load(self.tech)
         self.fault_model = check_fault_model(fault_model)
         self.include_bias = bool(include_bias)
+        self.include_embeddings = bool(include_embeddings)
         self.geometry = geometry
-        params = stored_tensors(model, include_bias)
+        params = stored_tensors(model, include_bias, include_embeddings, extra_tensors)
+        _warn_unstored(model, {id(p) for _, p in params})
         self.layout = MemoryLayout([p.numel() for _, p in params], self.bits, geometry)
         # The integers of all tensors, one after another, as the kernels read them (a NumPy
         # allocation: large ones get huge pages, which matters for the kernels' random reads).
@@ -183,7 +271,7 @@ class Deployment:
                 q = torch.from_numpy(self._q[start:stop]).view(param.shape)
             self._stored.append(_Stored(name, param, q, scale))
         self._state = "original"
-        self._buffers: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._buffers: tuple[np.ndarray, ...] | None = None
 
     @contextmanager
     def quantized(self) -> Iterator[nn.Module]:
@@ -242,7 +330,9 @@ class Deployment:
         """What ``at(voltage=|ber=, chip=)`` does to the model, as a JSON-serializable dict: tech,
         fault model and layout and their semantics, voltage, BER, energy per access (relative to
         Vmin; None when asked by BER), cells, faulty cells, flipped bits, changed weights, and the
-        same counts per stored tensor under ``"layers"`` (records; ``pandas.DataFrame(report["layers"])``).
+        same counts per stored tensor under ``"layers"`` (records; ``pandas.DataFrame(report["layers"])``),
+        and the coverage: ``stored_parameters`` of ``parameters`` (their ratio ``coverage``), per kind
+        of layer (see :func:`parameter_kind`) under ``"coverage_by_kind"`` (records).
         Under ``"neuralfuse-code"`` the cells are those of the one shared map, and a tensor's
         ``faulty_cells`` counts the faulty bits its weights read (a cell is read by many weights)."""
         faults = self._faults(chip, self.point(point, voltage=voltage, ber=ber))
@@ -278,12 +368,30 @@ class Deployment:
             "flipped_bits": int(counts[:, 1].sum()),
             "changed_weights": int(counts[:, 2].sum()),
             "layers": layers,
+            **self.coverage(),
         }
+
+    def coverage(self) -> dict:
+        """Parameters stored in the faulty memory out of all the model's parameters, in all and per
+        kind of layer (:func:`parameter_kind`), as the keys ``parameters``, ``stored_parameters``,
+        ``coverage`` and ``coverage_by_kind`` (records: kind, parameters, stored, coverage)."""
+        stored = {id(s.param) for s in self._stored}
+        kinds: dict[str, list[int]] = {}
+        for _, param, kind in _owned_parameters(self.model):
+            counts = kinds.setdefault(kind, [0, 0])
+            counts[0] += param.numel()
+            counts[1] += param.numel() if id(param) in stored else 0
+        total, kept = sum(c[0] for c in kinds.values()), sum(c[1] for c in kinds.values())
+        return {"parameters": total, "stored_parameters": kept, "coverage": kept / total if total else 0.0,
+                "coverage_by_kind": [{"kind": kind, "parameters": n, "stored": k,
+                                      "coverage": k / n if n else 0.0}
+                                     for kind, (n, k) in sorted(kinds.items())]}
 
     def __repr__(self) -> str:
         return (f"Deployment({len(self._stored)} tensors, {self.layout.n_words} weights, "
                 f"bits={self.bits}, tech={self.tech!r}, fault_model={self.fault_model!r}, "
-                f"include_bias={self.include_bias}, layout={self.layout_name!r}, "
+                f"include_bias={self.include_bias}, include_embeddings={self.include_embeddings}, "
+                f"layout={self.layout_name!r}, "
                 + (f"arrays={self.layout.n_arrays} of {self.geometry.rows}x{self.geometry.cols})"
                    if self.layout_name == "arrays" else f"map of {layouts.MAP_ROWS}x{layouts.MAP_COLS})"))
 
@@ -309,17 +417,15 @@ class Deployment:
                 fault_map, self._q, self.layout.offsets, self.fault_model == "flip")
             bounds = np.concatenate(([0], np.cumsum(counts[:, 2])))
             return _Faults(chip, rate, point.voltage, index, value, clean, bounds, counts, len(fault_map))
-        buffers = self._buffers if reuse_buffers else None
-        if buffers is None:
-            expected = self.layout.n_words * self.bits * rate
-            capacity = int(expected + 6 * np.sqrt(expected) + 1024)
-            buffers = (np.empty(capacity, np.int64), np.empty(capacity, np.int8), np.empty(capacity, np.int8))
+        buffers = self._buffers if reuse_buffers and self._buffers is not None else _empty_buffers()
         g = self.geometry
-        index, value, clean, n, counts, faulty = _kernels.perturb_chip(
-            np.uint64(chip.seed), self.layout.n_arrays, g.rows, g.cols, self.bits, max_hazard(rate),
-            self._q, self.layout.offsets, self.fault_model == "flip", *buffers)
+        buffers, n, counts, faulty = _kernels.parallel(
+            _kernels.perturb_chip, np.uint64(chip.seed), self.layout.n_arrays, g.rows, g.cols,
+            self.bits, max_hazard(rate), self._q, self.layout.offsets, self.fault_model == "flip",
+            buffers)
         if reuse_buffers:
-            self._buffers = (index, value, clean)
+            self._buffers = buffers
+        index, value, clean = buffers[:3]
         bounds = np.concatenate(([0], np.cumsum(counts[:, 2])))
         return _Faults(chip, rate, point.voltage, index[:n], value[:n],
                        clean[:n], bounds, counts, int(faulty))
@@ -358,6 +464,11 @@ class Deployment:
             stored.version = stored.param._version
 
 
+def _empty_buffers() -> tuple[np.ndarray, ...]:
+    """Output and scratch buffers for :func:`sramsim._kernels.perturb_chip`, grown by it."""
+    return tuple(np.empty(0, dtype) for dtype in (np.int64, np.int8, np.int8) * 2)
+
+
 def _bit_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Whether two tensors of one floating dtype hold the same bits (so -0.0 differs from 0.0)."""
     as_int = _SAME_SIZE_INT[a.element_size()]
@@ -366,14 +477,16 @@ def _bit_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 def deploy(model: nn.Module, *, voltage: float | None = None, ber: float | None = None,
            chip: int | Chip, bits: int = 8, tech: str = DEFAULT_TECH,
-           fault_model: str = "stuck-at", include_bias: bool = False, layout: str = "arrays") -> nn.Module:
+           fault_model: str = "stuck-at", include_bias: bool = False, layout: str = "arrays",
+           include_embeddings: bool = False, extra_tensors: Sequence[str] = ()) -> nn.Module:
     """A perturbed deep copy of ``model`` as it runs on ``chip`` at ``voltage`` or ``ber``, for
     one-off use (``model`` is untouched). To evaluate many chips use :class:`Deployment`.
 
     >>> perturbed = deploy(nn.Linear(64, 10), ber=0.01, chip=0)
     """
     clone = copy.deepcopy(model)
-    deployment = Deployment(clone, bits, tech, fault_model, include_bias, layout=layout)
+    deployment = Deployment(clone, bits, tech, fault_model, include_bias, layout=layout,
+                            include_embeddings=include_embeddings, extra_tensors=extra_tensors)
     faults = deployment._faults(chip, deployment.point(voltage=voltage, ber=ber))
     deployment._write_quantized()
     deployment._put(faults, faults.value)

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from characterization import DEFAULT_TECH
-from characterization.atomic import atomic_path
 from sramsim import _kernels
 from sramsim.array import ArrayGeometry
 from sramsim.operating_point import OperatingPoint, check_ber
@@ -119,17 +118,9 @@ class FaultMap:
         touched), ``ber``, ``voltage`` (NaN if given by BER), ``seed``, ``tech``, ``fault_model``
         and ``fault_model_semantics``.
         """
-        check_fault_model(fault_model)
-        g = self.geometry
-        arrays = 0 if self.n_cells == 0 else \
-            (self.start + self.n_cells - 1) // g.cells - self.start // g.cells + 1
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, cell_index=self.cells, stuck_value=self.stuck, quantile=self.quantile,
-                     start=self.start, n_cells=self.n_cells, rows=g.rows, cols=g.cols,
-                     arrays=arrays, ber=self.ber,
-                     voltage=np.nan if self.voltage is None else self.voltage,
-                     seed=np.uint64(self.seed), tech=self.tech, fault_model=fault_model,
-                     fault_model_semantics=FAULT_MODEL_SEMANTICS[fault_model])
+        from sramsim.mapfile import write_fault_map  # mapfile imports this module
+
+        write_fault_map(path, self, fault_model)
 
     def __repr__(self) -> str:
         at = f"voltage={self.voltage:g}, " if self.voltage is not None else ""
@@ -171,10 +162,9 @@ class Chip:
         per_array = self.geometry.cells
         stop = start + n_cells
         first, last = start // per_array, -(-stop // per_array)
-        expected = n_cells * rate
-        cells, stuck, hazard = _kernels.fault_cells(
-            np.uint64(self.seed), first, last, per_array, max_hazard(rate), start, stop,
-            int(expected + 6 * math.sqrt(expected) + 64))
+        cells, stuck, hazard = _kernels.parallel(
+            _kernels.fault_cells, np.uint64(self.seed), first, last, per_array, max_hazard(rate),
+            start, stop)
         return FaultMap(cells, stuck, hazard, int(start), int(n_cells), rate,
                         None if voltage is None else float(voltage), self.seed, self.tech,
                         self.geometry)

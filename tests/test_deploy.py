@@ -326,3 +326,106 @@ def test_cuda_weights_are_perturbed_like_cpu_weights():
         for name in STORED:
             assert torch.equal(model.get_parameter(name), gpu.get_parameter(name).cpu())
     assert_bit_equal(before, gpu)
+
+
+# -- what is stored: attention, embeddings, coverage --------------------------------------------
+
+class TinyTransformer(nn.Module):
+    """Token embedding, a 2-layer nn.TransformerEncoder of width 32, and an output Linear."""
+
+    def __init__(self, vocabulary: int = 1000) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocabulary, 32)
+        layer = nn.TransformerEncoderLayer(32, 4, 64, batch_first=True, dropout=0.0)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.head = nn.Linear(32, vocabulary)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(self.embed(tokens)))
+
+
+def transformer() -> TinyTransformer:
+    torch.manual_seed(0)
+    return TinyTransformer().eval()
+
+
+def test_attention_projections_are_stored_and_perturbed_embeddings_only_when_asked():
+    model = transformer()
+    before = snapshot(model)
+    with pytest.warns(sramsim.deployment.UnstoredWeightWarning, match="embed.weight .*include_embeddings=True"):
+        deployment = Deployment(model)
+    names = [s.name for s in deployment._stored]
+    assert names == [f"encoder.layers.{i}.{n}" for i in (0, 1) for n in
+                     ("self_attn.in_proj_weight", "self_attn.out_proj.weight", "linear1.weight",
+                      "linear2.weight")] + ["head.weight"]
+    tokens = torch.randint(0, 1000, (2, 9))
+    with torch.no_grad():
+        clean = model(tokens)
+        with deployment.at(ber=0.05, chip=2):
+            attention = model.encoder.layers[0].self_attn.in_proj_weight
+            assert not torch.equal(attention, before["encoder.layers.0.self_attn.in_proj_weight"])
+            assert torch.equal(model.embed.weight, before["embed.weight"])
+            assert not torch.equal(model(tokens), clean)
+    assert_bit_equal(before, model)
+
+    with_embeddings = Deployment(model, include_embeddings=True)
+    assert with_embeddings._stored[0].name == "embed.weight"
+    with with_embeddings.at(ber=0.05, chip=2):
+        assert not torch.equal(model.embed.weight, before["embed.weight"])
+    assert_bit_equal(before, model)
+
+
+def test_separate_query_key_value_weights_are_stored():
+    torch.manual_seed(0)
+    attention = nn.MultiheadAttention(32, 4, kdim=16, vdim=24)
+    assert not attention._qkv_same_embed_dim
+    deployment = Deployment(attention, include_bias=True)
+    names = [s.name for s in deployment._stored]
+    assert names == ["q_proj_weight", "k_proj_weight", "v_proj_weight", "in_proj_bias",
+                     "out_proj.weight", "out_proj.bias"]
+    report = deployment.report(ber=0.05, chip=0)
+    assert report["coverage"] == 1.0 and report["stored_parameters"] == sum(p.numel() for p in attention.parameters())
+
+
+def test_report_gives_the_coverage_per_kind():
+    model = transformer()
+    with pytest.warns(sramsim.deployment.UnstoredWeightWarning):
+        report = Deployment(model).report(ber=0.01, chip=0)
+    kinds = {r["kind"]: r for r in report["coverage_by_kind"]}
+    assert set(kinds) == {"attention", "embedding", "linear", "norm"}
+    d = 32
+    attention_weights = 2 * 3 * d * d     # in_proj_weight of both layers; in_proj_bias is not stored
+    assert kinds["attention"]["stored"] == attention_weights
+    assert kinds["attention"]["parameters"] == attention_weights + 2 * 3 * d
+    assert kinds["embedding"] == {"kind": "embedding", "parameters": 32_000, "stored": 0, "coverage": 0.0}
+    assert kinds["norm"]["stored"] == 0
+    linear = 2 * (d * d + 2 * d * 64) + d * 1000   # out_proj, linear1, linear2 per layer; head
+    assert kinds["linear"]["stored"] == linear
+    assert report["parameters"] == sum(p.numel() for p in model.parameters())
+    assert report["stored_parameters"] == attention_weights + linear == report["weights"]
+    assert report["coverage"] == pytest.approx(report["stored_parameters"] / report["parameters"])
+    json.dumps(report)
+
+
+def test_a_large_unstored_weight_warns_once_with_how_to_store_it(recwarn):
+    model = transformer()
+    model.register_parameter("positions", nn.Parameter(torch.randn(200, 32)))   # 6,400 weights
+    model.register_parameter("scale", nn.Parameter(torch.ones(8192)))          # one-dimensional
+    model.register_parameter("small", nn.Parameter(torch.ones(10, 10)))        # below the threshold
+    Deployment(model)
+    messages = [str(w.message) for w in recwarn.list if w.category is sramsim.deployment.UnstoredWeightWarning]
+    assert len(messages) == 2
+    assert any("positions (other, 6,400 weights)" in m and "extra_tensors=['positions']" in m for m in messages)
+    assert any(m.startswith("embed.weight") for m in messages)
+    recwarn.clear()
+    deployment = Deployment(model, include_embeddings=True, extra_tensors=["positions"])
+    assert not [w for w in recwarn.list if w.category is sramsim.deployment.UnstoredWeightWarning]
+    assert "positions" in [s.name for s in deployment._stored]
+    with pytest.raises(ValueError, match=r"extra_tensors \['nope'\] are not parameters"):
+        Deployment(model, extra_tensors=["nope"])
+
+
+def test_a_model_without_stored_layers_is_refused_with_what_to_do():
+    with pytest.raises(ValueError, match="include_embeddings=True"):
+        Deployment(nn.Sequential(nn.Embedding(10, 4)))
+    assert len(Deployment(nn.Sequential(nn.Embedding(10, 4)), include_embeddings=True)._stored) == 1

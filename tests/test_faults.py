@@ -230,3 +230,76 @@ def test_faultmap_refuses_an_unwritable_output(tmp_path):
                                        "-o", str(out)])
     assert result.exit_code == 2 and "missing-folder" in result.output
     assert not out.parent.exists()
+
+
+# -- maps of any size: --start, streaming, refusal ------------------------------------------------
+
+def _same_files(a, b) -> None:
+    with np.load(a) as x, np.load(b) as y:
+        assert sorted(x.files) == sorted(y.files)
+        for key in x.files:
+            np.testing.assert_array_equal(x[key], y[key], err_msg=key)
+
+
+def test_a_streamed_map_file_equals_the_whole_map_file(tmp_path):
+    from sramsim.mapfile import stream_fault_map
+
+    chip = Chip(seed=8, geometry=ArrayGeometry(64, 64))
+    start, n = 5 * 4096 + 333, 23 * 4096 + 17
+    chip.fault_map(n, voltage=0.85, start=start).save(tmp_path / "whole.npz", "flip")
+    faulty = stream_fault_map(tmp_path / "streamed.npz", chip, n, voltage=0.85, start=start,
+                              fault_model="flip", chunk_arrays=3)
+    _same_files(tmp_path / "whole.npz", tmp_path / "streamed.npz")
+    assert faulty == len(np.load(tmp_path / "whole.npz")["cell_index"]) > 100
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["streamed.npz", "whole.npz"]  # no spool left
+    with pytest.raises(ValueError, match="chunk_arrays=0"):
+        stream_fault_map(tmp_path / "x.npz", chip, n, ber=0.01, chunk_arrays=0)
+
+
+def test_faultmap_start_gives_the_region_cut_from_a_whole_map(tmp_path):
+    whole = Chip(seed=4).fault_map(6 * 32768, ber=0.02)
+    for extra in ([], ["--chunk-arrays", "1"]):
+        out = tmp_path / f"region{len(extra)}.npz"
+        result = CliRunner().invoke(main, ["faultmap", "--ber", "0.02", "--seed", "4", "--cells",
+                                           "70000", "--start", "40000", "-o", str(out), *extra])
+        assert result.exit_code == 0, result.output
+        assert ("streamed in chunks of 1 arrays" in result.output) == bool(extra)
+        saved = np.load(out)
+        cut = (whole.cells >= 40000) & (whole.cells < 110000)
+        np.testing.assert_array_equal(saved["cell_index"], whole.cells[cut])
+        np.testing.assert_array_equal(saved["stuck_value"], whole.stuck[cut])
+        np.testing.assert_array_equal(saved["quantile"], whole.quantile[cut])
+        assert (int(saved["start"]), int(saved["n_cells"]), int(saved["arrays"])) == (40000, 70000, 3)
+
+
+def test_faultmap_streams_when_memory_is_short(tmp_path, monkeypatch):
+    import sramsim.mapfile
+
+    monkeypatch.setattr(sramsim.mapfile, "available_memory", lambda: 300_000)
+    out = tmp_path / "map.npz"
+    result = CliRunner().invoke(main, ["faultmap", "--ber", "0.01", "--seed", "2", "--arrays", "12",
+                                       "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "streamed in chunks of 1 arrays" in result.output   # a quarter of the memory per chunk
+    np.testing.assert_array_equal(np.load(out)["cell_index"], Chip(seed=2).fault_map(12 * 32768, ber=0.01).cells)
+
+
+def test_faultmap_refuses_a_map_larger_than_the_disk_in_one_line(tmp_path):
+    out = tmp_path / "big.npz"
+    result = CliRunner().invoke(main, ["faultmap", "--voltage", "0.83", "--seed", "1", "--arrays",
+                                       "100000000", "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    error = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert len(error) == 1
+    assert "3,276,800,000,000 cells" in error[0] and "GB of disk" in error[0] and "of memory" in error[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_faultmap_refuses_a_region_past_the_last_cell(tmp_path):
+    result = CliRunner().invoke(main, ["faultmap", "--ber", "0.01", "--seed", "1", "--cells", "10",
+                                       "--start", str(2**63 - 5), "-o", str(tmp_path / "m.npz")])
+    assert result.exit_code == 2 and "2**63 - 1" in result.output
+    result = CliRunner().invoke(main, ["faultmap", "--ber", "0.01", "--seed", "1", "--cells", "10",
+                                       "--start", "-1", "-o", str(tmp_path / "m.npz")])
+    assert result.exit_code == 2 and "-1" in result.output
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,104 @@
+"""The parallel numba kernels give the serial kernels' output for any thread count and slot size."""
+import numba
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from sramsim import Chip, Deployment, _kernels
+from sramsim.array import ArrayGeometry
+from sramsim.faults import max_hazard
+
+GEOMETRY = ArrayGeometry(64, 64)
+THREADS = sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)})
+
+
+@pytest.fixture
+def numba_threads():
+    """Set numba's thread count inside a test and restore it afterwards."""
+    before = numba.get_num_threads()
+    yield numba.set_num_threads
+    numba.set_num_threads(before)
+
+
+def serial_fault_cells(seed, first, stop, n, hazard, lo, hi):
+    """The serial kernel: one chunk made of all the arrays, with room for every cell."""
+    size = (stop - first) * n
+    cells, stuck, hz = np.empty(size, np.int64), np.empty(size, np.uint8), np.empty(size, np.float64)
+    scratch = [row[0] for row in _kernels._thread_buffers(1, n, True)]
+    k = _kernels._chunk_cells(np.uint64(seed), first, stop, n, hazard, lo, hi, tuple(scratch), cells, stuck, hz)
+    return cells[:k], stuck[:k], hz[:k]
+
+
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("slot", [0, 1, 40])  # 1 and 40: most or some chunks overflow their slots
+def test_fault_cells_equal_the_serial_kernel(numba_threads, threads, slot):
+    numba_threads(threads)
+    n, hazard = GEOMETRY.cells, max_hazard(0.02)
+    lo, hi = 3 * n + 17, 61 * n - 5
+    expected = serial_fault_cells(2**41 + 9, 3, 61, n, hazard, lo, hi)
+    got = _kernels.fault_cells(np.uint64(2**41 + 9), 3, 61, n, hazard, lo, hi, threads, slot)
+    assert expected[0].size > 1000
+    for a, b in zip(expected, got):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fault_maps_are_the_same_with_one_and_two_threads(numba_threads):
+    maps = []
+    for threads in THREADS:
+        numba_threads(threads)
+        maps.append(Chip(seed=77, geometry=GEOMETRY).fault_map(100 * GEOMETRY.cells + 3, ber=0.01, start=999))
+    for m in maps[1:]:
+        np.testing.assert_array_equal(m.cells, maps[0].cells)
+        np.testing.assert_array_equal(m.stuck, maps[0].stuck)
+        np.testing.assert_array_equal(m.hazard, maps[0].hazard)
+
+
+def _model() -> nn.Module:
+    torch.manual_seed(3)
+    return nn.Sequential(nn.Conv2d(3, 16, 3), nn.Linear(16, 300), nn.Linear(300, 500), nn.Linear(500, 7))
+
+
+def serial_perturb(deployment: Deployment, seed: int, ber: float, flip: bool):
+    """The serial kernel on all arrays at once: (index, value, clean, counts, faulty cells)."""
+    layout, g = deployment.layout, deployment.geometry
+    size = layout.n_arrays * g.cells
+    out = np.empty(size, np.int64), np.empty(size, np.int8), np.empty(size, np.int8)
+    counts = np.zeros((len(layout.sizes), 3), np.int64)
+    scratch = tuple(row[0] for row in _kernels._thread_buffers(1, g.cells, False))
+    m, faulty = _kernels._perturb_arrays(np.uint64(seed), 0, layout.n_arrays, g.rows, g.cols,
+                                         deployment.bits, max_hazard(ber), deployment._q, layout.offsets,
+                                         flip, scratch, *out, counts)
+    return (*(a[:m] for a in out), counts, faulty)
+
+
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("slot", [0, 2])
+@pytest.mark.parametrize("fault_model, bits", [("stuck-at", 8), ("flip", 5)])
+def test_perturb_chip_equals_the_serial_kernel(numba_threads, threads, slot, fault_model, bits):
+    numba_threads(threads)
+    deployment = Deployment(_model(), bits=bits, fault_model=fault_model, geometry=GEOMETRY)
+    flip = fault_model == "flip"
+    index, value, clean, counts, faulty = serial_perturb(deployment, 5, 0.03, flip)
+    layout, g = deployment.layout, GEOMETRY
+    buffers = tuple(np.empty(0, t) for t in (np.int64, np.int8, np.int8) * 2)
+    buffers, n, got_counts, got_faulty = _kernels.perturb_chip(
+        np.uint64(5), layout.n_arrays, g.rows, g.cols, bits, max_hazard(0.03), deployment._q,
+        layout.offsets, flip, buffers, threads, slot)
+    assert layout.n_arrays > 2 * _kernels.ARRAYS_PER_CHUNK and n > 500
+    assert n == index.size and got_faulty == faulty
+    np.testing.assert_array_equal(got_counts, counts)
+    for a, b in zip((index, value, clean), buffers[:3]):
+        np.testing.assert_array_equal(b[:n], a)
+
+
+def test_deployed_weights_are_the_same_with_one_and_two_threads(numba_threads):
+    model = _model()
+    deployment = Deployment(model, geometry=GEOMETRY)
+    weights = []
+    for threads in THREADS:
+        numba_threads(threads)
+        with deployment.at(ber=0.02, chip=11):
+            weights.append([p.detach().clone() for p in model.parameters()])
+    for other in weights[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(weights[0], other))
