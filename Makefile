@@ -20,9 +20,10 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 run: setup
 	$(VENV)/bin/neuralfuse demo -o $(OUT)
 
-# Two pytest workers with one torch thread each: two-thread workers oversubscribe 2 cores.
+# Two pytest workers with one torch and one numba thread each: two-thread workers oversubscribe
+# 2 cores, and numba's OpenMP threads then spin-wait (the suite took 3x longer).
 test: setup
-	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 -m "not slow"
+	OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(PY) -m pytest -n 2 -m "not slow"
 
 bench: setup
 	for f in bench/bench_*.py; do $(PY) $$f || exit 1; done

@@ -70,7 +70,66 @@ def _image_size_option(command):
                         "there; the other datasets have a fixed size).")(command)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _parse_voltages(ctx: click.Context, param: click.Parameter, value: str | None):
+    """``--voltages`` callback: START:STOP:STEP or a comma-separated list, as a tuple of floats."""
+    if value is None:
+        return None
+    from neuralfuse.tradeoff import parse_voltages
+
+    try:
+        return parse_voltages(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err), ctx, param) from err
+
+
+def _operating_point(voltage: float | None, ber: float | None, tech: str):
+    """The ``OperatingPoint`` of ``--voltage`` or ``--ber`` (exactly one), or a click error."""
+    from sramsim.operating_point import OperatingPoint, check_voltage_or_ber
+
+    try:
+        check_voltage_or_ber(voltage, ber, ("--voltage", "--ber"))
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
+    try:
+        return OperatingPoint.resolve(voltage=voltage, ber=ber, tech=tech)
+    except ValueError as err:  # unknown technology, or a voltage outside its characterized range
+        raise click.BadParameter(str(err), param_hint="--voltage/--tech") from err
+
+
+def _load_base(path: str, hint: str):
+    """(model, metadata) of the base-model checkpoint at ``path``, or a click error naming ``hint``."""
+    from neuralfuse.checkpoint import load_base_model
+
+    try:
+        return load_base_model(path)
+    except (OSError, ValueError) as err:
+        raise click.BadParameter(str(err), param_hint=hint) from err
+
+
+def _load_data(name: str, root: str | None, split: str, image_size: int | None = None):
+    from neuralfuse.data import load_dataset
+
+    try:
+        return load_dataset(name, root, split=split, image_size=image_size)
+    except (OSError, ValueError) as err:
+        raise click.BadParameter(str(err), param_hint="--dataset/--data-root") from err
+
+
+def _cell(value, digits: str) -> str:
+    """A table cell: '-' for a missing value, a float formatted with ``digits`` (e.g. '.2f')."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    return format(value, digits) if isinstance(value, float) else str(value)
+
+
+class _PipelineOrder(click.Group):
+    """A group that lists its commands in the order they are defined: the pipeline's order."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group(cls=_PipelineOrder, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lowvolt-neuralfuse")
 def main() -> None:
     """NeuralFuse: train input transformations that keep quantized models accurate at low voltage."""
@@ -125,16 +184,293 @@ def train_base_command(output: str, progress: bool, device, **options) -> None:
                f"clean test accuracy {meta['test_acc']:.2%} after {meta['epoch']} epochs")
 
 
-def _parse_voltages(ctx: click.Context, param: click.Parameter, value: str | None):
-    """``--voltages`` callback: START:STOP:STEP or a comma-separated list, as a tuple of floats."""
-    if value is None:
-        return None
-    from neuralfuse.tradeoff import parse_voltages
+@main.command("train", epilog="Example: neuralfuse train --base resnet18-w025.pt --generator UNetS "
+              "--ber 0.01 --dataset default --epochs 5 --train-subset 2000 -o runs/unets")
+@click.option("--base", "base_path", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="Base-model checkpoint (from `neuralfuse train-base`): the target model.")
+@click.option("--generator", required=True,
+              help="Generator architecture: ConvL, ConvS, DeConvL, DeConvS, UNetL, UNetS, or UIP "
+              "(the universal-input-perturbation baseline).")
+@click.option("--voltage", type=click.FloatRange(0, min_open=True), default=None,
+              help="Training voltage in units of Vmin, e.g. 0.83 (turned into a BER by the "
+              "technology's characterization). Give this or --ber.")
+@click.option("--ber", type=click.FloatRange(0, 0.5), default=None,
+              help="Training bit-error rate (fraction of faulty cells), e.g. 0.01.")
+@click.option("--fault-model", type=click.Choice(FAULT_MODELS), default=DEFAULT_FAULT_MODEL,
+              show_default=True, help="stuck-at reproduces the paper; flip inverts every faulty bit.")
+@click.option("--tech", default=DEFAULT_TECH, show_default=True,
+              help="Technology name or characterization file.")
+@click.option("--bits", type=click.IntRange(2, 8), default=None,
+              help="Weight bit width [default: the checkpoint's, else 8].")
+@_layout_option(DEFAULT_LAYOUT)
+@click.option("--n-chips", type=click.IntRange(1), default=10, show_default=True,
+              help="Perturbed models (fresh chips) per step.")
+@click.option("--lambda", "lam", type=click.FloatRange(0), default=5.0, show_default=True,
+              help="Weight of the perturbed loss.")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True,
+              help="Adam learning rate.")
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant",
+              show_default=True, help="cosine: decay the learning rate to 0 over all --epochs "
+              "(then --epochs is part of the run and cannot change on resume).")
+@click.option("--batch-size", type=click.IntRange(1), default=25, show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=150, show_default=True)
+@click.option("--init-generator", "init_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Fine-tune: start from the generator of this finished run (same architecture) "
+              "instead of a fresh one.")
+@click.option("--augment/--no-augment", default=False, show_default=True,
+              help="Random crop (4-pixel padding) and, where the dataset allows, horizontal flips "
+              "of the training images.")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED - 1), default=0, show_default=True,
+              help="Seeds the generator's initialisation, the data order, the augmentation and the "
+              "training chips.")
+@click.option("--surrogate", "surrogate_paths", type=click.Path(exists=True, dir_okay=False),
+              multiple=True, help="Restricted access: train through this white-box model instead "
+              "of the base, which is then only run forward; repeat for an ensemble.")
+@click.option("--dataset", required=True,
+              help="Dataset name; 'default' is the small CIFAR-10 subset shipped with the package.")
+@click.option("--data-root", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder holding the dataset (not needed for 'default').")
+@_image_size_option
+@click.option("--train-subset", type=click.IntRange(1), default=None,
+              help="Train on N samples of the training split [default: all].")
+@click.option("--max-steps-per-epoch", type=click.IntRange(1), default=None,
+              help="Stop every epoch after N steps [default: a full pass].")
+@click.option("--val-size", type=click.IntRange(0), default=None,
+              help="Training images held out, never trained on (0: none) [default: the base model's "
+              "held-out split when it was trained on this dataset with one, else 500].")
+@click.option("--split-seed", type=click.IntRange(0, MAX_SEED - 1), default=None,
+              help="Seed of that split [default: the base model's, else 0].")
+@click.option("--val-images", type=click.IntRange(1), default=None,
+              help="Held-out images validated on after every epoch (a fixed subset) [default: all].")
+@click.option("--val-chips", type=click.IntRange(1), default=3, show_default=True,
+              help="Validation chips (their own seed stream) for the per-epoch validation PA.")
+@click.option("--checkpoint-every", type=click.IntRange(1), default=100, show_default=True,
+              help="Also checkpoint every N steps within an epoch.")
+@click.option("-o", "--output", "run_dir", type=click.Path(file_okay=False, writable=True), required=True,
+              help="Run directory: new, empty, or holding this same run (then it resumes).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
+@device_option
+def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str, data_root: str | None,
+                  image_size: int | None, run_dir: str, progress: bool, voltage: float | None,
+                  bits: int | None, init_dir: str | None, device, **options) -> None:
+    """Train a NeuralFuse generator with EOPM (expectation over perturbed models).
+
+    Writes RUN_DIR/config.json, checkpoint.pt (every epoch and every --checkpoint-every steps),
+    metrics.csv, learning_curve.png and, at the end, generator.pt. Rerunning an interrupted
+    command resumes it and ends with the same generator as an uninterrupted run.
+    """
+    from neuralfuse.checkpoint import load_generator
+    from neuralfuse.eopm import TrainConfig, base_split, train
+    from neuralfuse.generators.registry import GENERATORS
 
     try:
-        return parse_voltages(value)
+        GENERATORS.info(options["generator"])
     except ValueError as err:
-        raise click.BadParameter(str(err), ctx, param) from err
+        raise click.BadParameter(str(err), param_hint="--generator") from err
+    _operating_point(voltage, options["ber"], options["tech"])
+    base, meta = _load_base(base_path, "--base")
+    surrogates = []
+    for path in surrogate_paths:
+        model, surrogate_meta = _load_base(path, "--surrogate")
+        if surrogate_meta["num_classes"] != meta["num_classes"]:
+            raise click.BadParameter(f"{path!r} predicts {surrogate_meta['num_classes']} classes, the base "
+                                     f"model {meta['num_classes']}", param_hint="--surrogate")
+        surrogates.append(model)
+    data = _load_data(dataset, data_root, "train", image_size)
+    if data.info.num_classes != meta["num_classes"]:
+        raise click.BadParameter(f"{dataset!r} has {data.info.num_classes} classes but the base model "
+                                 f"predicts {meta['num_classes']}", param_hint="--dataset")
+    try:
+        options.update(base_split(meta, dataset, val_size=options["val_size"],
+                                  split_seed=options["split_seed"]))
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--val-size/--split-seed") from err
+    init = None
+    if init_dir is not None:
+        try:
+            init, init_meta = load_generator(init_dir)
+        except (OSError, ValueError) as err:
+            raise click.BadParameter(str(err), param_hint="--init-generator") from err
+        if init_meta["generator"].casefold() != options["generator"].casefold():
+            raise click.BadParameter(f"{init_dir!r} holds a {init_meta['generator']} generator, not a "
+                                     f"{options['generator']}", param_hint="--init-generator")
+    provenance = {"base": absolute(base_path), "surrogates": [absolute(p) for p in surrogate_paths],
+                  "init_generator": absolute(init_dir), "dataset": dataset,
+                  "data_root": absolute(data_root), "image_size": image_size,
+                  "command": command_line()}
+    try:
+        config = TrainConfig(voltage=voltage, bits=bits or meta.get("bits", 8), **options)
+        path = train(run_dir, config, base, data, surrogates=surrogates, init=init,
+                     provenance=provenance, progress=progress, device=device)
+    except (OSError, ValueError) as err:
+        raise click.UsageError(str(err)) from err
+    click.echo(f"saved {path}")
+
+
+@main.command("grid", epilog="Example: neuralfuse grid grid.toml -o grid-out --cpus-per-task 4 --ray auto")
+@click.argument("spec_path", metavar="SPEC.toml", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(file_okay=False, writable=True), required=True,
+              help="Grid folder: new, empty, or holding this same grid (then it resumes).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
+@device_option
+@ray_options
+def grid_command(spec_path: str, output: str, progress: bool, device, ray_address: str | None,
+                 cpus_per_task: float | None, gpus_per_task: float | None) -> None:
+    """Train and evaluate many EOPM runs from one spec: the cartesian product of its [grid] axes.
+
+    SPEC.toml names the base model and data, the settings all runs share ([train]), the axes
+    ([grid]: generator, ber or voltage, lam, seed, any train option) and the evaluation
+    ([evaluate]: chips, samples). Each run is a resumable run directory OUTPUT/runs/NAME, evaluated
+    at its training point when it finishes; OUTPUT/compare.csv tables them (as `neuralfuse
+    compare OUTPUT/runs/*`). Without --ray the runs go one after another here; with --ray each run
+    is one Ray task, retried from its last checkpoint if its worker dies.
+    """
+    from neuralfuse.grid import GridSpecError, load_spec, run_grid
+
+    resources = _ray_resources(ray_address, cpus_per_task, gpus_per_task)
+    try:
+        spec = load_spec(spec_path)
+        if not spec.base.is_file():
+            raise GridSpecError(f"base model {str(spec.base)!r} (from {spec_path!r}) does not exist")
+        _load_data(spec.dataset, None if spec.data_root is None else str(spec.data_root), "test")
+        table = run_grid(spec, output, device=str(device), ray=resources or None, progress=progress)
+    except (OSError, ValueError) as err:
+        raise click.UsageError(str(err)) from err
+    shown = table[["label", "generator", "point", "ca", "pa_mean", "nf_ca", "nf_pa_mean", "nf_pa_std", "rp"]]
+    click.echo(shown.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    click.echo(f"wrote {len(table)} runs to {Path(output) / 'runs'} and the table to {Path(output) / 'compare.csv'}")
+
+
+
+@main.command("evaluate", epilog="Example: neuralfuse evaluate --base resnet18-w025.pt "
+              "--generator-run runs/unets --ber 0.01 --chips 10")
+@click.option("--base", "base_path", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="Base-model checkpoint (from `neuralfuse train-base`).")
+@click.option("--generator-run", "run_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Training run directory (from `neuralfuse train`) whose generator to put in front.")
+@click.option("--voltage", type=click.FloatRange(0, min_open=True), default=None,
+              help="Supply voltage in units of Vmin, e.g. 0.83. Give this or --ber.")
+@click.option("--ber", type=click.FloatRange(0, 0.5), default=None,
+              help="Bit-error rate (fraction of faulty cells), e.g. 0.01.")
+@click.option("--chips", type=click.IntRange(1), default=10, show_default=True,
+              help="Number of evaluation chips (their own seed stream, used in neither training nor "
+              "validation).")
+@click.option("--first-chip", type=click.IntRange(0), default=0, show_default=True,
+              help="First evaluation chip: evaluate chips FIRST..FIRST+CHIPS-1 (e.g. chips a generator "
+              "was never compared on).")
+@click.option("--on", "on", type=click.Choice(["test", "validation"]), default="test", show_default=True,
+              help="test: test images and evaluation chips, for the numbers you report. validation: the "
+              "base model's held-out training images and validation chips, for every choice (operating "
+              "point, epoch, λ).")
+@click.option("--bits", type=click.IntRange(2, 8), default=None,
+              help="Weight bit width [default: the checkpoint's, else 8].")
+@click.option("--fault-model", type=click.Choice(FAULT_MODELS), default=None,
+              help="[default: the generator's training fault model, else stuck-at]")
+@_layout_option(None, " [default: the generator's training layout, else arrays]")
+@click.option("--tech", default=None,
+              help="Technology name or characterization file [default: the generator's, else 14nm-512x64].")
+@click.option("--dataset", default=None,
+              help="Dataset name, test split [default: the generator's training dataset, else 'default'].")
+@click.option("--data-root", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder holding the dataset [default: the generator's training data root].")
+@click.option("--image-size", type=click.IntRange(1), default=None,
+              help="Side in pixels of the square images of a 'folder' dataset [default: the "
+              "generator's training image size].")
+@click.option("--samples", type=click.IntRange(1), default=None,
+              help="Evaluate on a fixed random subset of N images [default: all].")
+@click.option("--batch-size", type=click.IntRange(1), default=500, show_default=True)
+@click.option("--latency-repeats", type=click.IntRange(1), default=30, show_default=True,
+              help="Batch-1 forward passes timed for the latency (their median is reported).")
+@click.option("--allow-other-base", is_flag=True,
+              help="Accept a generator trained for another base model (transfer studies).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the results here [default: RUN_DIR/evaluation-<point>-<bits>bit-<fault model>"
+              ".json with --generator, else nowhere].")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@device_option
+def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None, ber: float | None,
+                     chips: int, first_chip: int, on: str, bits: int | None, fault_model: str | None,
+                     layout: str | None, tech: str | None, dataset: str | None, data_root: str | None,
+                     image_size: int | None, samples: int | None, batch_size: int, latency_repeats: int,
+                     allow_other_base: bool, json_path: str | None, progress: bool, device) -> None:
+    """Clean and perturbed accuracy of a base model, alone and behind a NeuralFuse generator.
+
+    Prints CA, PA (mean ± std over the chips) with and without the generator, the recovery RP, the
+    efficiency ratio (RP per million generator parameters) and the batch-1 latencies.
+    """
+    from characterization.atomic import write_json
+    from neuralfuse.checkpoint import load_generator
+    from neuralfuse.chips import evaluation_chips, validation_chips
+    from neuralfuse.data import base_validation_set, fixed_subset
+    from neuralfuse.evaluation import evaluate, format_table, result_file, settings_from_training
+
+    base, meta = _load_base(base_path, "--base")
+    generator, trained = None, {}
+    if run_dir is not None:
+        try:
+            generator, trained = load_generator(run_dir, base=None if allow_other_base else base)
+        except (OSError, ValueError) as err:
+            raise click.BadParameter(str(err), param_hint="--generator-run") from err
+    tech, fault_model, dataset, data_root, layout, image_size = settings_from_training(
+        trained, tech=tech, fault_model=fault_model, dataset=dataset, data_root=data_root,
+        layout=layout, image_size=image_size).values()
+    point = _operating_point(voltage, ber, tech)
+    bits = bits or meta.get("bits", 8)
+    validation = on == "validation"
+    if validation and first_chip:
+        raise click.UsageError("--first-chip picks evaluation chips: leave it out with --on validation")
+    chip_seeds = validation_chips(chips) if validation else evaluation_chips(chips, first=first_chip)
+    if json_path is None and run_dir is not None:
+        json_path = str(result_file(run_dir, point, bits, fault_model, chip_seeds, layout, validation))
+    try:
+        if validation:
+            images = base_validation_set(_load_data(dataset, data_root, "train", image_size), meta)
+        else:
+            images = _load_data(dataset, data_root, "test", image_size)
+        result = evaluate(base, fixed_subset(images, samples), point=point, generator=generator,
+                          generator_name=trained.get("generator"), chips=chip_seeds, bits=bits,
+                          fault_model=fault_model, layout=layout, batch_size=batch_size,
+                          latency_repeats=latency_repeats, progress=progress, device=device)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from err
+    result["provenance"] = {"base": absolute(base_path), "generator": absolute(run_dir),
+                            "dataset": dataset, "data_root": absolute(data_root),
+                            "image_size": image_size, "split": "validation" if validation else "test",
+                            "command": command_line()}
+    click.echo(format_table(result))
+    if json_path is not None:
+        write_json(json_path, result)
+        click.echo(f"wrote {json_path}")
+
+
+@main.command("compare", epilog="Example: neuralfuse compare runs/unetl runs/unets runs/uip --csv compare.csv")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Also write the table here as CSV.")
+def compare_command(paths: tuple[str, ...], csv_path: str | None) -> None:
+    """Put evaluation results side by side: CA, PA ± std, RP and efficiency per generator and point.
+
+    PATHS are JSON files written by `neuralfuse evaluate` or training run directories (all their
+    evaluation-*.json files are read). Rows are labelled "RUN_DIR POINT-BITS-FAULTS" for the
+    files a run directory holds, else by file name.
+    """
+    from characterization.atomic import atomic_path
+    from neuralfuse.evaluation import comparison_table, load_evaluations
+
+    try:
+        results = load_evaluations(paths)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="PATHS") from err
+    table = comparison_table(results)
+    shown = table.drop(columns=["fault_model", "samples"]).rename(columns={"parameters_m": "params (M)"})
+    for column in shown:
+        digits = ".3g" if column == "params (M)" else ".2f"
+        shown[column] = [_cell(v, digits) for v in shown[column]]
+    click.echo(shown.to_string(index=False))
+    if csv_path is not None:
+        with atomic_path(csv_path) as tmp:
+            table.to_csv(tmp, index=False)
+        click.echo(f"wrote {csv_path}")
 
 
 @main.command("sweep", epilog="Example: neuralfuse sweep --base base.pt --generator-run runs/unets "
@@ -293,331 +629,3 @@ def demo_command(output: str, voltages: tuple[float, ...] | None, chips: int | N
     click.echo("")
     click.echo(format_summary(summary))
     click.echo(f"\ndone: results are in {output}/")
-
-
-def _operating_point(voltage: float | None, ber: float | None, tech: str):
-    """The ``OperatingPoint`` of ``--voltage`` or ``--ber`` (exactly one), or a click error."""
-    from sramsim.operating_point import OperatingPoint, check_voltage_or_ber
-
-    try:
-        check_voltage_or_ber(voltage, ber, ("--voltage", "--ber"))
-    except ValueError as err:
-        raise click.UsageError(str(err)) from None
-    try:
-        return OperatingPoint.resolve(voltage=voltage, ber=ber, tech=tech)
-    except ValueError as err:  # unknown technology, or a voltage outside its characterized range
-        raise click.BadParameter(str(err), param_hint="--voltage/--tech") from err
-
-
-def _load_base(path: str, hint: str):
-    """(model, metadata) of the base-model checkpoint at ``path``, or a click error naming ``hint``."""
-    from neuralfuse.checkpoint import load_base_model
-
-    try:
-        return load_base_model(path)
-    except (OSError, ValueError) as err:
-        raise click.BadParameter(str(err), param_hint=hint) from err
-
-
-def _load_data(name: str, root: str | None, split: str, image_size: int | None = None):
-    from neuralfuse.data import load_dataset
-
-    try:
-        return load_dataset(name, root, split=split, image_size=image_size)
-    except (OSError, ValueError) as err:
-        raise click.BadParameter(str(err), param_hint="--dataset/--data-root") from err
-
-
-@main.command("train", epilog="Example: neuralfuse train --base resnet18-w025.pt --generator UNetS "
-              "--ber 0.01 --dataset default --epochs 5 --train-subset 2000 -o runs/unets")
-@click.option("--base", "base_path", type=click.Path(exists=True, dir_okay=False), required=True,
-              help="Base-model checkpoint (from `neuralfuse train-base`): the target model.")
-@click.option("--generator", required=True,
-              help="Generator architecture: ConvL, ConvS, DeConvL, DeConvS, UNetL, UNetS, or UIP "
-              "(the universal-input-perturbation baseline).")
-@click.option("--voltage", type=click.FloatRange(0, min_open=True), default=None,
-              help="Training voltage in units of Vmin, e.g. 0.83 (turned into a BER by the "
-              "technology's characterization). Give this or --ber.")
-@click.option("--ber", type=click.FloatRange(0, 0.5), default=None,
-              help="Training bit-error rate (fraction of faulty cells), e.g. 0.01.")
-@click.option("--fault-model", type=click.Choice(FAULT_MODELS), default=DEFAULT_FAULT_MODEL,
-              show_default=True, help="stuck-at reproduces the paper; flip inverts every faulty bit.")
-@click.option("--tech", default=DEFAULT_TECH, show_default=True,
-              help="Technology name or characterization file.")
-@click.option("--bits", type=click.IntRange(2, 8), default=None,
-              help="Weight bit width [default: the checkpoint's, else 8].")
-@_layout_option(DEFAULT_LAYOUT)
-@click.option("--n-chips", type=click.IntRange(1), default=10, show_default=True,
-              help="Perturbed models (fresh chips) per step.")
-@click.option("--lambda", "lam", type=click.FloatRange(0), default=5.0, show_default=True,
-              help="Weight of the perturbed loss.")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True,
-              help="Adam learning rate.")
-@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant",
-              show_default=True, help="cosine: decay the learning rate to 0 over all --epochs "
-              "(then --epochs is part of the run and cannot change on resume).")
-@click.option("--batch-size", type=click.IntRange(1), default=25, show_default=True)
-@click.option("--epochs", type=click.IntRange(1), default=150, show_default=True)
-@click.option("--init-generator", "init_dir", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Fine-tune: start from the generator of this finished run (same architecture) "
-              "instead of a fresh one.")
-@click.option("--augment/--no-augment", default=False, show_default=True,
-              help="Random crop (4-pixel padding) and, where the dataset allows, horizontal flips "
-              "of the training images.")
-@click.option("--seed", type=click.IntRange(0, MAX_SEED - 1), default=0, show_default=True,
-              help="Seeds the generator's initialisation, the data order, the augmentation and the "
-              "training chips.")
-@click.option("--surrogate", "surrogate_paths", type=click.Path(exists=True, dir_okay=False),
-              multiple=True, help="Restricted access: train through this white-box model instead "
-              "of the base, which is then only run forward; repeat for an ensemble.")
-@click.option("--dataset", required=True,
-              help="Dataset name; 'default' is the small CIFAR-10 subset shipped with the package.")
-@click.option("--data-root", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Folder holding the dataset (not needed for 'default').")
-@_image_size_option
-@click.option("--train-subset", type=click.IntRange(1), default=None,
-              help="Train on N samples of the training split [default: all].")
-@click.option("--max-steps-per-epoch", type=click.IntRange(1), default=None,
-              help="Stop every epoch after N steps [default: a full pass].")
-@click.option("--val-size", type=click.IntRange(0), default=None,
-              help="Training images held out, never trained on (0: none) [default: the base model's "
-              "held-out split when it was trained on this dataset with one, else 500].")
-@click.option("--split-seed", type=click.IntRange(0, MAX_SEED - 1), default=None,
-              help="Seed of that split [default: the base model's, else 0].")
-@click.option("--val-images", type=click.IntRange(1), default=None,
-              help="Held-out images validated on after every epoch (a fixed subset) [default: all].")
-@click.option("--val-chips", type=click.IntRange(1), default=3, show_default=True,
-              help="Validation chips (their own seed stream) for the per-epoch validation PA.")
-@click.option("--checkpoint-every", type=click.IntRange(1), default=100, show_default=True,
-              help="Also checkpoint every N steps within an epoch.")
-@click.option("-o", "--output", "run_dir", type=click.Path(file_okay=False, writable=True), required=True,
-              help="Run directory: new, empty, or holding this same run (then it resumes).")
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
-@device_option
-def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str, data_root: str | None,
-                  image_size: int | None, run_dir: str, progress: bool, voltage: float | None,
-                  bits: int | None, init_dir: str | None, device, **options) -> None:
-    """Train a NeuralFuse generator with EOPM (expectation over perturbed models).
-
-    Writes RUN_DIR/config.json, checkpoint.pt (every epoch and every --checkpoint-every steps),
-    metrics.csv, learning_curve.png and, at the end, generator.pt. Rerunning an interrupted
-    command resumes it and ends with the same generator as an uninterrupted run.
-    """
-    from neuralfuse.checkpoint import load_generator
-    from neuralfuse.eopm import TrainConfig, base_split, train
-    from neuralfuse.generators.registry import GENERATORS
-
-    try:
-        GENERATORS.info(options["generator"])
-    except ValueError as err:
-        raise click.BadParameter(str(err), param_hint="--generator") from err
-    _operating_point(voltage, options["ber"], options["tech"])
-    base, meta = _load_base(base_path, "--base")
-    surrogates = []
-    for path in surrogate_paths:
-        model, surrogate_meta = _load_base(path, "--surrogate")
-        if surrogate_meta["num_classes"] != meta["num_classes"]:
-            raise click.BadParameter(f"{path!r} predicts {surrogate_meta['num_classes']} classes, the base "
-                                     f"model {meta['num_classes']}", param_hint="--surrogate")
-        surrogates.append(model)
-    data = _load_data(dataset, data_root, "train", image_size)
-    if data.info.num_classes != meta["num_classes"]:
-        raise click.BadParameter(f"{dataset!r} has {data.info.num_classes} classes but the base model "
-                                 f"predicts {meta['num_classes']}", param_hint="--dataset")
-    try:
-        options.update(base_split(meta, dataset, val_size=options["val_size"],
-                                  split_seed=options["split_seed"]))
-    except ValueError as err:
-        raise click.BadParameter(str(err), param_hint="--val-size/--split-seed") from err
-    init = None
-    if init_dir is not None:
-        try:
-            init, init_meta = load_generator(init_dir)
-        except (OSError, ValueError) as err:
-            raise click.BadParameter(str(err), param_hint="--init-generator") from err
-        if init_meta["generator"].casefold() != options["generator"].casefold():
-            raise click.BadParameter(f"{init_dir!r} holds a {init_meta['generator']} generator, not a "
-                                     f"{options['generator']}", param_hint="--init-generator")
-    provenance = {"base": absolute(base_path), "surrogates": [absolute(p) for p in surrogate_paths],
-                  "init_generator": absolute(init_dir), "dataset": dataset,
-                  "data_root": absolute(data_root), "image_size": image_size,
-                  "command": command_line()}
-    try:
-        config = TrainConfig(voltage=voltage, bits=bits or meta.get("bits", 8), **options)
-        path = train(run_dir, config, base, data, surrogates=surrogates, init=init,
-                     provenance=provenance, progress=progress, device=device)
-    except (OSError, ValueError) as err:
-        raise click.UsageError(str(err)) from err
-    click.echo(f"saved {path}")
-
-
-@main.command("evaluate", epilog="Example: neuralfuse evaluate --base resnet18-w025.pt "
-              "--generator-run runs/unets --ber 0.01 --chips 10")
-@click.option("--base", "base_path", type=click.Path(exists=True, dir_okay=False), required=True,
-              help="Base-model checkpoint (from `neuralfuse train-base`).")
-@click.option("--generator-run", "run_dir", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Training run directory (from `neuralfuse train`) whose generator to put in front.")
-@click.option("--voltage", type=click.FloatRange(0, min_open=True), default=None,
-              help="Supply voltage in units of Vmin, e.g. 0.83. Give this or --ber.")
-@click.option("--ber", type=click.FloatRange(0, 0.5), default=None,
-              help="Bit-error rate (fraction of faulty cells), e.g. 0.01.")
-@click.option("--chips", type=click.IntRange(1), default=10, show_default=True,
-              help="Number of evaluation chips (their own seed stream, used in neither training nor "
-              "validation).")
-@click.option("--first-chip", type=click.IntRange(0), default=0, show_default=True,
-              help="First evaluation chip: evaluate chips FIRST..FIRST+CHIPS-1 (e.g. chips a generator "
-              "was never compared on).")
-@click.option("--on", "on", type=click.Choice(["test", "validation"]), default="test", show_default=True,
-              help="test: test images and evaluation chips, for the numbers you report. validation: the "
-              "base model's held-out training images and validation chips, for every choice (operating "
-              "point, epoch, λ).")
-@click.option("--bits", type=click.IntRange(2, 8), default=None,
-              help="Weight bit width [default: the checkpoint's, else 8].")
-@click.option("--fault-model", type=click.Choice(FAULT_MODELS), default=None,
-              help="[default: the generator's training fault model, else stuck-at]")
-@_layout_option(None, " [default: the generator's training layout, else arrays]")
-@click.option("--tech", default=None,
-              help="Technology name or characterization file [default: the generator's, else 14nm-512x64].")
-@click.option("--dataset", default=None,
-              help="Dataset name, test split [default: the generator's training dataset, else 'default'].")
-@click.option("--data-root", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Folder holding the dataset [default: the generator's training data root].")
-@click.option("--image-size", type=click.IntRange(1), default=None,
-              help="Side in pixels of the square images of a 'folder' dataset [default: the "
-              "generator's training image size].")
-@click.option("--samples", type=click.IntRange(1), default=None,
-              help="Evaluate on a fixed random subset of N images [default: all].")
-@click.option("--batch-size", type=click.IntRange(1), default=500, show_default=True)
-@click.option("--latency-repeats", type=click.IntRange(1), default=30, show_default=True,
-              help="Batch-1 forward passes timed for the latency (their median is reported).")
-@click.option("--allow-other-base", is_flag=True,
-              help="Accept a generator trained for another base model (transfer studies).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Write the results here [default: RUN_DIR/evaluation-<point>-<bits>bit-<fault model>"
-              ".json with --generator, else nowhere].")
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
-@device_option
-def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None, ber: float | None,
-                     chips: int, first_chip: int, on: str, bits: int | None, fault_model: str | None,
-                     layout: str | None, tech: str | None, dataset: str | None, data_root: str | None,
-                     image_size: int | None, samples: int | None, batch_size: int, latency_repeats: int,
-                     allow_other_base: bool, json_path: str | None, progress: bool, device) -> None:
-    """Clean and perturbed accuracy of a base model, alone and behind a NeuralFuse generator.
-
-    Prints CA, PA (mean ± std over the chips) with and without the generator, the recovery RP, the
-    efficiency ratio (RP per million generator parameters) and the batch-1 latencies.
-    """
-    from characterization.atomic import write_json
-    from neuralfuse.checkpoint import load_generator
-    from neuralfuse.chips import evaluation_chips, validation_chips
-    from neuralfuse.data import base_validation_set, fixed_subset
-    from neuralfuse.evaluation import evaluate, format_table, result_file, settings_from_training
-
-    base, meta = _load_base(base_path, "--base")
-    generator, trained = None, {}
-    if run_dir is not None:
-        try:
-            generator, trained = load_generator(run_dir, base=None if allow_other_base else base)
-        except (OSError, ValueError) as err:
-            raise click.BadParameter(str(err), param_hint="--generator-run") from err
-    tech, fault_model, dataset, data_root, layout, image_size = settings_from_training(
-        trained, tech=tech, fault_model=fault_model, dataset=dataset, data_root=data_root,
-        layout=layout, image_size=image_size).values()
-    point = _operating_point(voltage, ber, tech)
-    bits = bits or meta.get("bits", 8)
-    validation = on == "validation"
-    if validation and first_chip:
-        raise click.UsageError("--first-chip picks evaluation chips: leave it out with --on validation")
-    chip_seeds = validation_chips(chips) if validation else evaluation_chips(chips, first=first_chip)
-    if json_path is None and run_dir is not None:
-        json_path = str(result_file(run_dir, point, bits, fault_model, chip_seeds, layout, validation))
-    try:
-        if validation:
-            images = base_validation_set(_load_data(dataset, data_root, "train", image_size), meta)
-        else:
-            images = _load_data(dataset, data_root, "test", image_size)
-        result = evaluate(base, fixed_subset(images, samples), point=point, generator=generator,
-                          generator_name=trained.get("generator"), chips=chip_seeds, bits=bits,
-                          fault_model=fault_model, layout=layout, batch_size=batch_size,
-                          latency_repeats=latency_repeats, progress=progress, device=device)
-    except ValueError as err:
-        raise click.UsageError(str(err)) from err
-    result["provenance"] = {"base": absolute(base_path), "generator": absolute(run_dir),
-                            "dataset": dataset, "data_root": absolute(data_root),
-                            "image_size": image_size, "split": "validation" if validation else "test",
-                            "command": command_line()}
-    click.echo(format_table(result))
-    if json_path is not None:
-        write_json(json_path, result)
-        click.echo(f"wrote {json_path}")
-
-
-@main.command("compare", epilog="Example: neuralfuse compare runs/unetl runs/unets runs/uip --csv compare.csv")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Also write the table here as CSV.")
-def compare_command(paths: tuple[str, ...], csv_path: str | None) -> None:
-    """Put evaluation results side by side: CA, PA ± std, RP and efficiency per generator and point.
-
-    PATHS are JSON files written by `neuralfuse evaluate` or training run directories (all their
-    evaluation-*.json files are read). Rows are labelled "RUN_DIR POINT-BITS-FAULTS" for the
-    files a run directory holds, else by file name.
-    """
-    from characterization.atomic import atomic_path
-    from neuralfuse.evaluation import comparison_table, load_evaluations
-
-    try:
-        results = load_evaluations(paths)
-    except ValueError as err:
-        raise click.BadParameter(str(err), param_hint="PATHS") from err
-    table = comparison_table(results)
-    shown = table.drop(columns=["fault_model", "samples"]).rename(columns={"parameters_m": "params (M)"})
-    for column in shown:
-        digits = ".3g" if column == "params (M)" else ".2f"
-        shown[column] = [_cell(v, digits) for v in shown[column]]
-    click.echo(shown.to_string(index=False))
-    if csv_path is not None:
-        with atomic_path(csv_path) as tmp:
-            table.to_csv(tmp, index=False)
-        click.echo(f"wrote {csv_path}")
-
-
-def _cell(value, digits: str) -> str:
-    """A table cell: '-' for a missing value, a float formatted with ``digits`` (e.g. '.2f')."""
-    if value is None or (isinstance(value, float) and value != value):
-        return "-"
-    return format(value, digits) if isinstance(value, float) else str(value)
-
-
-@main.command("grid", epilog="Example: neuralfuse grid grid.toml -o grid-out --cpus-per-task 4 --ray auto")
-@click.argument("spec_path", metavar="SPEC.toml", type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--output", type=click.Path(file_okay=False, writable=True), required=True,
-              help="Grid folder: new, empty, or holding this same grid (then it resumes).")
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
-@device_option
-@ray_options
-def grid_command(spec_path: str, output: str, progress: bool, device, ray_address: str | None,
-                 cpus_per_task: float | None, gpus_per_task: float | None) -> None:
-    """Train and evaluate many EOPM runs from one spec: the cartesian product of its [grid] axes.
-
-    SPEC.toml names the base model and data, the settings all runs share ([train]), the axes
-    ([grid]: generator, ber or voltage, lam, seed, any train option) and the evaluation
-    ([evaluate]: chips, samples). Each run is a resumable run directory OUTPUT/runs/NAME, evaluated
-    at its training point when it finishes; OUTPUT/compare.csv tables them (as `neuralfuse
-    compare OUTPUT/runs/*`). Without --ray the runs go one after another here; with --ray each run
-    is one Ray task, retried from its last checkpoint if its worker dies.
-    """
-    from neuralfuse.grid import GridSpecError, load_spec, run_grid
-
-    resources = _ray_resources(ray_address, cpus_per_task, gpus_per_task)
-    try:
-        spec = load_spec(spec_path)
-        if not spec.base.is_file():
-            raise GridSpecError(f"base model {str(spec.base)!r} (from {spec_path!r}) does not exist")
-        _load_data(spec.dataset, None if spec.data_root is None else str(spec.data_root), "test")
-        table = run_grid(spec, output, device=str(device), ray=resources or None, progress=progress)
-    except (OSError, ValueError) as err:
-        raise click.UsageError(str(err)) from err
-    shown = table[["label", "generator", "point", "ca", "pa_mean", "nf_ca", "nf_pa_mean", "nf_pa_std", "rp"]]
-    click.echo(shown.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-    click.echo(f"wrote {len(table)} runs to {Path(output) / 'runs'} and the table to {Path(output) / 'compare.csv'}")
