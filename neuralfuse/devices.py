@@ -15,6 +15,8 @@ import re
 
 import torch
 
+from characterization.validation import check_scalar
+
 DEVICE_HELP = "Where to run: auto (CUDA when available, else CPU), cpu, cuda or cuda:N."
 _SPEC = re.compile(r"^(auto|cpu|cuda)(?::(\d+))?$")
 
@@ -55,8 +57,7 @@ def set_threads(n: int) -> None:
     torch's is set last. Numba cannot go above the thread count it started with
     (``NUMBA_NUM_THREADS``); it gets the smaller of the two.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"threads={n!r} is not valid: use a positive integer")
+    check_scalar(n, "threads", int, min_val=1)
     os.environ["OMP_NUM_THREADS"] = str(n)
     import numba
 

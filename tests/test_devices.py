@@ -86,7 +86,7 @@ for n in (2, 1):
     out.append([numba.get_num_threads(), torch.get_num_threads(), os.environ["OMP_NUM_THREADS"]])
 print(out)
 """
-    env = {k: v for k, v in __import__("os").environ.items() if k != "OMP_NUM_THREADS"}
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert done.stdout.strip() == "[[2, 2, '2'], [1, 1, '1']]", done.stderr
 
