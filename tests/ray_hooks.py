@@ -80,6 +80,13 @@ def ray_cluster(tmp_path_factory):
     env["env_vars"]["PYTHONPATH"] += os.pathsep + str(Path(__file__).parent)
     env["env_vars"]["OMP_NUM_THREADS"] = "1"
     env["worker_process_setup_hook"] = "ray_hooks.install"
-    ray.init(num_cpus=2, include_dashboard=False, runtime_env=env, log_to_driver=False)
+    # Workers inherit the environment the cluster starts in; the suite's own NUMBA_NUM_THREADS=1
+    # (one thread per pytest worker) would cap every task's numba threads at 1.
+    suite_numba_threads = os.environ.pop("NUMBA_NUM_THREADS", None)
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, runtime_env=env, log_to_driver=False)
+    finally:
+        if suite_numba_threads is not None:
+            os.environ["NUMBA_NUM_THREADS"] = suite_numba_threads
     yield kill_dir
     ray.shutdown()

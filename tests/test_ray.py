@@ -11,15 +11,14 @@ import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
-from torch import nn
 from torch.utils.data import TensorDataset
 
 from neuralfuse import tradeoff
 from neuralfuse.checkpoint import save_checkpoint
 from neuralfuse.cli import main
-from neuralfuse.models import create_model
 from neuralfuse.tradeoff import sweep
 from ray_hooks import arm, completed_calls, ray_cluster  # noqa: F401  (ray_cluster is a fixture)
+from tiny import Shift, tiny_model
 
 VOLTAGES = (1.0, 0.85, 0.75)
 CHIPS = 3
@@ -30,27 +29,6 @@ def test_core_imports_do_not_import_ray():
             "neuralfuse.grid, neuralfuse.distributed; print('ray' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
-
-
-def tiny_model() -> nn.Module:
-    torch.manual_seed(0)
-    model = create_model("resnet18", num_classes=10, width=1 / 16)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.momentum = None
-    with torch.no_grad():
-        model.train()(torch.rand(64, 3, 8, 8) * 2 - 1)
-    return model.eval()
-
-
-class Shift(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(1)
-        self.net = nn.Conv2d(3, 3, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.clamp(x + 0.1 * self.net(x), -1, 1)
 
 
 @pytest.fixture(scope="module")
