@@ -1,4 +1,4 @@
-"""Benchmark: the cost of running a model on a new simulated chip, against the issue's goals.
+"""Benchmark: the cost of running a model on a new simulated chip, against the goals below.
 
 Times, in one run on one machine, at 0.83 Vmin (BER 1%) with 8-bit weights and a new chip per call:
 

@@ -165,9 +165,11 @@ def main() -> None:
               help="Train on at most N batches per epoch (quick smoke runs).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), required=True,
               help="Checkpoint to write; the resumable state lives in OUTPUT.partial meanwhile.")
+@click.option("--compact", is_flag=True,
+              help="Save the weights as 8-bit integers and scales (a quarter of the size; loads bit-identical).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 @device_option
-def train_base_command(output: str, progress: bool, device, **options) -> None:
+def train_base_command(output: str, progress: bool, device, compact: bool, **options) -> None:
     """Train a base model with quantization-aware training (8-bit weights by default).
 
     Rerunning an interrupted command resumes it exactly from OUTPUT.partial. Per-epoch metrics go
@@ -176,7 +178,8 @@ def train_base_command(output: str, progress: bool, device, **options) -> None:
     from neuralfuse.train_base import BaseTrainer, TrainBaseConfig
 
     try:
-        trainer = BaseTrainer(TrainBaseConfig(**options), output, progress=progress, device=device)
+        trainer = BaseTrainer(TrainBaseConfig(**options), output, progress=progress, device=device,
+                              compact=compact)
     except (ValueError, OSError) as err:
         raise click.UsageError(str(err)) from err
     meta = trainer.run()

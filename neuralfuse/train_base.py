@@ -159,8 +159,9 @@ class BaseTrainer:
     """
 
     def __init__(self, config: TrainBaseConfig, out: str | os.PathLike, *, progress: bool = True,
-                 checkpoint_every: float = 300.0, device: torch.device | str = "cpu") -> None:
-        self.config, self.out, self.progress = config, Path(out), progress
+                 checkpoint_every: float = 300.0, device: torch.device | str = "cpu",
+                 compact: bool = False) -> None:
+        self.config, self.out, self.progress, self.compact = config, Path(out), progress, compact
         self.device = torch.device(device)
         self.checkpoint_every = checkpoint_every
         self.state_path = partial_path(out)
@@ -282,20 +283,21 @@ class BaseTrainer:
                 "train_seconds": sum(m["seconds"] for m in self.metrics),
                 "metrics": self.metrics, "config": dataclasses.asdict(cfg),
                 "command": cfg.command(self.out)}
-        save_checkpoint(self.out, self.model, **meta)
+        save_checkpoint(self.out, self.model, compact=self.compact, **meta)
         self.state_path.unlink(missing_ok=True)
         return meta
 
 
 def train_base(config: TrainBaseConfig, out: str | os.PathLike, *, progress: bool = True,
-               device: torch.device | str = "cpu") -> dict[str, Any]:
+               device: torch.device | str = "cpu", compact: bool = False) -> dict[str, Any]:
     """Train ``config``, save the QAT-exported model to ``out``; return the checkpoint metadata.
 
     Resumes from ``<out>.partial`` if it exists (ResumeError if it was made with another
     configuration). Writes the per-epoch metrics to ``<out stem>.metrics.csv`` as it goes. The
     model trains on ``device`` (the data stays on the CPU and goes there batch by batch); a run
-    may resume on another device.
+    may resume on another device. ``compact`` saves the weights as integers and scales
+    (:func:`neuralfuse.checkpoint.save_checkpoint`), a quarter of the size, loading bit-identical.
 
     >>> train_base(TrainBaseConfig(model="vgg11", width=0.25, epochs=30), "base.pt")  # doctest: +SKIP
     """
-    return BaseTrainer(config, out, progress=progress, device=device).run()
+    return BaseTrainer(config, out, progress=progress, device=device, compact=compact).run()

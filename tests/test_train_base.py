@@ -13,7 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from neuralfuse.augment import CROP_PADDING, augment
-from neuralfuse.checkpoint import load_base_model
+from neuralfuse.checkpoint import load_base_model, model_fingerprint
 from neuralfuse.cli import main
 from neuralfuse.train_base import (
     BaseTrainer, TrainBaseConfig, epoch_plan, metrics_path, partial_path,
@@ -159,3 +159,13 @@ def test_a_training_step_does_not_crash_the_process(tmp_path, width):
                     f"{done.stderr[-2000:]}")
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "base.pt").exists()
+
+
+def test_train_base_compact_saves_integers_that_load_as_the_trained_weights(tmp_path):
+    args = [*TINY, "--epochs", "1", "--seed", "2", "--no-progress"]
+    for name, extra in (("full.pt", []), ("compact.pt", ["--compact"])):
+        result = CliRunner().invoke(main, ["train-base", *args, *extra, "-o", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "compact.pt").stat().st_size < 0.5 * (tmp_path / "full.pt").stat().st_size
+    full, compact = load_base_model(tmp_path / "full.pt")[0], load_base_model(tmp_path / "compact.pt")[0]
+    assert model_fingerprint(compact) == model_fingerprint(full)   # bit for bit
