@@ -6,12 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from neuralfuse.checkpoint import load_base_model
-from neuralfuse.data import load_dataset
-from neuralfuse.checkpoint import load_generator
+from neuralfuse.checkpoint import load_base_model, load_generator, model_fingerprint
+from neuralfuse.data import fixed_subset, load_dataset
 from neuralfuse.evaluation import evaluate
 from sramsim import OperatingPoint
-from neuralfuse.data import fixed_subset
 
 REFERENCE = Path(__file__).resolve().parents[1] / "reference"
 BEST = REFERENCE / "neuralfuse" / "unetl-ft-cos-lam2"
@@ -46,3 +44,10 @@ def test_the_recorded_evaluations_are_consistent(path):
     else:  # a re-evaluation on chips the run was never compared on
         assert not set(saved["chips"]) & set(baseline["chips"]) and saved["without_nf"]["ca"] == baseline["without_nf"]["ca"]
     assert saved["rp"] == pytest.approx(saved["with_nf"]["pa_mean"] - saved["without_nf"]["pa_mean"])
+
+
+def test_the_compact_vgg11_loads_bit_identical_to_the_trained_model():
+    model, meta = load_base_model(REFERENCE / "vgg11-cifar10.pt")
+    assert (meta["arch"], meta["width"], meta["split"]) == ("vgg11", 1.0, {"val_size": 5000, "seed": 0})
+    assert sum(p.numel() for p in model.parameters()) == 9_231_114
+    assert model_fingerprint(model) == meta["trained_fingerprint"]
