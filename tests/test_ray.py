@@ -14,11 +14,10 @@ from click.testing import CliRunner
 from torch.utils.data import TensorDataset
 
 from neuralfuse import tradeoff
-from neuralfuse.checkpoint import save_checkpoint
 from neuralfuse.cli import main
 from neuralfuse.tradeoff import sweep
 from ray_hooks import arm, completed_calls, ray_cluster  # noqa: F401  (ray_cluster is a fixture)
-from tiny import Shift, tiny_model
+from tiny import Shift, save_tiny_checkpoint, sweep_args, tiny_model
 
 VOLTAGES = (1.0, 0.85, 0.75)
 CHIPS = 3
@@ -129,14 +128,7 @@ def test_task_threads_follow_the_task_cpus(ray_cluster, cpus):
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint(path, tiny_model(), arch="resnet18", width=1 / 16, num_classes=10, bits=8)
-    return path
-
-
-def sweep_args(checkpoint, out, *extra):
-    return ["sweep", "--base", str(checkpoint), "--voltages", "0.9:1.0:0.1", "--chips", "2",
-            "--samples", "40", "--no-progress", "-o", str(out), *extra]
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
 
 
 def test_cli_sweep_on_ray_matches_local(ray_cluster, checkpoint, tmp_path):

@@ -15,7 +15,6 @@ from torch.utils.data import TensorDataset
 
 import characterization
 from neuralfuse import tradeoff
-from neuralfuse.checkpoint import save_checkpoint
 from neuralfuse.cli import main
 from neuralfuse.plots import write_sweep_plots
 from neuralfuse.data import fixed_subset
@@ -23,7 +22,7 @@ from neuralfuse.tradeoff import (SWEEP_COLUMNS, SweepError, operating_points, pa
                                  parse_voltages, sweep)
 from sramsim import Deployment
 from sramsim.accounting import energy_saving
-from tiny import Shift, tiny_model
+from tiny import Shift, save_tiny_checkpoint, sweep_args, tiny_model
 
 VOLTAGES = (1.0, 0.85, 0.72)
 
@@ -197,14 +196,7 @@ def test_plots_are_written(swept, tmp_path):
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint(path, tiny_model(), arch="resnet18", width=1 / 16, num_classes=10, bits=8)
-    return path
-
-
-def sweep_args(checkpoint, out, *extra):
-    return ["sweep", "--base", str(checkpoint), "--voltages", "0.9:1.0:0.1", "--chips", "2",
-            "--samples", "40", "--no-progress", "-o", str(out), *extra]
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
 
 
 def test_cli_sweep_and_pareto(checkpoint, tmp_path):

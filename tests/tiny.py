@@ -1,9 +1,13 @@
-"""Small stand-ins shared by the sweep tests (local and on Ray): a base model and a generator."""
+"""Small stand-ins shared by the sweep tests (local and on Ray): a base model, its checkpoint, a
+generator and the sweep command line."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from neuralfuse.checkpoint import save_checkpoint
 from neuralfuse.models import create_model
 
 
@@ -30,3 +34,14 @@ class Shift(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.clamp(x + 0.1 * self.net(x), -1, 1)
+
+
+def save_tiny_checkpoint(path: Path) -> Path:
+    """:func:`tiny_model` saved as a base-model checkpoint at ``path``."""
+    return save_checkpoint(path, tiny_model(), arch="resnet18", width=1 / 16, num_classes=10, bits=8)
+
+
+def sweep_args(checkpoint: Path, out: Path, *extra: str) -> list[str]:
+    """``neuralfuse sweep`` arguments for a 2-voltage, 2-chip, 40-image sweep of ``checkpoint``."""
+    return ["sweep", "--base", str(checkpoint), "--voltages", "0.9:1.0:0.1", "--chips", "2",
+            "--samples", "40", "--no-progress", "-o", str(out), *extra]
