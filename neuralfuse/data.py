@@ -29,10 +29,10 @@ import sys
 import tarfile
 import tempfile
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -160,17 +160,30 @@ def fixed_subset(dataset: Dataset, n: int | None) -> Dataset:
     return Subset(dataset, sorted(order.tolist()))
 
 
-def base_validation_set(train_set: ImageDataset, base_meta: dict) -> ImageDataset:
+def recorded_split(base_meta: Mapping[str, Any], dataset: str) -> dict[str, int] | None:
+    """The split ``{"val_size", "seed"}`` that the base model with checkpoint metadata ``base_meta``
+    held out of ``dataset``'s training images, or None when it held out none of that dataset.
+
+    >>> recorded_split({"dataset": "cifar10", "split": {"val_size": 5000, "seed": 0}}, "cifar10")
+    {'val_size': 5000, 'seed': 0}
+    """
+    split = base_meta.get("split") or {}
+    if base_meta.get("dataset") != dataset or not split.get("val_size"):
+        return None
+    return {"val_size": split["val_size"], "seed": split["seed"]}
+
+
+def base_validation_set(train_set: ImageDataset, base_meta: Mapping[str, Any]) -> ImageDataset:
     """The images of ``train_set`` that the base model with checkpoint metadata ``base_meta`` held
     out for validation (``neuralfuse train-base --val-size``): where choices are made.
 
     Raises a ValueError when the base model held out no images of this dataset.
     """
-    split = base_meta.get("split") or {}
-    if base_meta.get("dataset") != train_set.info.name or not split.get("val_size"):
+    split = recorded_split(base_meta, train_set.info.name)
+    if split is None:
         raise ValueError(f"the base model holds out no validation images of {train_set.info.name!r} "
-                         f"(trained on {base_meta.get('dataset')!r} with split {split or 'none'}): "
-                         "train it with `neuralfuse train-base --val-size N`")
+                         f"(trained on {base_meta.get('dataset')!r} with split "
+                         f"{base_meta.get('split') or 'none'}): train it with `neuralfuse train-base --val-size N`")
     return train_set.subset(holdout_split(len(train_set), split["val_size"], split["seed"])[1])
 
 

@@ -62,7 +62,7 @@ from neuralfuse.checkpoint import (EOPM_TRAINING_STATE, GENERATOR, GENERATOR_FIL
                                    atomic_save, check_state_dict, make_payload, model_fingerprint,
                                    read_checkpoint)
 from neuralfuse.chips import training_chips, validation_chips
-from neuralfuse.data import fixed_subset, holdout_split
+from neuralfuse.data import fixed_subset, holdout_split, recorded_split
 from neuralfuse.devices import module_device
 from neuralfuse.evaluation import (accuracy_summary, chip_accuracies, clean_accuracies,
                                    fault_free, load_batches, transform)
@@ -203,8 +203,8 @@ def base_split(base_meta: Mapping[str, Any], dataset: str, *, val_size: int | No
     >>> base_split({"dataset": "cifar10"}, "cifar10", val_size=100)
     {'val_size': 100, 'split_seed': 0}
     """
-    recorded = base_meta.get("split") or {}
-    if base_meta.get("dataset") != dataset or not recorded.get("val_size"):
+    recorded = recorded_split(base_meta, dataset)
+    if recorded is None:
         return {"val_size": DEFAULT_VAL_SIZE if val_size is None else val_size,
                 "split_seed": 0 if split_seed is None else split_seed}
     held = {"val_size": recorded["val_size"], "split_seed": recorded["seed"]}
