@@ -29,8 +29,10 @@ training nor evaluation ever draws.
 Runs live in a directory (:mod:`neuralfuse.runs`): ``config.json`` (settings, split, versions,
 resolved BER, command), ``checkpoint.pt`` (latest state: generator, optimizer, position, metrics;
 written atomically every ``checkpoint_every`` steps and after every epoch), ``metrics.csv``,
-``learning_curve.png`` and, when done, ``generator.pt`` (read by
-:func:`neuralfuse.checkpoint.load_generator`). Calling :func:`train` again on the same directory
+``learning_curve.png``, ``epochs/generator-epochNNN.pt`` (the generator after each epoch, with
+that epoch's validation figures) and, when done, ``generator.pt`` (read by
+:func:`neuralfuse.checkpoint.load_generator`): the epoch chosen by :func:`select_epoch`, on
+validation images and validation chips only. Calling :func:`train` again on the same directory
 with the same settings resumes from the checkpoint and ends with the same generator, bit for bit,
 as an uninterrupted run: the data order, the augmentation and the chips of every step are
 functions of (seed, epoch, step) alone.
@@ -64,6 +66,7 @@ from neuralfuse.checkpoint import (EOPM_TRAINING_STATE, GENERATOR, GENERATOR_FIL
 from neuralfuse.chips import training_chips, validation_chips
 from neuralfuse.data import fixed_subset, holdout_split, recorded_split
 from neuralfuse.devices import module_device
+from neuralfuse.memory_format import preferred_memory_format
 from neuralfuse.evaluation import (accuracy_summary, chip_accuracies, clean_accuracies,
                                    fault_free, load_batches, transform)
 from neuralfuse.generators import create_generator
@@ -245,6 +248,11 @@ class RunDirectory:
         self.metrics = self.path / "metrics.csv"
         self.plot = self.path / "learning_curve"
         self.generator = self.path / GENERATOR_FILE
+        self.epochs = self.path / "epochs"
+
+    def epoch_generator(self, epoch: int) -> Path:
+        """Where the generator after epoch ``epoch`` (counted from 1) is kept."""
+        return self.epochs / f"generator-epoch{epoch:03d}.pt"
 
     def start(self, record: dict[str, Any]) -> None:
         """Create the directory or check that it holds a run with the same settings; write config.json.
@@ -342,7 +350,19 @@ def train(run_dir: str | Path, config: TrainConfig, base: nn.Module, dataset: Da
             stack.enter_context(deployment.quantized())
         while trainer.epoch < config.epochs:
             trainer.run_epoch(progress)
-    return trainer.save_generator()
+    return trainer.save_selected()
+
+
+def select_epoch(rows: Sequence[Mapping[str, float]]) -> int:
+    """The epoch whose generator a run keeps: the highest validation PA (mean over validation chips).
+
+    Ties go to the earlier epoch; without validation figures (``val_size=0``) the last epoch is kept.
+    ``rows`` are the per-epoch metrics (metrics.csv).
+    """
+    scored = [row for row in rows if "val_pa_mean" in row and not math.isnan(row["val_pa_mean"])]
+    if not scored:
+        return int(rows[-1]["epoch"])
+    return int(max(scored, key=lambda row: (row["val_pa_mean"], -row["epoch"]))["epoch"])
 
 
 class _Trainer:
@@ -358,7 +378,8 @@ class _Trainer:
         info = getattr(dataset, "info", None)  # datasets from load_dataset say whether flips are allowed
         self.flip = bool(info and info.hflip)
         self.device = module_device(base)
-        self.val_batches = load_batches(val_set, 500, self.device) if len(val_set) else []
+        self.val_batches = (load_batches(val_set, 500, self.device, preferred_memory_format(base))
+                            if len(val_set) else [])
         self.input_shape = tuple(self.train_set[0][0].shape)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
@@ -442,20 +463,39 @@ class _Trainer:
         if progress:
             tqdm.write("  ".join(f"{k}={v:.4g}" for k, v in row.items()))
         self.rows.append(row)
+        self.save_generator(self.run.epoch_generator(row["epoch"]), row)
         self.epoch, self.step, self.totals = self.epoch + 1, 0, _EpochTotals()
         self.save_state()
         self.run.write_metrics(self.rows)
 
-    def save_generator(self) -> Path:
-        """Write generator.pt: the weights and what they were trained for; return its path."""
+    def save_selected(self) -> Path:
+        """Write generator.pt from the epoch :func:`select_epoch` picks; return its path.
+
+        Epochs without a kept generator (trained by a neuralfuse that kept none) are not candidates.
+        """
+        kept = [row for row in self.rows if self.run.epoch_generator(row["epoch"]).is_file()]
+        if not kept:  # the generator in hand is the last epoch's
+            return self.save_generator(self.run.generator, self.rows[-1], selected_from=len(self.rows))
+        epoch = select_epoch(kept)
+        state = read_checkpoint(self.run.epoch_generator(epoch), GENERATOR)
+        self.generator.load_state_dict(state["state_dict"])
+        return self.save_generator(self.run.generator, self.rows[epoch - 1], selected_from=len(self.rows))
+
+    def save_generator(self, path: Path, row: Mapping[str, float], *, selected_from: int | None = None) -> Path:
+        """Write the generator's weights, what they were trained for and its epoch's metrics ``row``."""
         meta = {"generator": self.config.generator, "input_shape": list(self.input_shape),
                 "base_fingerprint": self.record["base_fingerprint"],
                 "surrogate_fingerprints": self.record["surrogate_fingerprints"],
                 "ber": self.point.ber, "voltage": self.point.voltage, "tech": self.config.tech,
                 "fault_model": self.config.fault_model, "layout": self.config.layout,
                 "bits": self.config.bits, "epochs": self.config.epochs, "seed": self.config.seed,
-                "provenance": self.record["provenance"]}
-        return atomic_save(make_payload(GENERATOR, self.generator.state_dict(), meta), self.run.generator)
+                "provenance": self.record["provenance"], "epoch": int(row["epoch"]),
+                "metrics": {k: float(v) for k, v in row.items() if k != "epoch"}}
+        if selected_from is not None:
+            meta["selection"] = (f"epoch {meta['epoch']} of {selected_from}: highest validation PA "
+                                 "(neuralfuse.eopm.select_epoch)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return atomic_save(make_payload(GENERATOR, self.generator.state_dict(), meta), path)
 
 
 def validate(generator: nn.Module, target: Deployment, point: OperatingPoint,

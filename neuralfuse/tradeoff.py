@@ -61,6 +61,7 @@ from characterization.atomic import atomic_path, write_json
 from neuralfuse.checkpoint import model_fingerprint
 from neuralfuse.chips import evaluation_chips
 from neuralfuse.devices import module_device
+from neuralfuse.memory_format import preferred_memory_format
 from neuralfuse.evaluation import (Batch, chip_accuracies, clean_accuracies,
                                    load_batches, transform)
 from neuralfuse.runs import SESSION_KEYS, start_run, with_provenance
@@ -244,7 +245,7 @@ def sweep(base: nn.Module, dataset: Dataset, voltages: Sequence[float], *,
         for network in (base, *generators.values()):
             network.to(device)
 
-    batches = load_batches(dataset, batch_size, module_device(base))
+    batches = load_batches(dataset, batch_size, module_device(base), preferred_memory_format(base))
     input_sets = {BASE: batches, **{name: transform(g, batches) for name, g in generators.items()}}
     record = with_provenance({
         "format": SWEEP_FORMAT, "voltages": list(voltages), "chips": seeds, "tech": tech,

@@ -166,6 +166,33 @@ def test_train_writes_a_complete_run_directory(tmp_path):
     assert meta["input_shape"] == [3, 8, 8] and not generator.training
 
 
+def test_the_run_keeps_every_epoch_and_its_generator_is_the_best_on_validation(tmp_path, monkeypatch):
+    val_pa = iter([50.0, 70.0, 60.0])  # epoch 2 validates best
+
+    def scripted(generator, *args, **kwargs):
+        pa = next(val_pa)
+        return {"val_ca": 80.0, "val_pa_mean": pa, "val_pa_std": 1.0, "val_base_ca": 85.0,
+                "val_base_pa_mean": 40.0, "val_rp": pa - 40.0}
+
+    monkeypatch.setattr(eopm, "validate", scripted)
+    run = tmp_path / "run"
+    train(run, tiny_config(epochs=3, max_steps_per_epoch=1), tiny_base(), tiny_data(), progress=False)
+    kept = [read_checkpoint(run / "epochs" / f"generator-epoch00{e}.pt", "neuralfuse.generator")
+            for e in (1, 2, 3)]
+    assert [k["epoch"] for k in kept] == [1, 2, 3] and kept[1]["metrics"]["val_pa_mean"] == 70.0
+    assert not states_equal(kept[1]["state_dict"], kept[2]["state_dict"])  # training moved on
+    chosen = read_checkpoint(run / "generator.pt", "neuralfuse.generator")
+    assert states_equal(chosen["state_dict"], kept[1]["state_dict"])
+    assert chosen["epoch"] == 2 and chosen["selection"].startswith("epoch 2 of 3")
+
+
+def test_select_epoch_prefers_validation_pa_then_the_earlier_epoch():
+    rows = [{"epoch": 1, "val_pa_mean": 60.0}, {"epoch": 2, "val_pa_mean": 65.0},
+            {"epoch": 3, "val_pa_mean": 65.0}, {"epoch": 4, "val_pa_mean": float("nan")}]
+    assert eopm.select_epoch(rows) == 2
+    assert eopm.select_epoch([{"epoch": 1, "loss": 2.0}, {"epoch": 2, "loss": 1.0}]) == 2  # no validation
+
+
 def test_training_at_a_voltage_records_the_characterized_ber(tmp_path):
     config = tiny_config(ber=None, voltage=0.83, epochs=1, max_steps_per_epoch=1, val_size=0)
     train(tmp_path / "run", config, tiny_base(), tiny_data(), progress=False)

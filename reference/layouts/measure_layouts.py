@@ -29,6 +29,7 @@ from neuralfuse.checkpoint import load_base_model
 from neuralfuse.chips import evaluation_chips
 from neuralfuse.data import load_dataset
 from neuralfuse.evaluation import chip_accuracies, clean_accuracies, load_batches
+from neuralfuse.memory_format import preferred_memory_format
 from neuralfuse.plots import save_figure
 from sramsim import Deployment, OperatingPoint
 from sramsim.layers import eval_mode
@@ -39,7 +40,8 @@ def measure(base_path: str, dataset: str, data_root: str | None, bers: list[floa
             layouts: list[str], out: Path, batch_size: int) -> pd.DataFrame:
     """Measure every (layout, BER, chip) not yet in ``out/points``; return all of them, one row each."""
     base, meta = load_base_model(base_path)
-    batches = load_batches(load_dataset(dataset, data_root, split="test"), batch_size)
+    batches = load_batches(load_dataset(dataset, data_root, split="test"), batch_size,
+                           memory_format=preferred_memory_format(base))
     points = out / "points"
     points.mkdir(parents=True, exist_ok=True)
     rows, clean = [], {}
