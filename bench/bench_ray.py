@@ -3,7 +3,7 @@
 - ``start-up``: ``ray.init`` of a local instance with 2 CPUs (no dashboard);
 - ``overhead per task``: a batch of empty tasks (workers already started), per task; and the first
   task on a fresh worker (worker process start-up);
-- ``sweep throughput``: the shipped base model and generator (``neuralfuse demo``'s setup) swept
+- ``sweep throughput``: a shipped base model and generator (``--setup``, a ``neuralfuse demo`` setup) swept
   over a few voltages and chips (a) in one local process with 2 torch threads, before and after
   the Ray runs (the machine's load drifts), (b) as Ray tasks on two 1-CPU workers, cold (the first
   Ray sweep, workers import torch) and warm (a second one), and (c) in one local process with 1
@@ -46,13 +46,14 @@ def sweep_seconds(args, out: Path, runner=None) -> float:
     """Seconds of one sweep of the demo's base model and generator into ``out``."""
     from neuralfuse.checkpoint import load_base_model
     from neuralfuse.data import load_dataset
-    from neuralfuse.demo import BASE_MODEL, GENERATOR_RUN
+    from neuralfuse.shipped import SETUPS
     from neuralfuse.checkpoint import load_generator
     from neuralfuse.data import fixed_subset
     from neuralfuse.tradeoff import parse_voltages, sweep
 
-    base, _ = load_base_model(BASE_MODEL)
-    generator, _ = load_generator(GENERATOR_RUN, base=base)
+    setup = SETUPS[args.setup]
+    base, _ = load_base_model(setup.base)
+    generator, _ = load_generator(setup.generator_run, base=base)
     data = fixed_subset(load_dataset("default", split="test"), args.samples)
     start = time.perf_counter()
     sweep(base, data, parse_voltages(args.voltages), generators={"nf": generator}, chips=args.chips,
@@ -73,6 +74,7 @@ def nothing() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--setup", default="resnet18-w0.25", help="shipped demo setup (neuralfuse.shipped)")
     parser.add_argument("--samples", type=int, default=500, help="test images per point")
     parser.add_argument("--chips", type=int, default=4)
     parser.add_argument("--voltages", default="0.80:0.86:0.02")

@@ -7,6 +7,7 @@ import click
 
 from characterization import DEFAULT_TECH
 from neuralfuse.runs import absolute, command_line
+from neuralfuse.shipped import DEFAULT_SETUP as DEFAULT_DEMO_SETUP, SETUPS as DEMO_SETUPS
 from sramsim.faults import DEFAULT_FAULT_MODEL, FAULT_MODELS, MAX_SEED
 from sramsim.layouts import DEFAULT_LAYOUT, LAYOUTS
 
@@ -259,8 +260,10 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
     """Train a NeuralFuse generator with EOPM (expectation over perturbed models).
 
     Writes RUN_DIR/config.json, checkpoint.pt (every epoch and every --checkpoint-every steps),
-    metrics.csv, learning_curve.png and, at the end, generator.pt. Rerunning an interrupted
-    command resumes it and ends with the same generator as an uninterrupted run.
+    metrics.csv, learning_curve.png, epochs/generator-epochNNN.pt (after each epoch) and, at the
+    end, generator.pt: the epoch with the highest validation PA (validation images and chips
+    only). Rerunning an interrupted command resumes it and ends with the same generator as an
+    uninterrupted run; rerunning a finished one with more --epochs continues it.
     """
     from neuralfuse.checkpoint import load_generator
     from neuralfuse.eopm import TrainConfig, base_split, train
@@ -593,26 +596,36 @@ def pareto_command(sweep_dir: str, min_accuracy: float) -> None:
     click.echo(f"wrote {path}")
 
 
-@main.command("demo", epilog="Example: neuralfuse demo -o demo-output")
+@main.command("demo", epilog="Example: neuralfuse demo -o demo-output\n\n"
+              "The small setup: neuralfuse demo --setup resnet18-w0.25 -o demo-small")
 @click.option("-o", "--output", type=click.Path(file_okay=False, writable=True), default="neuralfuse-demo",
               show_default=True, help="Output folder: new, empty, or an unfinished demo (then it resumes).")
+@click.option("--setup", type=click.Choice(list(DEMO_SETUPS)), default=DEFAULT_DEMO_SETUP, show_default=True,
+              help="Shipped base model and generator: vgg11 (full width, the paper's regime: the "
+              "generator costs ~3% of the model's weight reads) or resnet18-w0.25 (small and fast: 26%).")
 @click.option("--voltages", callback=_parse_voltages, default=None,
-              help="Voltages to sweep, in units of Vmin: START:STOP:STEP or a list "
-              "[default: 0.76:1.00:0.02]; the generator's operating voltage is always added.")
+              help="Voltages to sweep, in units of Vmin: START:STOP:STEP or a list [default: the "
+              "setup's, 1.00 down to 0.76]; the generator's operating voltage is always added.")
 @click.option("--chips", type=click.IntRange(1), default=None,
-              help="Number of evaluation chips [default: 10].")
+              help="Number of evaluation chips [default: the setup's, 20 for vgg11].")
 @click.option("--samples", type=click.IntRange(1, 2000), default=None,
-              help="Test images, a fixed random subset of the default test split's 2,000 [default: 1000].")
+              help="Test images, a fixed random subset of the default test split's 2,000 "
+              "[default: the setup's, 400 for vgg11].")
+@click.option("--min-accuracy", type=click.FloatRange(0, 100), default=None,
+              help="Accuracy floor (mean PA, %) the summary leads with [default: the base model's "
+              "clean accuracy minus 5 points].")
 @_layout_option(DEFAULT_LAYOUT)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress.")
 @device_option
-def demo_command(output: str, voltages: tuple[float, ...] | None, chips: int | None,
-                 samples: int | None, layout: str, progress: bool, device) -> None:
-    """The main job: NeuralFuse on the shipped default model, dataset and generator.
+def demo_command(output: str, setup: str, voltages: tuple[float, ...] | None, chips: int | None,
+                 samples: int | None, min_accuracy: float | None, layout: str, progress: bool,
+                 device) -> None:
+    """The main job: NeuralFuse on a shipped base model and generator, on the default dataset.
 
     Sweeps the weight-memory voltage from Vmin down past the generator's operating voltage with
     and without NeuralFuse, then writes the sweep table, the plots (pareto, accuracy, curves; PNG
-    and SVG) and summary.txt / summary.json into OUTPUT. Takes a few minutes on two CPU cores.
+    and SVG) and summary.txt / summary.json into OUTPUT. The summary leads with the energy saved
+    at accuracy floors, with and without NeuralFuse. Takes under ten minutes on two CPU cores.
     """
     import characterization
     from neuralfuse.demo import format_summary, run_demo
@@ -622,11 +635,10 @@ def demo_command(output: str, voltages: tuple[float, ...] | None, chips: int | N
             characterization.load(DEFAULT_TECH).ber(list(voltages))
         except ValueError as err:
             raise click.BadParameter(str(err), param_hint="--voltages") from err
-    click.echo(f"NeuralFuse demo: writing into {output}/")
+    click.echo(f"NeuralFuse demo ({setup}): writing into {output}/")
     try:
-        given = {"voltages": voltages, "chips": chips, "samples": samples, "layout": layout}
-        summary = run_demo(output, progress=progress, device=device,
-                           **{k: v for k, v in given.items() if v is not None})
+        summary = run_demo(output, setup=setup, voltages=voltages, chips=chips, samples=samples,
+                           min_accuracy=min_accuracy, layout=layout, progress=progress, device=device)
     except (OSError, ValueError) as err:
         raise click.UsageError(str(err)) from err
     click.echo("")

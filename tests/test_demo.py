@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from neuralfuse.cli import main
 from neuralfuse.demo import NF, format_summary, summarize
+from neuralfuse.shipped import DEFAULT_SETUP, SETUPS
 from neuralfuse.tradeoff import BASE
 
 
@@ -22,8 +23,10 @@ def demo(tmp_path, *args):
     return out, result.output
 
 
-def test_quick_demo_writes_table_plots_and_summary(tmp_path):
-    out, output = demo(tmp_path, "--chips", "2", "--voltages", "0.9:1.0:0.05", "--samples", "200")
+@pytest.mark.parametrize("setup", [None, "resnet18-w0.25"])
+def test_quick_demo_writes_table_plots_and_summary(tmp_path, setup):
+    chosen = [] if setup is None else ["--setup", setup]
+    out, output = demo(tmp_path, *chosen, "--chips", "2", "--voltages", "0.9:1.0:0.05", "--samples", "200")
     assert str(out) in output
     table = pd.read_csv(out / "sweep.csv", keep_default_na=False)
     summary = json.loads((out / "summary.json").read_text())
@@ -35,8 +38,16 @@ def test_quick_demo_writes_table_plots_and_summary(tmp_path):
     row = table[(table.voltage == v) & (table.config == NF)].iloc[0]
     assert summary["with_nf"]["pa_mean"] == pytest.approx(row.pa_mean)
     assert summary["rp"] == pytest.approx(summary["with_nf"]["pa_mean"] - summary["without_nf"]["pa_mean"])
+    assert summary["setup"] == (setup or DEFAULT_SETUP) and summary["samples"] == 200
     text = (out / "summary.txt").read_text()
-    assert f"{v:.2f} Vmin" in text and "recovery RP" in text and text.strip() in output
+    assert f"{v:.3f} Vmin" in text and "recovery RP" in text and text.strip() in output
+    assert text.splitlines()[2].startswith("Keeping mean accuracy >= ")  # the answer comes first
+
+
+def test_demo_refuses_an_unknown_setup(tmp_path):
+    result = CliRunner().invoke(main, ["demo", "-o", str(tmp_path / "d"), "--setup", "resnet50"])
+    assert result.exit_code == 2 and "resnet50" in result.output and "vgg11" in result.output
+    assert not (tmp_path / "d").exists()
 
 
 def test_demo_refuses_an_output_that_is_a_file(tmp_path):
@@ -84,3 +95,27 @@ def test_full_demo_within_ten_minutes_and_neuralfuse_beats_the_base(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["beats"], format_summary(summary)
     assert summary["rp"] > summary["margin_standard_error"]
+
+
+def test_summary_leads_with_the_energy_saved_at_each_accuracy_floor():
+    table = pd.DataFrame({"config": [BASE, BASE, NF, NF], "voltage": [1.0, 0.8, 1.0, 0.8],
+                          "ber": [1e-6, 0.03, 1e-6, 0.03], "chips": 3, "ca": [80.0, 80.0, 78.0, 78.0],
+                          "pa_mean": [80.0, 50.0, 78.0, 72.0], "pa_std": 2.0, "pa_sem": 1.0,
+                          "energy_saving": [0.0, 0.36, -0.03, 0.30], "accesses_base": 1000.0,
+                          "accesses_generator": [0.0, 0.0, 30.0, 30.0]})
+    per_chip = pd.DataFrame([(config, 0.8, chip, pa + chip - 1) for config, pa in ((BASE, 50.0), (NF, 72.0))
+                             for chip in range(3)], columns=["config", "voltage", "chip", "pa"])
+    summary = summarize(table, per_chip, 0.8, min_accuracy=72.0)
+    floors = {f["min_accuracy"]: f for f in summary["floors"]}
+    assert sorted(floors) == [60.0, 70.0, 72.0, 75.0, 78.0]  # CA - 20, 10, 5, 2 and the lead
+    assert [f["min_accuracy"] for f in summary["floors"] if f["lead"]] == [72.0]
+    assert floors[78.0]["without_nf"]["voltage"] == 1.0 and floors[78.0]["with_nf"]["voltage"] == 1.0
+    assert floors[72.0]["without_nf"]["energy_saving"] == 0.0
+    assert floors[72.0]["with_nf"] == {"voltage": 0.8, "ber": 0.03, "pa_mean": 72.0, "pa_std": 2.0,
+                                       "energy_saving": 0.30}
+    assert summarize(table.assign(pa_mean=[80.0, 50.0, 50.0, 50.0]), per_chip, 0.8)["floors"][0]["with_nf"] is None
+    text = format_summary({**summary, "setup": "vgg11", "description": "d", "samples": 10, "layout": "arrays",
+                           "generator": {"architecture": "UNetS", "trained_at": 0.8, "command": "c"},
+                           "output": "out"})
+    assert text.splitlines()[2] == ("Keeping mean accuracy >= 72.0%, the weight memory saves 0.0% at "
+                                    "1.00 Vmin with the base model alone, and 30.0% at 0.80 Vmin with NeuralFuse.")
