@@ -56,9 +56,10 @@ def stream_start(seed: np.uint64, array: np.int64) -> np.uint64:
 
 
 @njit(cache=True)
-def _array_faults(seed, array, n, max_hazard, taken, stuck_bits, hazard):
-    """Mark the faulty cells of one array in the bitmaps ``taken`` and ``stuck_bits`` and write
-    their hazards to ``hazard[cell]`` (unless ``hazard`` is empty); return how many there are."""
+def _array_faults(seed, array, n, max_hazard, taken, cells, stuck, hazard):
+    """Draw the faulty cells of one array in stream order: cell (within the array) to ``cells[k]``,
+    stuck value to ``stuck[k]`` and, unless ``hazard`` is empty, hazard to ``hazard[k]``; mark them
+    in the bitmap ``taken`` (which the caller clears); return how many there are."""
     state = stream_start(seed, array)
     keep_hazard = hazard.size > 0
     h = 0.0
@@ -77,39 +78,47 @@ def _array_faults(seed, array, n, max_hazard, taken, stuck_bits, hazard):
             if not (taken[word] >> bit) & _ONE:
                 break
         taken[word] |= _ONE << bit
-        stuck_bits[word] |= (x & _ONE) << bit
+        cells[k] = pos
+        stuck[k] = np.uint8(x & _ONE)
         if keep_hazard:
-            hazard[pos] = h
+            hazard[k] = h
         k += 1
     return k
 
 
 @njit(cache=True)
-def _thread_buffers(threads, n, with_hazard):
+def _map_buffers(threads, n):
     """Scratch space for :func:`_sorted_array_faults` on arrays of ``n`` cells, one row for each
-    of ``threads`` threads: two bitmaps, a hazard per cell, and the sorted output (cell in array,
-    stuck value, hazard); the two hazard buffers are empty unless ``with_hazard``."""
+    of ``threads`` threads: the faults in stream order (cell, stuck value, hazard), two bitmaps and
+    a hazard per cell to sort them, and the sorted output (cell, stuck value, hazard)."""
     n_words = (n + 63) // 64
-    m = n if with_hazard else 0
-    return (np.zeros((threads, n_words), dtype=np.uint64), np.zeros((threads, n_words), dtype=np.uint64),
-            np.empty((threads, m), dtype=np.float64), np.empty((threads, n), dtype=np.int64),
-            np.empty((threads, n), dtype=np.uint8), np.empty((threads, m), dtype=np.float64))
+    return (np.empty((threads, n), dtype=np.int64), np.empty((threads, n), dtype=np.uint8),
+            np.empty((threads, n), dtype=np.float64),
+            np.zeros((threads, n_words), dtype=np.uint64), np.zeros((threads, n_words), dtype=np.uint64),
+            np.empty((threads, n), dtype=np.float64),
+            np.empty((threads, n), dtype=np.int64), np.empty((threads, n), dtype=np.uint8),
+            np.empty((threads, n), dtype=np.float64))
 
 
 @njit(cache=True)
-def _mine(buffers):
-    """The row of :func:`_thread_buffers` that belongs to the calling thread."""
+def _map_rows(buffers):
+    """The rows of :func:`_map_buffers` that belong to the calling thread."""
     i = get_thread_id()
-    return (buffers[0][i], buffers[1][i], buffers[2][i], buffers[3][i], buffers[4][i], buffers[5][i])
+    return (buffers[0][i], buffers[1][i], buffers[2][i], buffers[3][i], buffers[4][i], buffers[5][i],
+            buffers[6][i], buffers[7][i], buffers[8][i])
 
 
 @njit(cache=True)
 def _sorted_array_faults(seed, array, n, max_hazard, buffers):
     """The faulty cells of one array, in increasing cell order, in the last three ``buffers``
-    (a row of :func:`_thread_buffers`); return how many there are. Leaves the bitmaps cleared."""
-    taken, stuck_bits, hazard_at, cells, stuck, hazard = buffers
-    _array_faults(seed, array, n, max_hazard, taken, stuck_bits, hazard_at)
-    keep_hazard = hazard.size > 0
+    (one thread's rows of :func:`_map_buffers`); return how many there are. Leaves the bitmaps
+    cleared."""
+    drawn, drawn_stuck, drawn_hazard, taken, stuck_bits, hazard_at, cells, stuck, hazard = buffers
+    k = _array_faults(seed, array, n, max_hazard, taken, drawn, drawn_stuck, drawn_hazard)
+    for i in range(k):
+        pos = drawn[i]
+        stuck_bits[pos >> 6] |= np.uint64(drawn_stuck[i]) << np.uint64(pos & 63)
+        hazard_at[pos] = drawn_hazard[i]
     k = 0
     for w in range(taken.size):
         bits = taken[w]
@@ -121,8 +130,7 @@ def _sorted_array_faults(seed, array, n, max_hazard, buffers):
             bits &= bits - _ONE
             cells[k] = w * 64 + b
             stuck[k] = np.uint8((values >> np.uint64(b)) & _ONE)
-            if keep_hazard:
-                hazard[k] = hazard_at[w * 64 + b]
+            hazard[k] = hazard_at[w * 64 + b]
             k += 1
     return k
 
@@ -161,7 +169,7 @@ def _slot_size(n_cells, max_hazard):
 def _chunk_cells(seed, first, stop, n, max_hazard, lo, hi, buffers, cells, stuck, hazard):
     """Faulty cells with flat index in ``[lo, hi)`` of arrays ``first .. stop - 1`` into ``cells``,
     ``stuck``, ``hazard`` (as many as fit); return how many there are."""
-    array_cells, array_stuck, array_hazard = buffers[3], buffers[4], buffers[5]
+    array_cells, array_stuck, array_hazard = buffers[6], buffers[7], buffers[8]
     count = 0
     for array in range(first, stop):
         k = _sorted_array_faults(seed, array, n, max_hazard, buffers)
@@ -193,11 +201,11 @@ def fault_cells(seed, first_array, stop_array, cells_per_array, max_hazard, lo, 
     stuck = np.empty(cells.size, dtype=np.uint8)
     hazard = np.empty(cells.size, dtype=np.float64)
     found = np.zeros(n_chunks, dtype=np.int64)
-    scratch = _thread_buffers(threads, cells_per_array, True)
+    scratch = _map_buffers(threads, cells_per_array)
     for c in prange(n_chunks):
         first, s = first_array + c * ARRAYS_PER_CHUNK, c * slot
         found[c] = _chunk_cells(seed, first, min(first + ARRAYS_PER_CHUNK, stop_array),
-                                cells_per_array, max_hazard, lo, hi, _mine(scratch),
+                                cells_per_array, max_hazard, lo, hi, _map_rows(scratch),
                                 cells[s:s + slot], stuck[s:s + slot], hazard[s:s + slot])
     starts = np.zeros(n_chunks + 1, dtype=np.int64)
     starts[1:] = np.cumsum(found)
@@ -214,7 +222,7 @@ def fault_cells(seed, first_array, stop_array, cells_per_array, max_hazard, lo, 
         else:
             first = first_array + c * ARRAYS_PER_CHUNK
             _chunk_cells(seed, first, min(first + ARRAYS_PER_CHUNK, stop_array), cells_per_array,
-                         max_hazard, lo, hi, _mine(scratch), out_cells[a:b], out_stuck[a:b],
+                         max_hazard, lo, hi, _map_rows(scratch), out_cells[a:b], out_stuck[a:b],
                          out_hazard[a:b])
     return out_cells, out_stuck, out_hazard
 
@@ -231,15 +239,24 @@ def _column_table(cols, bits):
 
 
 @njit(cache=True)
-def _word_of(array, cell, rows, cols, per_row, table):
-    """(word, bit) held by cell ``cell`` of array ``array``, or (-1, -1) for a spare column
-    (``table`` from :func:`_column_table`; a 32-bit division: a cell index is below 2**32)."""
+def _word_in_array(cell, cols, per_row, table):
+    """(word within its array, bit) held by cell ``cell`` of an array, or (-1, -1) for a spare
+    column (``table`` from :func:`_column_table`; a 32-bit division: a cell index is below 2**32)."""
     row = np.uint32(cell) // np.uint32(cols)
     col = np.int64(np.uint32(cell) - row * np.uint32(cols))
     slot = table[col, 0]
     if slot < 0:
         return -1, -1
-    return (array * rows + np.int64(row)) * per_row + slot, table[col, 1]
+    return np.int64(row) * per_row + slot, table[col, 1]
+
+
+@njit(cache=True)
+def _word_of(array, cell, rows, cols, per_row, table):
+    """(word, bit) held by cell ``cell`` of array ``array``, or (-1, -1) for a spare column."""
+    word, bit = _word_in_array(cell, cols, per_row, table)
+    if word < 0:
+        return -1, -1
+    return np.int64(array) * rows * per_row + word, bit
 
 
 @njit(cache=True, parallel=True)
@@ -248,6 +265,20 @@ def put_scaled(flat, index, q, scale):
     float is exact in float64, so rounding it to ``flat``'s type equals NumPy's product)."""
     for i in prange(index.size):
         flat[index[i]] = np.float64(q[i]) * scale
+
+
+@njit(cache=True, parallel=True)
+def put_all_scaled(flat, q, scale):
+    """``flat[:] = q * scale``, rounded as :func:`put_scaled` rounds (NumPy's product)."""
+    for i in prange(flat.size):
+        flat[i] = np.float64(q[i]) * scale
+
+
+@njit(cache=True, parallel=True)
+def copy_into(flat, source):
+    """``flat[:] = source`` (bit for bit), on numba's threads."""
+    for i in prange(flat.size):
+        flat[i] = source[i]
 
 
 @njit(cache=True, parallel=True)
@@ -266,55 +297,87 @@ def cells_to_words(cells, rows, cols, bits, n_words):
     return words, bit
 
 
+_POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
+
+
+@njit(cache=True)
+def _perturb_buffers(threads, n, words_per_array):
+    """Scratch space for :func:`_perturb_arrays` on arrays of ``n`` cells holding ``words_per_array``
+    words, one row for each of ``threads`` threads: the taken-cells bitmap, the faults in stream
+    order (cell, stuck value), and per word of the array its faulty bits, their stuck values and a
+    bitmap of the words that have any."""
+    return (np.zeros((threads, (n + 63) // 64), dtype=np.uint64), np.empty((threads, n), dtype=np.int64),
+            np.empty((threads, n), dtype=np.uint8), np.zeros((threads, words_per_array), dtype=np.uint8),
+            np.zeros((threads, words_per_array), dtype=np.uint8),
+            np.zeros((threads, (words_per_array + 63) // 64), dtype=np.uint64))
+
+
+@njit(cache=True)
+def _perturb_rows(buffers):
+    """The rows of :func:`_perturb_buffers` that belong to the calling thread."""
+    i = get_thread_id()
+    return (buffers[0][i], buffers[1][i], buffers[2][i], buffers[3][i], buffers[4][i], buffers[5][i])
+
+
 @njit(cache=True)
 def _perturb_arrays(seed, first, stop, rows, cols, bits, max_hazard, q, offsets, flip, buffers,
                     index, value, clean, counts):
     """The faults of arrays ``first .. stop - 1`` applied to the codes of ``q`` (see
     :func:`perturb_chip`): writes as many changed weights as fit to ``index``/``value``/``clean``,
-    adds to ``counts``; returns (changed weights, faulty cells)."""
+    adds to ``counts``; returns (changed weights, faulty cells).
+
+    Per array: draw its faults (:func:`_array_faults`), gather them per word (faulty-bit and
+    stuck-value masks; the drawn cells clear the taken bitmap), then visit the touched words in
+    increasing order, so the output is in stream order without sorting the cells.
+    """
+    taken, drawn, drawn_stuck, fault_mask, stuck_mask, touched = buffers
     cells_per_array, per_row, table = rows * cols, cols // bits, _column_table(cols, bits)
-    cells, stuck = buffers[3], buffers[4]
-    mask = (1 << bits) - 1
+    words_per_array = rows * per_row
+    no_hazard = np.empty(0, dtype=np.float64)
+    code_mask = (1 << bits) - 1
     half = 1 << (bits - 1)
     n_words = q.size
-    t = min(np.searchsorted(offsets, np.int64(first) * rows * (cols // bits), side="right") - 1,
+    t = min(np.searchsorted(offsets, np.int64(first) * words_per_array, side="right") - 1,
             offsets.size - 2)
     faulty = 0
     m = 0
     for array in range(first, stop):
-        k = _sorted_array_faults(seed, array, cells_per_array, max_hazard, buffers)
+        k = _array_faults(seed, array, cells_per_array, max_hazard, taken, drawn, drawn_stuck, no_hazard)
         faulty += k
-        i = 0
-        while i < k:
-            word, b = _word_of(array, cells[i], rows, cols, per_row, table)
-            if word < 0 or word >= n_words:
-                i += 1
+        for i in range(k):
+            taken[drawn[i] >> 6] = 0
+            w, b = _word_in_array(drawn[i], cols, per_row, table)
+            if w < 0:  # a spare column
                 continue
-            while word >= offsets[t + 1]:
-                t += 1
-            code = np.int64(q[word]) & mask
-            new = code
-            n_faulty = n_flipped = 0
-            while True:  # the word's faulty cells; branch-free: a stuck cell flips half the time
-                n_faulty += 1
-                flips = 1 if flip else ((new >> b) & 1) ^ np.int64(stuck[i])
-                new ^= flips << b
-                n_flipped += flips
-                i += 1
-                if i == k:
-                    break
-                next_word, b = _word_of(array, cells[i], rows, cols, per_row, table)
-                if next_word != word:
-                    break
-            changed = np.int64(new != code)
-            if m < index.size:  # written always, kept (m advanced) only if the weight changed
-                index[m] = word - offsets[t]
-                value[m] = new - ((new & half) << 1)
-                clean[m] = q[word]
-            counts[t, 0] += n_faulty
-            counts[t, 1] += n_flipped
-            counts[t, 2] += changed
-            m += changed
+            fault_mask[w] |= np.uint8(1 << b)
+            stuck_mask[w] |= np.uint8(drawn_stuck[i] << b)
+            touched[w >> 6] |= _ONE << np.uint64(w & 63)
+        first_word = np.int64(array) * words_per_array
+        for tw in range(touched.size):
+            pending = touched[tw]
+            touched[tw] = 0
+            while pending != 0:
+                w = tw * 64 + np.int64(trailing_zeros(pending))
+                pending &= pending - _ONE
+                faults, stuck = np.int64(fault_mask[w]), np.int64(stuck_mask[w])
+                fault_mask[w] = 0
+                stuck_mask[w] = 0
+                word = first_word + w
+                if word >= n_words:
+                    continue
+                while word >= offsets[t + 1]:
+                    t += 1
+                code = np.int64(q[word]) & code_mask
+                new = code ^ faults if flip else (code & ~faults) | stuck
+                changed = np.int64(new != code)
+                if m < index.size:  # written always, kept (m advanced) only if the weight changed
+                    index[m] = word - offsets[t]
+                    value[m] = new - ((new & half) << 1)
+                    clean[m] = q[word]
+                counts[t, 0] += _POPCOUNT8[faults]
+                counts[t, 1] += _POPCOUNT8[new ^ code]
+                counts[t, 2] += changed
+                m += changed
     return m, faulty
 
 
@@ -345,13 +408,13 @@ def perturb_chip(seed, n_arrays, rows, cols, bits, max_hazard, q, offsets, flip,
         s_clean = np.empty(n_chunks * slot, dtype=np.int8)
     changed = np.zeros(n_chunks, dtype=np.int64)
     faulty = np.zeros(n_chunks, dtype=np.int64)
-    scratch = _thread_buffers(threads, cells_per_array, False)
+    scratch = _perturb_buffers(threads, cells_per_array, rows * (cols // bits))
     thread_counts = np.zeros((threads, n_tensors, 3), dtype=np.int64)
     for c in prange(n_chunks):
         first, s = c * ARRAYS_PER_CHUNK, c * slot
         changed[c], faulty[c] = _perturb_arrays(
             seed, first, min(first + ARRAYS_PER_CHUNK, n_arrays), rows, cols, bits, max_hazard,
-            q, offsets, flip, _mine(scratch), s_index[s:s + slot], s_value[s:s + slot],
+            q, offsets, flip, _perturb_rows(scratch), s_index[s:s + slot], s_value[s:s + slot],
             s_clean[s:s + slot], thread_counts[get_thread_id()])
     starts = np.zeros(n_chunks + 1, dtype=np.int64)
     starts[1:] = np.cumsum(changed)
@@ -370,7 +433,7 @@ def perturb_chip(seed, n_arrays, rows, cols, bits, max_hazard, q, offsets, flip,
         else:
             first = c * ARRAYS_PER_CHUNK
             _perturb_arrays(seed, first, min(first + ARRAYS_PER_CHUNK, n_arrays), rows, cols, bits,
-                            max_hazard, q, offsets, flip, _mine(scratch), index[a:b], value[a:b],
+                            max_hazard, q, offsets, flip, _perturb_rows(scratch), index[a:b], value[a:b],
                             clean[a:b], np.zeros((n_tensors, 3), np.int64))
     counts = np.zeros((n_tensors, 3), dtype=np.int64)
     for i in range(thread_counts.shape[0]):

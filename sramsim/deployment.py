@@ -155,8 +155,9 @@ def _warn_unstored(model: nn.Module, stored: set[int]) -> None:
 
 class _Stored:
     """One stored tensor: its parameter, integer weights and scale, and the three ways it is
-    written. CPU parameters are written through NumPy views: single-threaded writes do not wait for
-    torch's thread pool, which on a busy machine costs far more than the writes themselves."""
+    written. CPU parameters are written through NumPy views, by numba's threads where the tensor is
+    contiguous float32/float64 (else by NumPy): writes that do not wait for torch's thread pool,
+    which on a busy machine costs far more than the writes themselves."""
 
     def __init__(self, name: str, param: nn.Parameter, q: torch.Tensor, scale: torch.Tensor) -> None:
         self.name, self.param, self.q, self.scale = name, param, q, scale.to(param.dtype)
@@ -168,6 +169,9 @@ class _Stored:
         # the parallel kernel writes float32/float64 in row-major order, NumPy the rest
         fast = numpy_ok and self.array.dtype != np.float16 and self.array.flags.c_contiguous
         self.flat = self.array.reshape(-1) if fast else None
+        if fast:  # the parallel kernels' inputs, flat
+            self.q_flat = self.q.numpy().reshape(-1)
+            self.original_flat = None if self.original is None else self.original.numpy().reshape(-1)
         self.data_ptr, self.version = param.data_ptr(), param._version
 
     def put(self, index: np.ndarray, q: np.ndarray) -> None:
@@ -185,7 +189,10 @@ class _Stored:
 
     def write_quantized(self) -> None:
         """Write every weight's quantized value ``q * s``."""
-        if self.array is not None:
+        if self.flat is not None:
+            _kernels.put_all_scaled(self.flat, self.q_flat, float(self.array_scale))
+            increment_version(self.param)
+        elif self.array is not None:
             np.multiply(self.q.numpy(), self.array_scale, out=self.array)
             increment_version(self.param)
         else:
@@ -193,7 +200,10 @@ class _Stored:
 
     def restore(self) -> None:
         """Write back the original weights, bit for bit."""
-        if self.array is not None:
+        if self.flat is not None:
+            _kernels.copy_into(self.flat, self.original_flat)
+            increment_version(self.param)
+        elif self.array is not None:
             np.copyto(self.array, self.original.numpy())
             increment_version(self.param)
         else:

@@ -25,7 +25,7 @@ def serial_fault_cells(seed, first, stop, n, hazard, lo, hi):
     """The serial kernel: one chunk made of all the arrays, with room for every cell."""
     size = (stop - first) * n
     cells, stuck, hz = np.empty(size, np.int64), np.empty(size, np.uint8), np.empty(size, np.float64)
-    scratch = [row[0] for row in _kernels._thread_buffers(1, n, True)]
+    scratch = [row[0] for row in _kernels._map_buffers(1, n)]
     k = _kernels._chunk_cells(np.uint64(seed), first, stop, n, hazard, lo, hi, tuple(scratch), cells, stuck, hz)
     return cells[:k], stuck[:k], hz[:k]
 
@@ -65,7 +65,7 @@ def serial_perturb(deployment: Deployment, seed: int, ber: float, flip: bool):
     size = layout.n_arrays * g.cells
     out = np.empty(size, np.int64), np.empty(size, np.int8), np.empty(size, np.int8)
     counts = np.zeros((len(layout.sizes), 3), np.int64)
-    scratch = tuple(row[0] for row in _kernels._thread_buffers(1, g.cells, False))
+    scratch = tuple(row[0] for row in _kernels._perturb_buffers(1, g.cells, g.rows * (g.cols // deployment.bits)))
     m, faulty = _kernels._perturb_arrays(np.uint64(seed), 0, layout.n_arrays, g.rows, g.cols,
                                          deployment.bits, max_hazard(ber), deployment._q, layout.offsets,
                                          flip, scratch, *out, counts)
