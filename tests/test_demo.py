@@ -41,7 +41,7 @@ def test_quick_demo_writes_table_plots_and_summary(tmp_path, setup):
     assert summary["setup"] == (setup or DEFAULT_SETUP) and summary["samples"] == 200
     text = (out / "summary.txt").read_text()
     assert f"{v:.3f} Vmin" in text and "recovery RP" in text and text.strip() in output
-    assert text.splitlines()[2].startswith("Keeping mean accuracy >= ")  # the answer comes first
+    assert text.splitlines()[2].startswith("At an accuracy floor of ")  # the answer comes first
 
 
 def test_demo_refuses_an_unknown_setup(tmp_path):
@@ -114,8 +114,13 @@ def test_summary_leads_with_the_energy_saved_at_each_accuracy_floor():
     assert floors[72.0]["with_nf"] == {"voltage": 0.8, "ber": 0.03, "pa_mean": 72.0, "pa_std": 2.0,
                                        "energy_saving": 0.30}
     assert summarize(table.assign(pa_mean=[80.0, 50.0, 50.0, 50.0]), per_chip, 0.8)["floors"][0]["with_nf"] is None
-    text = format_summary({**summary, "setup": "vgg11", "description": "d", "samples": 10, "layout": "arrays",
-                           "generator": {"architecture": "UNetS", "trained_at": 0.8, "command": "c"},
-                           "output": "out"})
-    assert text.splitlines()[2] == ("Keeping mean accuracy >= 72.0%, the weight memory saves 0.0% at "
-                                    "1.00 Vmin with the base model alone, and 30.0% at 0.80 Vmin with NeuralFuse.")
+    details = {"setup": "vgg11", "description": "d", "samples": 10, "layout": "arrays", "output": "out",
+               "generator": {"architecture": "UNetS", "trained_at": 0.8, "command": "c"}}
+    text = format_summary({**summary, **details})
+    assert text.splitlines()[2] == (
+        "At an accuracy floor of 72.0% (mean PA; the base model's CA minus 8.0 points), the weight memory "
+        "saves 0.0% at 1.000 Vmin with the base model alone, and saves 30.0% at 0.800 Vmin with NeuralFuse "
+        "(energy against Vmin).")
+    dearer = {**floors[72.0], "with_nf": {**floors[72.0]["with_nf"], "energy_saving": -0.05}}
+    assert "costs 5.0% more at 0.800 Vmin with NeuralFuse" in format_summary({**summary, **details,
+                                                                             "floors": [dearer]})
