@@ -38,6 +38,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+import characterization
 from characterization.atomic import atomic_path, write_json
 from neuralfuse.checkpoint import load_base_model, load_generator
 from neuralfuse.data import fixed_subset, load_dataset
@@ -74,7 +75,7 @@ def run_demo(out_dir: str | Path, *, setup: str = DEFAULT_SETUP, voltages: Seque
         "the shipped generator")
     base, base_meta = load_base_model(chosen.base)
     generator, gen_meta = load_generator(chosen.generator_run, base=base)
-    operating_voltage = round(float(gen_meta["voltage"]), 4)
+    operating_voltage = _operating_voltage(gen_meta)
     voltages = tuple(sorted({*(voltages or parse_voltages(chosen.voltages)), operating_voltage},
                             reverse=True))
     chips, samples = chips or chosen.chips, samples or chosen.samples
@@ -216,6 +217,13 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines += ["", f"files: {summary['output']}/sweep.csv, pareto.png/svg, accuracy.png/svg, "
               "curves.png/svg, summary.json"]
     return "\n".join(lines)
+
+
+def _operating_voltage(gen_meta: dict[str, Any]) -> float:
+    """The voltage (× Vmin, 4 decimals) a generator was trained at, also when it was trained at a BER."""
+    if gen_meta.get("voltage") is not None:
+        return round(float(gen_meta["voltage"]), 4)
+    return round(float(characterization.load(gen_meta["tech"]).voltage_at_ber(gen_meta["ber"])), 4)
 
 
 def _reporter(progress: bool):
