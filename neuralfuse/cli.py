@@ -607,10 +607,10 @@ def pareto_command(sweep_dir: str, min_accuracy: float) -> None:
               help="Voltages to sweep, in units of Vmin: START:STOP:STEP or a list [default: the "
               "setup's, 1.00 down to 0.76]; the generator's operating voltage is always added.")
 @click.option("--chips", type=click.IntRange(1), default=None,
-              help="Number of evaluation chips [default: the setup's, 20 for vgg11].")
+              help="Number of evaluation chips [default: the setup's, 10].")
 @click.option("--samples", type=click.IntRange(1, 2000), default=None,
               help="Test images, a fixed random subset of the default test split's 2,000 "
-              "[default: the setup's, 400 for vgg11].")
+              "[default: the setup's, 1000].")
 @click.option("--min-accuracy", type=click.FloatRange(0, 100), default=None,
               help="Accuracy floor (mean PA, %) the summary leads with [default: the base model's "
               "clean accuracy minus 5 points].")
