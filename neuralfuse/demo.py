@@ -38,13 +38,13 @@ from typing import Any
 import pandas as pd
 import torch
 
-import characterization
 from characterization.atomic import atomic_path, write_json
 from neuralfuse.checkpoint import load_base_model, load_generator
 from neuralfuse.data import fixed_subset, load_dataset
 from neuralfuse.plots import write_sweep_plots
 from neuralfuse.shipped import DEFAULT_SETUP, SETUPS
 from neuralfuse.tradeoff import BASE, operating_points, pareto_front, parse_voltages, sweep
+from sramsim.accounting import operating_voltage
 from sramsim.layouts import DEFAULT_LAYOUT
 
 NF = "neuralfuse"
@@ -132,7 +132,7 @@ def summarize(table: pd.DataFrame, per_chip: pd.DataFrame, voltage: float,
     difference = paired[NF] - paired[BASE]
     margin = float(rows[NF].pa_mean - rows[BASE].pa_mean)
     combined = math.hypot(rows[BASE].pa_sem, rows[NF].pa_sem)
-    clean = float(table[table.config == BASE].ca.iloc[0])
+    clean = float(rows[BASE].ca)
     lead = clean - LEAD_DROP if min_accuracy is None else float(min_accuracy)
     front = table[pareto_front(table)]
     return {
@@ -221,9 +221,10 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 def _operating_voltage(gen_meta: dict[str, Any]) -> float:
     """The voltage (× Vmin, 4 decimals) a generator was trained at, also when it was trained at a BER."""
-    if gen_meta.get("voltage") is not None:
-        return round(float(gen_meta["voltage"]), 4)
-    return round(float(characterization.load(gen_meta["tech"]).voltage_at_ber(gen_meta["ber"])), 4)
+    voltage = gen_meta.get("voltage")
+    if voltage is None:
+        voltage = operating_voltage(ber=gen_meta["ber"], tech=gen_meta["tech"])
+    return round(float(voltage), 4)
 
 
 def _reporter(progress: bool):

@@ -474,11 +474,11 @@ class _Trainer:
         Epochs without a kept generator (trained by a neuralfuse that kept none) are not candidates.
         """
         kept = [row for row in self.rows if self.run.epoch_generator(row["epoch"]).is_file()]
-        if not kept:  # the generator in hand is the last epoch's
-            return self.save_generator(self.run.generator, self.rows[-1], selected_from=len(self.rows))
-        epoch = select_epoch(kept)
-        state = read_checkpoint(self.run.epoch_generator(epoch), GENERATOR)
-        self.generator.load_state_dict(state["state_dict"])
+        epoch = len(self.rows)  # without kept epochs: the generator in hand, the last epoch's
+        if kept:
+            epoch = select_epoch(kept)
+            state = read_checkpoint(self.run.epoch_generator(epoch), GENERATOR)
+            self.generator.load_state_dict(state["state_dict"])
         return self.save_generator(self.run.generator, self.rows[epoch - 1], selected_from=len(self.rows))
 
     def save_generator(self, path: Path, row: Mapping[str, float], *, selected_from: int | None = None) -> Path:
