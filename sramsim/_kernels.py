@@ -259,26 +259,52 @@ def _word_of(array, cell, rows, cols, per_row, table):
     return np.int64(array) * rows * per_row + word, bit
 
 
+@njit(cache=True)
+def chunk_table(members, starts, stops, size):
+    """Rows (member, start, stop) cutting each range ``[starts[i], stops[i])`` of
+    ``members[i]`` into pieces of at most ``size``: the work items of the kernels below."""
+    n = 0
+    for i in range(members.size):
+        n += (max(stops[i] - starts[i], 0) + size - 1) // size
+    table = np.empty((n, 3), dtype=np.int64)
+    row = 0
+    for i in range(members.size):
+        for a in range(starts[i], stops[i], size):
+            table[row, 0], table[row, 1], table[row, 2] = members[i], a, min(a + size, stops[i])
+            row += 1
+    return table
+
+
+# The three writes of a deployment's tensors, one parallel call over pieces of many tensors
+# (``flats``: a typed list of flat float32 or float64 arrays; ``chunks`` from chunk_table). The
+# product of an int8 and a float is exact in float64, so rounding it to the tensor's type equals
+# NumPy's product in that type.
+
 @njit(cache=True, parallel=True)
-def put_scaled(flat, index, q, scale):
-    """``flat[index] = q * scale`` for a float32 or float64 ``flat`` (the product of an int8 and a
-    float is exact in float64, so rounding it to ``flat``'s type equals NumPy's product)."""
-    for i in prange(index.size):
-        flat[index[i]] = np.float64(q[i]) * scale
+def scatter_scaled(flats, scales, index, q, chunks):
+    """``flats[m][index[i]] = q[i] * scales[m]`` for the entries ``i`` of each chunk ``(m, a, b)``."""
+    for c in prange(chunks.shape[0]):
+        flat, scale = flats[chunks[c, 0]], scales[chunks[c, 0]]
+        for i in range(chunks[c, 1], chunks[c, 2]):
+            flat[index[i]] = np.float64(q[i]) * scale
 
 
 @njit(cache=True, parallel=True)
-def put_all_scaled(flat, q, scale):
-    """``flat[:] = q * scale``, rounded as :func:`put_scaled` rounds (NumPy's product)."""
-    for i in prange(flat.size):
-        flat[i] = np.float64(q[i]) * scale
+def write_scaled(flats, qs, scales, chunks):
+    """``flats[m][a:b] = qs[m][a:b] * scales[m]`` for each chunk ``(m, a, b)``."""
+    for c in prange(chunks.shape[0]):
+        m, a, b = chunks[c, 0], chunks[c, 1], chunks[c, 2]
+        out, q, scale = flats[m][a:b], qs[m][a:b], scales[m]
+        for i in range(out.size):  # slices: indices from 0 need no wraparound check, so SIMD
+            out[i] = np.float64(q[i]) * scale
 
 
 @njit(cache=True, parallel=True)
-def copy_into(flat, source):
-    """``flat[:] = source`` (bit for bit), on numba's threads."""
-    for i in prange(flat.size):
-        flat[i] = source[i]
+def copy_chunks(flats, sources, chunks):
+    """``flats[m][a:b] = sources[m][a:b]`` (bit for bit) for each chunk ``(m, a, b)``."""
+    for c in prange(chunks.shape[0]):
+        m, a, b = chunks[c, 0], chunks[c, 1], chunks[c, 2]
+        flats[m][a:b] = sources[m][a:b]
 
 
 @njit(cache=True, parallel=True)
@@ -339,6 +365,8 @@ def _perturb_arrays(seed, first, stop, rows, cols, bits, max_hazard, q, offsets,
     n_words = q.size
     t = min(np.searchsorted(offsets, np.int64(first) * words_per_array, side="right") - 1,
             offsets.size - 2)
+    tensor_start, tensor_end = offsets[t], offsets[t + 1]
+    t_faulty = t_flipped = t_changed = 0  # tensor t's counts, added to counts when it ends
     faulty = 0
     m = 0
     for array in range(first, stop):
@@ -365,19 +393,28 @@ def _perturb_arrays(seed, first, stop, rows, cols, bits, max_hazard, q, offsets,
                 word = first_word + w
                 if word >= n_words:
                     continue
-                while word >= offsets[t + 1]:
-                    t += 1
+                if word >= tensor_end:  # the counts of tensor t are complete
+                    counts[t, 0] += t_faulty
+                    counts[t, 1] += t_flipped
+                    counts[t, 2] += t_changed
+                    t_faulty = t_flipped = t_changed = 0
+                    while word >= offsets[t + 1]:
+                        t += 1
+                    tensor_start, tensor_end = offsets[t], offsets[t + 1]
                 code = np.int64(q[word]) & code_mask
                 new = code ^ faults if flip else (code & ~faults) | stuck
                 changed = np.int64(new != code)
                 if m < index.size:  # written always, kept (m advanced) only if the weight changed
-                    index[m] = word - offsets[t]
+                    index[m] = word - tensor_start
                     value[m] = new - ((new & half) << 1)
                     clean[m] = q[word]
-                counts[t, 0] += _POPCOUNT8[faults]
-                counts[t, 1] += _POPCOUNT8[new ^ code]
-                counts[t, 2] += changed
+                t_faulty += _POPCOUNT8[faults]
+                t_flipped += _POPCOUNT8[new ^ code]
+                t_changed += changed
                 m += changed
+    counts[t, 0] += t_faulty
+    counts[t, 1] += t_flipped
+    counts[t, 2] += t_changed
     return m, faulty
 
 

@@ -48,12 +48,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from torch.autograd.graph import increment_version
 from torch.nn.utils import parametrize
 
 import characterization
 from characterization import DEFAULT_TECH
 from sramsim import _kernels, layouts
+from sramsim._writes import StoredTensor, WeightWriter
 from sramsim.array import ArrayGeometry, MemoryLayout
 from sramsim.faults import FAULT_MODEL_SEMANTICS, Chip, check_fault_model, max_hazard
 from sramsim.layers import STORED_LAYERS
@@ -67,7 +67,6 @@ EMBEDDING_LAYERS = (nn.Embedding, nn.EmbeddingBag)
 UNSTORED_WARNING_SIZE = 4096
 _NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm,
                 *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()))
-_SAME_SIZE_INT = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
 class UnstoredWeightWarning(UserWarning):
@@ -153,67 +152,6 @@ def _warn_unstored(model: nn.Module, stored: set[int]) -> None:
                       f"weight memory: {how} to store it", UnstoredWeightWarning, stacklevel=3)
 
 
-class _Stored:
-    """One stored tensor: its parameter, integer weights and scale, and the three ways it is
-    written. CPU parameters are written through NumPy views, by numba's threads where the tensor is
-    contiguous float32/float64 (else by NumPy): writes that do not wait for torch's thread pool,
-    which on a busy machine costs far more than the writes themselves."""
-
-    def __init__(self, name: str, param: nn.Parameter, q: torch.Tensor, scale: torch.Tensor) -> None:
-        self.name, self.param, self.q, self.scale = name, param, q, scale.to(param.dtype)
-        on_grid = _bit_equal(param, torch.mul(self.q, self.scale))
-        self.original = None if on_grid else param.detach().clone()  # None: nothing to restore
-        numpy_ok = param.device.type == "cpu" and param.dtype in (torch.float16, torch.float32, torch.float64)
-        self.array = param.detach().numpy() if numpy_ok else None
-        self.array_scale = self.array.dtype.type(self.scale.item()) if numpy_ok else None
-        # the parallel kernel writes float32/float64 in row-major order, NumPy the rest
-        fast = numpy_ok and self.array.dtype != np.float16 and self.array.flags.c_contiguous
-        self.flat = self.array.reshape(-1) if fast else None
-        if fast:  # the parallel kernels' inputs, flat
-            self.q_flat = self.q.numpy().reshape(-1)
-            self.original_flat = None if self.original is None else self.original.numpy().reshape(-1)
-        self.data_ptr, self.version = param.data_ptr(), param._version
-
-    def put(self, index: np.ndarray, q: np.ndarray) -> None:
-        """Write the integers ``q``, dequantized, at flat indices ``index`` (row-major order)."""
-        if self.flat is not None:
-            _kernels.put_scaled(self.flat, index, q, float(self.array_scale))
-            increment_version(self.param)
-        elif self.array is not None:
-            np.put(self.array, index, q * self.array_scale)
-            increment_version(self.param)
-        else:
-            device = self.param.device
-            self.param.put_(torch.from_numpy(index).to(device),
-                            torch.mul(torch.from_numpy(q).to(device), self.scale))
-
-    def write_quantized(self) -> None:
-        """Write every weight's quantized value ``q * s``."""
-        if self.flat is not None:
-            _kernels.put_all_scaled(self.flat, self.q_flat, float(self.array_scale))
-            increment_version(self.param)
-        elif self.array is not None:
-            np.multiply(self.q.numpy(), self.array_scale, out=self.array)
-            increment_version(self.param)
-        else:
-            torch.mul(self.q, self.scale, out=self.param)
-
-    def restore(self) -> None:
-        """Write back the original weights, bit for bit."""
-        if self.flat is not None:
-            _kernels.copy_into(self.flat, self.original_flat)
-            increment_version(self.param)
-        elif self.array is not None:
-            np.copyto(self.array, self.original.numpy())
-            increment_version(self.param)
-        else:
-            self.param.copy_(self.original)
-
-    def unchanged(self) -> bool:
-        """Whether the parameter still holds what it held after the last restore."""
-        return self.param.data_ptr() == self.data_ptr and self.param._version == self.version
-
-
 @dataclass
 class _Faults:
     """A chip's faults applied to the stored integers: what to write and what to report."""
@@ -273,13 +211,14 @@ class Deployment:
         # The integers of all tensors, one after another, as the kernels read them (a NumPy
         # allocation: large ones get huge pages, which matters for the kernels' random reads).
         self._q = np.empty(self.layout.n_words, dtype=np.int8)
-        self._stored = []
+        stored = []
         for (name, param), start, stop in zip(params, self.layout.offsets, self.layout.offsets[1:]):
             q, scale = quantize(param, self.bits)
             self._q[start:stop] = q.cpu().reshape(-1).numpy()
             if param.device.type == "cpu":   # share the one copy of the integers
                 q = torch.from_numpy(self._q[start:stop]).view(param.shape)
-            self._stored.append(_Stored(name, param, q, scale))
+            stored.append(StoredTensor(name, param, q, scale))
+        self._writer = WeightWriter(stored)
         self._state = "original"
         self._buffers: tuple[np.ndarray, ...] | None = None
 
@@ -289,11 +228,11 @@ class Deployment:
         self._require_state("original", "quantized()")
         self._check_unchanged()
         try:
-            self._write_quantized()
+            self._writer.write_quantized()
             self._state = "quantized"
             yield self.model
         finally:
-            self._restore_originals()
+            self._writer.restore()
             self._state = "original"
 
     def point(self, point: OperatingPoint | None = None, *, voltage: float | None = None,
@@ -325,14 +264,14 @@ class Deployment:
             self._check_unchanged()
         try:
             if outer:
-                self._write_quantized()
-            self._put(faults, faults.value)
+                self._writer.write_quantized()
+            self._writer.put(faults.bounds, faults.index, faults.value)
             self._state = "faulty"
             yield self.model
         finally:
-            self._put(faults, faults.clean, skip_rewritten=outer)
+            self._writer.put(faults.bounds, faults.index, faults.clean, skip_rewritten=outer)
             if outer:
-                self._restore_originals()
+                self._writer.restore()
             self._state = "original" if outer else "quantized"
 
     def report(self, point: OperatingPoint | None = None, *, voltage: float | None = None,
@@ -354,7 +293,7 @@ class Deployment:
         layers = [{"name": stored.name, "shape": list(stored.param.shape), "weights": size,
                    "faulty_cells": int(faulty), "flipped_bits": int(flipped),
                    "changed_weights": int(changed)}
-                  for stored, size, (faulty, flipped, changed) in zip(self._stored, layout.sizes, counts)]
+                  for stored, size, (faulty, flipped, changed) in zip(self._writer.tensors, layout.sizes, counts)]
         return {
             "tech": self.tech,
             "fault_model": self.fault_model,
@@ -385,7 +324,7 @@ class Deployment:
         """Parameters stored in the faulty memory out of all the model's parameters, in all and per
         kind of layer (:func:`parameter_kind`), as the keys ``parameters``, ``stored_parameters``,
         ``coverage`` and ``coverage_by_kind`` (records: kind, parameters, stored, coverage)."""
-        stored = {id(s.param) for s in self._stored}
+        stored = {id(t.param) for t in self._writer.tensors}
         kinds: dict[str, list[int]] = {}
         for _, param, kind in _owned_parameters(self.model):
             counts = kinds.setdefault(kind, [0, 0])
@@ -397,8 +336,13 @@ class Deployment:
                                       "coverage": k / n if n else 0.0}
                                      for kind, (n, k) in sorted(kinds.items())]}
 
+    @property
+    def stored_names(self) -> tuple[str, ...]:
+        """The names of the stored tensors, in the order they are laid out in memory."""
+        return tuple(t.name for t in self._writer.tensors)
+
     def __repr__(self) -> str:
-        return (f"Deployment({len(self._stored)} tensors, {self.layout.n_words} weights, "
+        return (f"Deployment({len(self._writer.tensors)} tensors, {self.layout.n_words} weights, "
                 f"bits={self.bits}, tech={self.tech!r}, fault_model={self.fault_model!r}, "
                 f"include_bias={self.include_bias}, include_embeddings={self.include_embeddings}, "
                 f"layout={self.layout_name!r}, "
@@ -445,44 +389,15 @@ class Deployment:
             raise RuntimeError(f"{what} cannot be entered while the deployment is {self._state} "
                                "(blocks nest only as at() inside quantized())")
 
-    @torch.no_grad()
-    def _put(self, faults: _Faults, values: np.ndarray, skip_rewritten: bool = False) -> None:
-        """Write the integer ``values`` (faulty or clean) of the changed weights, dequantized.
-        With ``skip_rewritten``, skip the tensors that :meth:`_restore_originals` rewrites."""
-        for i, stored in enumerate(self._stored):
-            lo, hi = faults.bounds[i], faults.bounds[i + 1]
-            if lo < hi and not (skip_rewritten and stored.original is not None):
-                stored.put(faults.index[lo:hi], values[lo:hi])
-
     def _check_unchanged(self) -> None:
-        for stored in self._stored:
-            if not stored.unchanged():
-                raise RuntimeError(f"{stored.name} changed (values, device or dtype) since the "
-                                   "Deployment was made: make a new Deployment of the model")
-
-    @torch.no_grad()
-    def _write_quantized(self) -> None:
-        for stored in self._stored:
-            if stored.original is not None:
-                stored.write_quantized()
-
-    @torch.no_grad()
-    def _restore_originals(self) -> None:
-        for stored in self._stored:
-            if stored.original is not None:
-                stored.restore()
-            stored.version = stored.param._version
-
+        changed = self._writer.changed()
+        if changed is not None:
+            raise RuntimeError(f"{changed} changed (values, device or dtype) since the "
+                               "Deployment was made: make a new Deployment of the model")
 
 def _empty_buffers() -> tuple[np.ndarray, ...]:
     """Output and scratch buffers for :func:`sramsim._kernels.perturb_chip`, grown by it."""
     return tuple(np.empty(0, dtype) for dtype in (np.int64, np.int8, np.int8) * 2)
-
-
-def _bit_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Whether two tensors of one floating dtype hold the same bits (so -0.0 differs from 0.0)."""
-    as_int = _SAME_SIZE_INT[a.element_size()]
-    return a.shape == b.shape and torch.equal(a.detach().view(as_int), b.view(as_int))
 
 
 def deploy(model: nn.Module, *, voltage: float | None = None, ber: float | None = None,
@@ -498,6 +413,6 @@ def deploy(model: nn.Module, *, voltage: float | None = None, ber: float | None 
     deployment = Deployment(clone, bits, tech, fault_model, include_bias, layout=layout,
                             include_embeddings=include_embeddings, extra_tensors=extra_tensors)
     faults = deployment._faults(chip, deployment.point(voltage=voltage, ber=ber))
-    deployment._write_quantized()
-    deployment._put(faults, faults.value)
+    deployment._writer.write_quantized()
+    deployment._writer.put(faults.bounds, faults.index, faults.value)
     return clone

@@ -11,6 +11,7 @@ from torch import nn
 import characterization
 import sramsim
 from sramsim import Chip, Deployment
+from sramsim._writes import CHUNK, WeightWriter
 from sramsim.array import ArrayGeometry
 from sramsim.quant import dequantize, quantize, to_codes
 
@@ -266,6 +267,33 @@ def test_other_dtypes_are_perturbed_and_restored(dtype):
     assert_bit_equal(before, model)
 
 
+def test_batched_writes_match_one_tensor_at_a_time():
+    """Contiguous float32 and float64 tensors are written in batches by dtype, in pieces of at most
+    CHUNK elements; the rest one at a time. Both give the same weights, and both restore."""
+    def mixed() -> nn.Module:
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(300, 250), nn.Linear(250, 40).double(), nn.Linear(40, 30).half(),
+                              nn.Conv2d(3, 8, 3), nn.Linear(30, 20))
+        model[3].to(memory_format=torch.channels_last)  # not contiguous: written by NumPy
+        return model
+
+    batched, single = Deployment(mixed()), Deployment(mixed())
+    assert 300 * 250 > CHUNK
+    for tensor in single._writer.tensors:
+        tensor.batched = False
+    single._writer = WeightWriter(single._writer.tensors)
+    assert len(batched._writer._batches) == 2 and not single._writer._batches
+    before = snapshot(batched.model)
+    for chip in (0, 1):
+        with batched.quantized(), single.quantized():
+            with batched.at(ber=0.03, chip=chip) as a, single.at(ber=0.03, chip=chip) as b:
+                assert_bit_equal(snapshot(b), a)
+            assert_bit_equal(snapshot(single.model), batched.model)
+        with batched.at(ber=0.03, chip=chip) as a, single.at(ber=0.03, chip=chip) as b:
+            assert_bit_equal(snapshot(b), a)
+    assert_bit_equal(before, batched.model)
+
+
 def test_a_graph_kept_past_the_block_cannot_backpropagate_through_stale_weights():
     model = small_model()
     deployment = Deployment(model)
@@ -354,7 +382,7 @@ def test_attention_projections_are_stored_and_perturbed_embeddings_only_when_ask
     before = snapshot(model)
     with pytest.warns(sramsim.deployment.UnstoredWeightWarning, match="embed.weight .*include_embeddings=True"):
         deployment = Deployment(model)
-    names = [s.name for s in deployment._stored]
+    names = list(deployment.stored_names)
     assert names == [f"encoder.layers.{i}.{n}" for i in (0, 1) for n in
                      ("self_attn.in_proj_weight", "self_attn.out_proj.weight", "linear1.weight",
                       "linear2.weight")] + ["head.weight"]
@@ -369,7 +397,7 @@ def test_attention_projections_are_stored_and_perturbed_embeddings_only_when_ask
     assert_bit_equal(before, model)
 
     with_embeddings = Deployment(model, include_embeddings=True)
-    assert with_embeddings._stored[0].name == "embed.weight"
+    assert with_embeddings.stored_names[0] == "embed.weight"
     with with_embeddings.at(ber=0.05, chip=2):
         assert not torch.equal(model.embed.weight, before["embed.weight"])
     assert_bit_equal(before, model)
@@ -380,7 +408,7 @@ def test_separate_query_key_value_weights_are_stored():
     attention = nn.MultiheadAttention(32, 4, kdim=16, vdim=24)
     assert not attention._qkv_same_embed_dim
     deployment = Deployment(attention, include_bias=True)
-    names = [s.name for s in deployment._stored]
+    names = list(deployment.stored_names)
     assert names == ["q_proj_weight", "k_proj_weight", "v_proj_weight", "in_proj_bias",
                      "out_proj.weight", "out_proj.bias"]
     report = deployment.report(ber=0.05, chip=0)
@@ -420,7 +448,7 @@ def test_a_large_unstored_weight_warns_once_with_how_to_store_it(recwarn):
     recwarn.clear()
     deployment = Deployment(model, include_embeddings=True, extra_tensors=["positions"])
     assert not [w for w in recwarn.list if w.category is sramsim.deployment.UnstoredWeightWarning]
-    assert "positions" in [s.name for s in deployment._stored]
+    assert "positions" in list(deployment.stored_names)
     with pytest.raises(ValueError, match=r"extra_tensors \['nope'\] are not parameters"):
         Deployment(model, extra_tensors=["nope"])
 
@@ -428,4 +456,4 @@ def test_a_large_unstored_weight_warns_once_with_how_to_store_it(recwarn):
 def test_a_model_without_stored_layers_is_refused_with_what_to_do():
     with pytest.raises(ValueError, match="include_embeddings=True"):
         Deployment(nn.Sequential(nn.Embedding(10, 4)))
-    assert len(Deployment(nn.Sequential(nn.Embedding(10, 4)), include_embeddings=True)._stored) == 1
+    assert len(Deployment(nn.Sequential(nn.Embedding(10, 4)), include_embeddings=True).stored_names) == 1

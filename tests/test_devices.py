@@ -23,6 +23,7 @@ from neuralfuse.evaluation import evaluate
 from neuralfuse.models import create_model
 from neuralfuse.tradeoff import sweep
 from sramsim import Deployment, OperatingPoint
+from sramsim._writes import WeightWriter
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
@@ -105,8 +106,9 @@ def test_torch_write_path_matches_the_numpy_path():
     reference, generic = small_model(), small_model()
     original = {k: v.clone() for k, v in generic.state_dict().items()}
     fast, slow = Deployment(reference), Deployment(generic)
-    for stored in slow._stored:
-        stored.array = None  # what a CUDA parameter has
+    for tensor in slow._writer.tensors:
+        tensor.array, tensor.batched = None, False  # what a CUDA parameter has
+    slow._writer = WeightWriter(slow._writer.tensors)
     for chip in (0, 5):
         with fast.at(ber=0.02, chip=chip) as a, slow.at(ber=0.02, chip=chip) as b:
             for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):

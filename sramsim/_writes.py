@@ -1,0 +1,169 @@
+"""How a :class:`sramsim.Deployment` writes its stored tensors: the quantized weights, a chip's
+changed weights, and the originals back.
+
+CPU tensors that are contiguous float32 or float64 are written in batches, one per dtype, each
+operation one parallel numba call over pieces of all the batch's tensors. One call per tensor would
+cost a parallel region per tensor, and a region costs tens of microseconds where idle threads sleep
+(``OMP_WAIT_POLICY=passive``, the right setting on a shared machine): more than the writes of a
+ResNet18's 21 tensors themselves. The writes do not wait for torch's thread pool either, which on
+a busy machine costs more still. Other tensors (float16, non-contiguous, on a GPU) are written one
+at a time by NumPy or torch.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from numba.typed import List
+from torch import nn
+from torch.autograd.graph import increment_version
+
+from sramsim import _kernels
+
+#: Elements (or changed weights) per work item of the batched writes.
+CHUNK = 1 << 16
+_SAME_SIZE_INT = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+class StoredTensor:
+    """One stored tensor: its parameter, integer weights ``q`` and scale; ``original`` is a copy
+    of the weights to restore, or None where they lie on the quantization grid already."""
+
+    def __init__(self, name: str, param: nn.Parameter, q: torch.Tensor, scale: torch.Tensor) -> None:
+        self.name, self.param, self.q, self.scale = name, param, q, scale.to(param.dtype)
+        on_grid = _bit_equal(param, torch.mul(self.q, self.scale))
+        self.original = None if on_grid else param.detach().clone()
+        numpy_ok = param.device.type == "cpu" and param.dtype in (torch.float16, torch.float32, torch.float64)
+        self.array = param.detach().numpy() if numpy_ok else None
+        self.array_scale = self.array.dtype.type(self.scale.item()) if numpy_ok else None
+        self.batched = (numpy_ok and self.array.dtype != np.float16 and self.array.flags.c_contiguous)
+        self.data_ptr, self.version = param.data_ptr(), param._version
+
+    def put(self, index: np.ndarray, q: np.ndarray) -> None:
+        """Write the integers ``q``, dequantized, at flat indices ``index`` (row-major order)."""
+        if self.array is not None:
+            np.put(self.array, index, q * self.array_scale)
+            increment_version(self.param)
+        else:
+            device = self.param.device
+            self.param.put_(torch.from_numpy(index).to(device),
+                            torch.mul(torch.from_numpy(q).to(device), self.scale))
+
+    def write_quantized(self) -> None:
+        """Write every weight's quantized value ``q * s``."""
+        if self.array is not None:
+            np.multiply(self.q.numpy(), self.array_scale, out=self.array)
+            increment_version(self.param)
+        else:
+            torch.mul(self.q, self.scale, out=self.param)
+
+    def restore(self) -> None:
+        """Write back the original weights, bit for bit."""
+        if self.array is not None:
+            np.copyto(self.array, self.original.numpy())
+            increment_version(self.param)
+        else:
+            self.param.copy_(self.original)
+
+    def unchanged(self) -> bool:
+        """Whether the parameter still holds what it held after the last restore."""
+        return self.param.data_ptr() == self.data_ptr and self.param._version == self.version
+
+
+class _Batch:
+    """The batched tensors of one dtype; ``positions``: their places among all stored tensors."""
+
+    def __init__(self, positions: list[int], tensors: list[StoredTensor]) -> None:
+        self.positions = np.array(positions, dtype=np.int64)
+        self.params = [t.param for t in tensors]
+        self.flats = List([t.array.reshape(-1) for t in tensors])
+        self.qs = List([t.q.numpy().reshape(-1) for t in tensors])
+        self.scales = np.array([float(t.array_scale) for t in tensors])
+        self.rewritten = np.array([t.original is not None for t in tensors], dtype=bool)
+        # an empty slice stands for the originals of tensors on the grid (never read)
+        self.originals = List([t.original.numpy().reshape(-1) if t.original is not None else flat[:0]
+                               for t, flat in zip(tensors, self.flats)])
+        members = np.flatnonzero(self.rewritten)
+        sizes = np.array([t.q.numel() for t in tensors], dtype=np.int64)
+        self.rewrite_chunks = _kernels.chunk_table(members, np.zeros_like(members), sizes[members], CHUNK)
+
+    def put(self, bounds: np.ndarray, index: np.ndarray, values: np.ndarray, skip_rewritten: bool) -> None:
+        members = np.flatnonzero(~self.rewritten) if skip_rewritten else np.arange(len(self.params))
+        starts, stops = bounds[self.positions[members]], bounds[self.positions[members] + 1]
+        chunks = _kernels.chunk_table(members, starts, stops, CHUNK)
+        if chunks.size:
+            _kernels.scatter_scaled(self.flats, self.scales, index, values, chunks)
+            self._bump(members[stops > starts])
+
+    def write_quantized(self) -> None:
+        if self.rewrite_chunks.size:
+            _kernels.write_scaled(self.flats, self.qs, self.scales, self.rewrite_chunks)
+            self._bump(np.flatnonzero(self.rewritten))
+
+    def restore(self) -> None:
+        if self.rewrite_chunks.size:
+            _kernels.copy_chunks(self.flats, self.originals, self.rewrite_chunks)
+            self._bump(np.flatnonzero(self.rewritten))
+
+    def _bump(self, members: np.ndarray) -> None:
+        """Tell autograd that these parameters changed (a graph that saved them then refuses)."""
+        for m in members:
+            increment_version(self.params[m])
+
+
+class WeightWriter:
+    """All stored tensors of a deployment, in layout order, and the three ways they are written."""
+
+    def __init__(self, tensors: list[StoredTensor]) -> None:
+        self.tensors = tensors
+        by_dtype: dict[np.dtype, list[int]] = {}
+        for i, tensor in enumerate(tensors):
+            if tensor.batched:
+                by_dtype.setdefault(tensor.array.dtype, []).append(i)
+        self._batches = [_Batch(positions, [tensors[i] for i in positions])
+                         for positions in by_dtype.values()]
+        self._single = [t for t in tensors if not t.batched]
+        self._single_positions = [i for i, t in enumerate(tensors) if not t.batched]
+
+    @torch.no_grad()
+    def put(self, bounds: np.ndarray, index: np.ndarray, values: np.ndarray,
+            skip_rewritten: bool = False) -> None:
+        """Write the integer ``values``, dequantized, at the flat indices ``index``: entries
+        ``bounds[t]:bounds[t + 1]`` belong to tensor ``t``. With ``skip_rewritten``, skip the
+        tensors that :meth:`restore` rewrites in full."""
+        for batch in self._batches:
+            batch.put(bounds, index, values, skip_rewritten)
+        for t, tensor in zip(self._single_positions, self._single):
+            lo, hi = bounds[t], bounds[t + 1]
+            if lo < hi and not (skip_rewritten and tensor.original is not None):
+                tensor.put(index[lo:hi], values[lo:hi])
+
+    @torch.no_grad()
+    def write_quantized(self) -> None:
+        """Write the quantized values of the tensors that are not on their grid already."""
+        for batch in self._batches:
+            batch.write_quantized()
+        for tensor in self._single:
+            if tensor.original is not None:
+                tensor.write_quantized()
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        """Write back the original weights of the tensors :meth:`write_quantized` rewrote, and
+        take every tensor's state as the one to compare with (:meth:`changed`)."""
+        for batch in self._batches:
+            batch.restore()
+        for tensor in self._single:
+            if tensor.original is not None:
+                tensor.restore()
+        for tensor in self.tensors:
+            tensor.version = tensor.param._version
+
+    def changed(self) -> str | None:
+        """The name of a tensor changed since the last restore (or since it was made), or None."""
+        return next((t.name for t in self.tensors if not t.unchanged()), None)
+
+
+def _bit_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether two tensors of one floating dtype hold the same bits (so -0.0 differs from 0.0)."""
+    as_int = _SAME_SIZE_INT[a.element_size()]
+    return a.shape == b.shape and torch.equal(a.detach().view(as_int), b.view(as_int))
