@@ -166,6 +166,22 @@ def _slot_size(n_cells, max_hazard):
 
 
 @njit(cache=True)
+def _starts(counts):
+    """Where each chunk's results start in the packed output, and (last) their total."""
+    starts = np.zeros(counts.size + 1, dtype=np.int64)
+    starts[1:] = np.cumsum(counts)
+    return starts
+
+
+@njit(cache=True)
+def _unslot(outputs, slots, a, b, s):
+    """Pack one chunk's results: ``outputs[j][a:b]`` from its slot, ``slots[j][s:s + b - a]``."""
+    outputs[0][a:b] = slots[0][s:s + b - a]
+    outputs[1][a:b] = slots[1][s:s + b - a]
+    outputs[2][a:b] = slots[2][s:s + b - a]
+
+
+@njit(cache=True)
 def _chunk_cells(seed, first, stop, n, max_hazard, lo, hi, buffers, cells, stuck, hazard):
     """Faulty cells with flat index in ``[lo, hi)`` of arrays ``first .. stop - 1`` into ``cells``,
     ``stuck``, ``hazard`` (as many as fit); return how many there are."""
@@ -207,18 +223,14 @@ def fault_cells(seed, first_array, stop_array, cells_per_array, max_hazard, lo, 
         found[c] = _chunk_cells(seed, first, min(first + ARRAYS_PER_CHUNK, stop_array),
                                 cells_per_array, max_hazard, lo, hi, _map_rows(scratch),
                                 cells[s:s + slot], stuck[s:s + slot], hazard[s:s + slot])
-    starts = np.zeros(n_chunks + 1, dtype=np.int64)
-    starts[1:] = np.cumsum(found)
+    starts = _starts(found)
     out_cells = np.empty(starts[-1], dtype=np.int64)
     out_stuck = np.empty(starts[-1], dtype=np.uint8)
     out_hazard = np.empty(starts[-1], dtype=np.float64)
     for c in prange(n_chunks):
         a, b = starts[c], starts[c + 1]
         if found[c] <= slot:
-            s = c * slot
-            out_cells[a:b] = cells[s:s + found[c]]
-            out_stuck[a:b] = stuck[s:s + found[c]]
-            out_hazard[a:b] = hazard[s:s + found[c]]
+            _unslot((out_cells, out_stuck, out_hazard), (cells, stuck, hazard), a, b, c * slot)
         else:
             first = first_array + c * ARRAYS_PER_CHUNK
             _chunk_cells(seed, first, min(first + ARRAYS_PER_CHUNK, stop_array), cells_per_array,
@@ -453,8 +465,7 @@ def perturb_chip(seed, n_arrays, rows, cols, bits, max_hazard, q, offsets, flip,
             seed, first, min(first + ARRAYS_PER_CHUNK, n_arrays), rows, cols, bits, max_hazard,
             q, offsets, flip, _perturb_rows(scratch), s_index[s:s + slot], s_value[s:s + slot],
             s_clean[s:s + slot], thread_counts[get_thread_id()])
-    starts = np.zeros(n_chunks + 1, dtype=np.int64)
-    starts[1:] = np.cumsum(changed)
+    starts = _starts(changed)
     total = starts[-1]
     if index.size < total:
         index = np.empty(total, dtype=np.int64)
@@ -463,10 +474,7 @@ def perturb_chip(seed, n_arrays, rows, cols, bits, max_hazard, q, offsets, flip,
     for c in prange(n_chunks):
         a, b = starts[c], starts[c + 1]
         if changed[c] <= slot:
-            s = c * slot
-            index[a:b] = s_index[s:s + changed[c]]
-            value[a:b] = s_value[s:s + changed[c]]
-            clean[a:b] = s_clean[s:s + changed[c]]
+            _unslot((index, value, clean), (s_index, s_value, s_clean), a, b, c * slot)
         else:
             first = c * ARRAYS_PER_CHUNK
             _perturb_arrays(seed, first, min(first + ARRAYS_PER_CHUNK, n_arrays), rows, cols, bits,
