@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 import characterization
+from neuralfuse.devices import set_threads
 from neuralfuse.models import create_model
 from sramsim import Deployment
 from sramsim.deployment import stored_tensors
@@ -105,11 +106,6 @@ class Transformer(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.head(self.encoder(self.embed(tokens)))
-
-
-def set_threads(n: int) -> None:
-    torch.set_num_threads(n)
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
 
 
 def bench_resnet(args: argparse.Namespace, ber: float) -> None:

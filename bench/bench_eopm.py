@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from neuralfuse.chips import training_chips
+from neuralfuse.devices import set_threads
 from neuralfuse.eopm import eopm_step, frozen
 from neuralfuse.generators import create_generator
 from neuralfuse.models import create_model
@@ -85,7 +86,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads [default: torch's]")
     args = parser.parse_args()
     if args.threads:
-        torch.set_num_threads(args.threads)
+        set_threads(args.threads)
     print(f"base resnet18 (width 0.25), batch {args.batch}, BER {args.ber}, {torch.get_num_threads()} threads, "
           f"median of {args.repeats} rounds")
     print(f"{'generator':<10}{'N':>4}{'step (ms)':>12}{'passes (ms)':>13}{'ratio':>8}")

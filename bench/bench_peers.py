@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> None:
     from torch import nn
 
     import characterization
+    from neuralfuse.devices import set_threads
     from neuralfuse.models import create_model
     from sramsim import Deployment
     from sramsim.quant import dequantize, quantize
@@ -169,8 +170,7 @@ def run(args: argparse.Namespace) -> None:
         return call
 
     for threads in args.threads:
-        torch.set_num_threads(threads)
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        set_threads(threads)
         result = {}
         for name in ("flip", "stuck-at"):
             result[f"sramsim {name}"] = medians([timed(sramsim_chip(name)) for _ in range(args.chips + 1)][1:])

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import torch
 
+from neuralfuse.devices import set_threads
+
 NUMBA_TASK = """
 import time
 start = time.perf_counter()
@@ -94,9 +96,9 @@ def main() -> None:
         print(f"numba: a fresh process deploying ResNet18 and applying a chip: {cold_cache:.2f} s without "
               f"the kernel cache, {warm_cache:.2f} s with it (ratio {cold_cache / warm_cache:.2f}x)")
 
-        torch.set_num_threads(2)
+        set_threads(2)
         local_before = sweep_seconds(args, tmp / "local")
-        torch.set_num_threads(1)
+        set_threads(1)
         n_points = len(list((tmp / "local" / "points").glob("v*.json")))
         print(f"sweep: {n_points} points ({args.samples} images, base and base+generator per point)")
         print(f"  one local process, 2 threads (before): {local_before:7.2f} s  {n_points / local_before:6.3f} points/s")
@@ -119,9 +121,9 @@ def main() -> None:
             warm = sweep_seconds(args, tmp / "ray-warm", runner)
         finally:
             ray.shutdown()
-        torch.set_num_threads(2)
+        set_threads(2)
         local_after = sweep_seconds(args, tmp / "local-after")
-        torch.set_num_threads(1)
+        set_threads(1)
         one_thread = sweep_seconds(args, tmp / "local-1-thread")
         local = min(local_before, local_after)
         print(f"  one local process, 2 threads (after):  {local_after:7.2f} s  {n_points / local_after:6.3f} points/s")
