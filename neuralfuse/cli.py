@@ -449,29 +449,50 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
         click.echo(f"wrote {json_path}")
 
 
-@main.command("compare", epilog="Example: neuralfuse compare runs/unetl runs/unets runs/uip --csv compare.csv")
+@main.command("compare", epilog="Example: neuralfuse compare runs/unets-s0 runs/unets-s1 runs/convs-s0 "
+              "--over-seeds --csv seeds.csv")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--over-seeds", is_flag=True,
+              help="One row per training recipe: the runs that differ only in their seed, with the "
+                   "mean, spread (sample std) and range over the seeds of CA, PA and RP.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Also write the table here as CSV.")
-def compare_command(paths: tuple[str, ...], csv_path: str | None) -> None:
+def compare_command(paths: tuple[str, ...], over_seeds: bool, csv_path: str | None) -> None:
     """Put evaluation results side by side: CA, PA ± std, RP and efficiency per generator and point.
 
     PATHS are JSON files written by `neuralfuse evaluate` or training run directories (all their
     evaluation-*.json files are read). Rows are labelled "RUN_DIR POINT-BITS-FAULTS" for the
     files a run directory holds, else by file name.
     """
+    import pandas as pd
+
     from characterization.atomic import atomic_path
-    from neuralfuse.evaluation import comparison_table, load_evaluations
+    from neuralfuse.evaluation import comparison_table, load_evaluations, seed_summary
 
     try:
         results = load_evaluations(paths)
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="PATHS") from err
     table = comparison_table(results)
-    shown = table.drop(columns=["fault_model", "samples"]).rename(columns={"parameters_m": "params (M)"})
-    for column in shown:
-        digits = ".3g" if column == "params (M)" else ".2f"
-        shown[column] = [_cell(v, digits) for v in shown[column]]
+    if over_seeds:
+        table = seed_summary(table)
+        shown = pd.DataFrame({
+            "generator": table["generator"], "point": table["point"], "seeds": table["seeds"],
+            "CA": table["ca"].map(lambda v: _cell(v, ".2f")),
+            "NF CA": [f"{_cell(m, '.2f')} ± {_cell(sd, '.2f')}" for m, sd in zip(table["nf_ca"], table["nf_ca_sd"])],
+            "CA drop": table["ca_drop"].map(lambda v: _cell(v, ".2f")),
+            "PA": table["pa_mean"].map(lambda v: _cell(v, ".2f")),
+            "NF PA": [f"{_cell(m, '.2f')} ± {_cell(sd, '.2f')}"
+                      for m, sd in zip(table["nf_pa_mean"], table["nf_pa_mean_sd"])],
+            "RP (min-max)": [f"{_cell(m, '+.2f')} ± {_cell(sd, '.2f')} ({_cell(lo, '+.2f')} to {_cell(hi, '+.2f')})"
+                             for m, sd, lo, hi in zip(table["rp"], table["rp_sd"], table["rp_min"], table["rp_max"])],
+            "runs": table["runs"]})
+    else:
+        shown = table.drop(columns=["fault_model", "samples", "seed", "recipe"]).rename(
+            columns={"parameters_m": "params (M)"})
+        for column in shown:
+            digits = ".3g" if column == "params (M)" else ".2f"
+            shown[column] = [_cell(v, digits) for v in shown[column]]
     click.echo(shown.to_string(index=False))
     if csv_path is not None:
         with atomic_path(csv_path) as tmp:

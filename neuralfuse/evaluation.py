@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from characterization import DEFAULT_TECH
+from neuralfuse.checkpoint import RUN_RECORD
 from neuralfuse.chips import evaluation_chips
 from neuralfuse.devices import module_device
 from neuralfuse.memory_format import preferred_memory_format
@@ -255,17 +256,27 @@ def load_evaluations(paths: Sequence[str | os.PathLike[str]]) -> dict[str, dict]
             raise ValueError(f"{str(path)!r} holds no evaluation-*.json: run `neuralfuse evaluate "
                              f"--generator-run {path}` first")
         for file in files:
-            try:
-                result = json.loads(file.read_text())
-                if not isinstance(result, dict) or "without_nf" not in result:
-                    raise ValueError("it has no 'without_nf' entry")
-            except ValueError as err:
-                raise ValueError(f"{str(file)!r} is not an evaluation result of `neuralfuse evaluate` "
-                                 f"({err})") from err
             label = (f"{file.resolve().parent.name} {file.stem.removeprefix(RESULT_PREFIX)}"
                      if file.name.startswith(RESULT_PREFIX) else file.stem)
-            results[label] = result
+            results[label] = read_evaluation(file)
     return results
+
+
+def read_evaluation(path: str | os.PathLike[str]) -> dict:
+    """An :func:`evaluate` result saved as JSON at ``path``; one saved in a training run directory
+    (as ``evaluation-*.json``) gets the run's training settings under ``"training"``. A file that
+    is not an evaluation result raises a ValueError naming it."""
+    path = Path(path)
+    try:
+        result = json.loads(path.read_text())
+        if not isinstance(result, dict) or "without_nf" not in result:
+            raise ValueError("it has no 'without_nf' entry")
+    except ValueError as err:
+        raise ValueError(f"{str(path)!r} is not an evaluation result of `neuralfuse evaluate` ({err})") from err
+    record = path.parent / RUN_RECORD
+    if path.name.startswith(RESULT_PREFIX) and record.is_file():
+        result["training"] = json.loads(record.read_text())["config"]
+    return result
 
 
 def comparison_table(results: dict[str, dict]) -> pd.DataFrame:
@@ -274,13 +285,17 @@ def comparison_table(results: dict[str, dict]) -> pd.DataFrame:
     Columns: ``label``, ``generator``, ``parameters_m`` (millions), ``point``, ``bits``,
     ``fault_model``, ``layout`` (``"arrays"`` for results saved before layouts), ``chips``,
     ``samples``, ``ca``, ``pa_mean``, ``pa_std`` (base model alone), ``nf_ca``, ``nf_pa_mean``,
-    ``nf_pa_std`` (with NeuralFuse), ``rp``, ``efficiency_ratio``.
+    ``nf_pa_std`` (with NeuralFuse), ``rp``, ``efficiency_ratio``, and for results read from a
+    training run directory (:func:`load_evaluations`) its ``seed`` and ``recipe``: the run's
+    training settings but the seed and the epoch counts, as ``key=value`` pairs.
     """
     rows = []
     for label, result in results.items():
         generator, alone, nf = result["generator"] or {}, result["without_nf"], result["with_nf"] or {}
+        training = result.get("training") or {}
         rows.append({
             "label": label, "generator": generator.get("name"),
+            "seed": training.get("seed"), "recipe": _recipe(training),
             "parameters_m": generator["parameters"] / 1e6 if generator else None,
             "point": OperatingPoint(**result["operating_point"]).describe(), "bits": result["bits"],
             "fault_model": result["fault_model"], "layout": result.get("layout", DEFAULT_LAYOUT),
@@ -290,3 +305,40 @@ def comparison_table(results: dict[str, dict]) -> pd.DataFrame:
             "rp": result["rp"], "efficiency_ratio": result["efficiency_ratio"],
         })
     return pd.DataFrame(rows)
+
+
+# Settings of a training run that do not change what it learns, or that a rerun may change.
+_NOT_RECIPE = ("seed", "epochs", "checkpoint_every")
+
+
+def _recipe(training: Mapping[str, Any]) -> str | None:
+    """A training run's settings but its seed and epoch counts, as sorted ``key=value`` pairs."""
+    if not training:
+        return None
+    return " ".join(f"{k}={v}" for k, v in sorted(training.items()) if k not in _NOT_RECIPE)
+
+
+def seed_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :func:`comparison_table` that differ only in their training seed, one row per
+    group: the same generator, recipe and evaluation (point, bits, fault model, layout, chips,
+    samples). Rows without a recipe (not read from a run directory) stay alone.
+
+    Columns: those settings, ``runs`` (the labels), ``seeds``, ``n_seeds``, the base model's ``ca``
+    and ``pa_mean``, then over the seeds the mean, sample standard deviation (``_sd``, NaN for one
+    seed), minimum and maximum of ``nf_ca``, ``nf_pa_mean`` and ``rp``, and ``ca_drop``
+    (``ca`` minus the mean ``nf_ca``).
+    """
+    keys = ["generator", "recipe", "point", "bits", "fault_model", "layout", "chips", "samples"]
+    table = table.assign(group=table["recipe"].fillna(table["label"]))   # alone without a recipe
+    rows = []
+    for _, group in table.groupby([*keys, "group"], sort=False, dropna=False):
+        row = {key: group[key].iloc[0] for key in [*keys, "group"]}
+        row.update(runs=", ".join(group["label"]), seeds=", ".join(f"{s:g}" for s in group["seed"].dropna()),
+                   n_seeds=len(group), ca=group["ca"].mean(), pa_mean=group["pa_mean"].mean())
+        for column in ("nf_ca", "nf_pa_mean", "rp"):
+            values = group[column].astype(float)
+            row.update({column: values.mean(), f"{column}_sd": values.std(ddof=1),
+                        f"{column}_min": values.min(), f"{column}_max": values.max()})
+        row["ca_drop"] = row["ca"] - row["nf_ca"]
+        rows.append(row)
+    return pd.DataFrame(rows).drop(columns="group")

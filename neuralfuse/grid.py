@@ -209,7 +209,7 @@ def run_grid(spec: GridSpec, out: str | Path, *, device: str = "cpu", ray: Mappi
     (keyword arguments of :func:`neuralfuse.distributed.map_tasks`: ``address``,
     ``cpus_per_task``, ``gpus_per_task``) each run is one Ray task, retried if its worker dies.
     """
-    from neuralfuse.evaluation import comparison_table
+    from neuralfuse.evaluation import comparison_table, read_evaluation
 
     out = Path(out)
     record_path = out / "grid.json"
@@ -230,7 +230,7 @@ def run_grid(spec: GridSpec, out: str | Path, *, device: str = "cpu", ray: Mappi
 
         paths = map_tasks(_run_task, [(spec, run, str(out.resolve())) for run in spec.runs],
                           progress=progress, desc="grid (ray)", **ray)
-    results = {run.name: json.loads(Path(p).read_text()) for run, p in zip(spec.runs, paths)}
+    results = {run.name: read_evaluation(p) for run, p in zip(spec.runs, paths)}
     table = comparison_table(results)
     with atomic_path(out / "compare.csv") as tmp:
         table.to_csv(tmp, index=False)
