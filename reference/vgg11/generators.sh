@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The EOPM runs of reference/vgg11 and what is reported from them, resumable at every step.
+#
+#   bash reference/vgg11/generators.sh train NAME...   # train (or resume) runs/vgg11-NAME
+#   bash reference/vgg11/generators.sh report          # copy here, evaluate on the test set, seed table
+#   bash reference/vgg11/generators.sh sweep DIR       # sweep the base model and every reported run
+#
+# NAME is GENERATOR-sSEED in lower case (unets-s0, unets-s1, convs-s0, convs-s1, unetl-s0). Two
+# lanes side by side on 2 cores, one torch thread each:
+#
+#   nohup bash reference/vgg11/generators.sh train unets-s1 unetl-s0 > runs/lane-a.log 2>&1 &
+#   nohup bash reference/vgg11/generators.sh train convs-s0 convs-s1 > runs/lane-b.log 2>&1 &
+#
+# Every run uses one recipe (the one unets-s0 used): 5% BER, N = 5, lambda 5, Adam 1e-3
+# constant, batch 32, "epochs" of 469 steps, validated on 1,000 held-out images and 3
+# validation chips; generator.pt is the epoch with the highest validation PA. A run that
+# stopped resumes from its last checkpoint; a finished one is left as it is. `report` copies each
+# finished run's record to reference/vgg11/NAME, evaluates it once on the test set and evaluation
+# chips 0-9, and tables all of them over seeds (generators.csv).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} NUMBA_NUM_THREADS=${NUMBA_NUM_THREADS:-1}
+NF=${NF:-.venv/bin/neuralfuse}
+BASE=reference/vgg11-cifar10.pt
+DATA=(--dataset cifar10 --data-root .cache/cifar10-jpeg)
+EPOCHS=${EPOCHS:-12}
+EVALUATION=evaluation-ber0.05-8bit-stuck-at.json
+
+generator_of() {  # unets-s1 -> UNetS, convs-s0 -> ConvS, unetl-s0 -> UNetL, deconvl-s0 -> DeConvL
+  case "${1%-s*}" in
+    unets) echo UNetS ;; unetl) echo UNetL ;; convs) echo ConvS ;; convl) echo ConvL ;;
+    deconvs) echo DeConvS ;; deconvl) echo DeConvL ;;
+    *) echo "unknown generator in run name '$1' (unets|unetl|convs|convl|deconvs|deconvl)-sSEED" >&2; exit 2 ;;
+  esac
+}
+
+train() {
+  local name=$1 seed=${1##*-s}
+  "$NF" train --base "$BASE" --generator "$(generator_of "$name")" --ber 0.05 --n-chips 5 \
+    --batch-size 32 --lambda 5 --lr 0.001 --max-steps-per-epoch 469 --epochs "$EPOCHS" \
+    --checkpoint-every 100 --val-images 1000 --val-chips 3 --seed "$seed" "${DATA[@]}" \
+    --no-progress -o "runs/vgg11-$name"
+}
+
+report() {  # copy each finished run's record here, evaluate it once, table the seeds
+  local name
+  for run in runs/vgg11-*-s[0-9]*/; do
+    run=${run%/} name=${run#runs/vgg11-}
+    [[ -f $run/generator.pt ]] || { echo "skipping $run: not finished"; continue; }
+    mkdir -p "reference/vgg11/$name"
+    if ! cmp -s "$run/generator.pt" "reference/vgg11/$name/generator.pt"; then
+      rm -f "reference/vgg11/$name/$EVALUATION"   # a new generator: evaluate it again
+      cp "$run"/{config.json,metrics.csv,learning_curve.png,generator.pt} "reference/vgg11/$name/"
+    fi
+  done
+  for run in reference/vgg11/*-s[0-9]*/; do
+    [[ -f $run/$EVALUATION ]] || "$NF" evaluate --base "$BASE" --generator-run "${run%/}" --ber 0.05 \
+      --chips 10 "${DATA[@]}" --no-progress
+  done
+  "$NF" compare reference/vgg11/*-s[0-9]*/ --over-seeds --csv reference/vgg11/generators.csv
+}
+
+sweep() {  # the base model alone and behind every reported run, into a new folder
+  local runs=()
+  for run in reference/vgg11/*-s[0-9]*/; do runs+=(--generator-run "${run%/}"); done
+  "$NF" sweep --base "$BASE" "${runs[@]}" --chips 10 --samples 1000 "${DATA[@]}" --no-progress \
+    --voltages 0.70,0.74,0.76,0.77,0.7823,0.79,0.80,0.81,0.82,0.83,0.84,0.85,0.86,0.88,0.90,0.95,1.00 \
+    -o "${1:?give the new sweep folder}"
+}
+
+case "${1:-}" in
+  train) shift; for name in "$@"; do train "$name"; done ;;
+  report) report ;;
+  sweep) sweep "${2:-}" ;;
+  *) sed -n '2,9p' "$0"; exit 2 ;;
+esac
