@@ -121,8 +121,7 @@ class WeightWriter:
                 by_dtype.setdefault(tensor.array.dtype, []).append(i)
         self._batches = [_Batch(positions, [tensors[i] for i in positions])
                          for positions in by_dtype.values()]
-        self._single = [t for t in tensors if not t.batched]
-        self._single_positions = [i for i, t in enumerate(tensors) if not t.batched]
+        self._single = [(i, t) for i, t in enumerate(tensors) if not t.batched]   # (position, tensor)
 
     @torch.no_grad()
     def put(self, bounds: np.ndarray, index: np.ndarray, values: np.ndarray,
@@ -132,7 +131,7 @@ class WeightWriter:
         tensors that :meth:`restore` rewrites in full."""
         for batch in self._batches:
             batch.put(bounds, index, values, skip_rewritten)
-        for t, tensor in zip(self._single_positions, self._single):
+        for t, tensor in self._single:
             lo, hi = bounds[t], bounds[t + 1]
             if lo < hi and not (skip_rewritten and tensor.original is not None):
                 tensor.put(index[lo:hi], values[lo:hi])
@@ -142,7 +141,7 @@ class WeightWriter:
         """Write the quantized values of the tensors that are not on their grid already."""
         for batch in self._batches:
             batch.write_quantized()
-        for tensor in self._single:
+        for _, tensor in self._single:
             if tensor.original is not None:
                 tensor.write_quantized()
 
@@ -152,7 +151,7 @@ class WeightWriter:
         take every tensor's state as the one to compare with (:meth:`changed`)."""
         for batch in self._batches:
             batch.restore()
-        for tensor in self._single:
+        for _, tensor in self._single:
             if tensor.original is not None:
                 tensor.restore()
         for tensor in self.tensors:
