@@ -476,16 +476,19 @@ def compare_command(paths: tuple[str, ...], over_seeds: bool, csv_path: str | No
     table = comparison_table(results)
     if over_seeds:
         table = seed_summary(table)
+
+        def cells(column: str, digits: str = ".2f") -> list[str]:
+            return [_cell(v, digits) for v in table[column]]
+
+        def spread(column: str, digits: str = ".2f") -> list[str]:
+            return [f"{m} ± {sd}" for m, sd in zip(cells(column, digits), cells(f"{column}_sd"))]
+
         shown = pd.DataFrame({
             "generator": table["generator"], "point": table["point"], "seeds": table["seeds"],
-            "CA": table["ca"].map(lambda v: _cell(v, ".2f")),
-            "NF CA": [f"{_cell(m, '.2f')} ± {_cell(sd, '.2f')}" for m, sd in zip(table["nf_ca"], table["nf_ca_sd"])],
-            "CA drop": table["ca_drop"].map(lambda v: _cell(v, ".2f")),
-            "PA": table["pa_mean"].map(lambda v: _cell(v, ".2f")),
-            "NF PA": [f"{_cell(m, '.2f')} ± {_cell(sd, '.2f')}"
-                      for m, sd in zip(table["nf_pa_mean"], table["nf_pa_mean_sd"])],
-            "RP (min-max)": [f"{_cell(m, '+.2f')} ± {_cell(sd, '.2f')} ({_cell(lo, '+.2f')} to {_cell(hi, '+.2f')})"
-                             for m, sd, lo, hi in zip(table["rp"], table["rp_sd"], table["rp_min"], table["rp_max"])],
+            "CA": cells("ca"), "NF CA": spread("nf_ca"), "CA drop": cells("ca_drop"),
+            "PA": cells("pa_mean"), "NF PA": spread("nf_pa_mean"),
+            "RP (min-max)": [f"{rp} ({lo} to {hi})" for rp, lo, hi in
+                             zip(spread("rp", "+.2f"), cells("rp_min", "+.2f"), cells("rp_max", "+.2f"))],
             "runs": table["runs"]})
     else:
         shown = table.drop(columns=["fault_model", "samples", "seed", "recipe"]).rename(

@@ -78,17 +78,19 @@ class _Batch:
         self.flats = List([t.array.reshape(-1) for t in tensors])
         self.qs = List([t.q.numpy().reshape(-1) for t in tensors])
         self.scales = np.array([float(t.array_scale) for t in tensors])
-        self.rewritten = np.array([t.original is not None for t in tensors], dtype=bool)
+        rewritten = np.array([t.original is not None for t in tensors], dtype=bool)
+        self.rewritten, self.on_grid = np.flatnonzero(rewritten), np.flatnonzero(~rewritten)  # members
+        self.everyone = np.arange(len(tensors))
         # an empty slice stands for the originals of tensors on the grid (never read)
         self.originals = List([t.original.numpy().reshape(-1) if t.original is not None else flat[:0]
                                for t, flat in zip(tensors, self.flats)])
-        members = np.flatnonzero(self.rewritten)
-        sizes = np.array([t.q.numel() for t in tensors], dtype=np.int64)
-        self.rewrite_chunks = _kernels.chunk_table(members, np.zeros_like(members), sizes[members], CHUNK)
+        sizes = np.array([t.q.numel() for t in tensors], dtype=np.int64)[self.rewritten]
+        self.rewrite_chunks = _kernels.chunk_table(self.rewritten, np.zeros_like(sizes), sizes, CHUNK)
 
     def put(self, bounds: np.ndarray, index: np.ndarray, values: np.ndarray, skip_rewritten: bool) -> None:
-        members = np.flatnonzero(~self.rewritten) if skip_rewritten else np.arange(len(self.params))
-        starts, stops = bounds[self.positions[members]], bounds[self.positions[members] + 1]
+        members = self.on_grid if skip_rewritten else self.everyone
+        positions = self.positions[members]
+        starts, stops = bounds[positions], bounds[positions + 1]
         chunks = _kernels.chunk_table(members, starts, stops, CHUNK)
         if chunks.size:
             _kernels.scatter_scaled(self.flats, self.scales, index, values, chunks)
@@ -97,12 +99,12 @@ class _Batch:
     def write_quantized(self) -> None:
         if self.rewrite_chunks.size:
             _kernels.write_scaled(self.flats, self.qs, self.scales, self.rewrite_chunks)
-            self._bump(np.flatnonzero(self.rewritten))
+            self._bump(self.rewritten)
 
     def restore(self) -> None:
         if self.rewrite_chunks.size:
             _kernels.copy_chunks(self.flats, self.originals, self.rewrite_chunks)
-            self._bump(np.flatnonzero(self.rewritten))
+            self._bump(self.rewritten)
 
     def _bump(self, members: np.ndarray) -> None:
         """Tell autograd that these parameters changed (a graph that saved them then refuses)."""

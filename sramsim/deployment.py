@@ -395,6 +395,7 @@ class Deployment:
             raise RuntimeError(f"{changed} changed (values, device or dtype) since the "
                                "Deployment was made: make a new Deployment of the model")
 
+
 def _empty_buffers() -> tuple[np.ndarray, ...]:
     """Output and scratch buffers for :func:`sramsim._kernels.perturb_chip`, grown by it."""
     return tuple(np.empty(0, dtype) for dtype in (np.int64, np.int8, np.int8) * 2)
