@@ -22,23 +22,45 @@ Draw ``k = 0, 1, ...``:
 3. its stuck value: the lowest bit of that same accepted output.
 
 A map at a lower rate is therefore a prefix of each array's stream: maps are nested by construction.
-Positions and stuck values are integer arithmetic; the hazards use IEEE double arithmetic and the
-C library's ``log``, so a C library whose ``log`` rounds differently could at most move a cell whose
-hazard lies within an ulp of a threshold (tested: another process gives the same map). For an array
-size that is not a power of two the position draw has a relative bias below ``n / 2**32``.
+Positions and stuck values are integer arithmetic. The hazards are IEEE double arithmetic, the
+logarithm included (:func:`_log_uniform`: basic operations and a table of logarithms computed with
+:mod:`decimal`, not the C library's ``log``), and so are the thresholds
+(:func:`sramsim.faults.max_hazard`): a map is the same bits on every machine. For an
+array size that is not a power of two the position draw has a relative bias below ``n / 2**32``.
 """
 from __future__ import annotations
+
+import decimal
 
 import numba
 import numpy as np
 from numba import get_thread_id, njit, prange
-from numba.cpython.unsafe.numbers import trailing_zeros
+from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _ONE = np.uint64(1)
-_TWO_POW_MINUS_53 = 2.0**-53
+
+
+def _decimal_log(x: float) -> decimal.Decimal:
+    """The natural logarithm of ``x`` to 40 digits (pure software: the same on every machine)."""
+    with decimal.localcontext() as context:
+        context.prec = 40
+        return decimal.Decimal(x).ln()
+
+
+# The logarithm of a uniform draw x 2**-53 (see :func:`_log_uniform`): with 2**p <= x < 2**(p+1) and
+# f = x 2**-p in [1, 2), log(x 2**-53) = (p - 53) log 2 + log c + log(f / c), where c is the centre
+# of the one of 2**_LOG_BITS equal intervals of [1, 2) that holds f, and log(f / c) = 2 atanh(s)
+# with s = (f - c) / (f + c), |s| < 2**-9, summed to the s**5 term (the rest is below 4e-20).
+# log 2 is split in two so that (p - 53) times the first part is exact.
+_LOG_BITS = 7
+_CENTRES = 1.0 + (np.arange(2**_LOG_BITS) + 0.5) / 2**_LOG_BITS
+_LOG_CENTRES = np.array([float(_decimal_log(c)) for c in _CENTRES])
+_POW2_NEG = 2.0 ** -np.arange(64.0)
+_LN2_HI = np.floor(float(_decimal_log(2)) * 2.0**32) * 2.0**-32
+_LN2_LO = float(_decimal_log(2) - decimal.Decimal(_LN2_HI))
 
 
 @njit(cache=True)
@@ -47,6 +69,21 @@ def mix64(z: np.uint64) -> np.uint64:
     z = (z ^ (z >> np.uint64(30))) * _MIX1
     z = (z ^ (z >> np.uint64(27))) * _MIX2
     return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True)
+def _log_uniform(x: np.uint64) -> float:
+    """``log(x * 2**-53)`` for an integer ``1 <= x <= 2**53``, within ``2**-52 * max(1, |log|)`` of
+    the exact value (tested): IEEE operations only, no ``log`` call."""
+    p = 63 - np.int64(leading_zeros(x))
+    f = np.float64(np.int64(x)) * _POW2_NEG[p]
+    # the _LOG_BITS bits after the leading one (a shift by 64 would be undefined: x = 1 has none)
+    i = np.int64((x << np.uint64(64 - p)) >> np.uint64(64 - _LOG_BITS)) if p > 0 else 0
+    c = _CENTRES[i]
+    s = (f - c) / (f + c)
+    z = s * s
+    k = np.float64(p - 53)
+    return k * _LN2_HI + (k * _LN2_LO + _LOG_CENTRES[i] + (2.0 * s + s * z * (2.0 / 3.0 + z * 0.4)))
 
 
 @njit(cache=True)
@@ -66,8 +103,7 @@ def _array_faults(seed, array, n, max_hazard, taken, cells, stuck, hazard):
     k = 0
     while k < n:
         state += _GAMMA
-        v = (np.float64(mix64(state) >> np.uint64(11)) + 1.0) * _TWO_POW_MINUS_53
-        h -= np.log(v) / (n - k)
+        h -= _log_uniform((mix64(state) >> np.uint64(11)) + _ONE) / (n - k)
         if h >= max_hazard:
             break
         while True:

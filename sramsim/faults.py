@@ -24,7 +24,7 @@ Fault models (what a faulty cell does to the bit stored in it; :data:`FAULT_MODE
 """
 from __future__ import annotations
 
-import math
+import decimal
 import os
 from dataclasses import dataclass, field
 
@@ -62,8 +62,11 @@ def check_seed(seed: int) -> int:
 
 
 def max_hazard(ber: float) -> float:
-    """Hazard threshold of rate ``ber``: a cell is faulty iff its hazard ``-log(1-u)`` is below."""
-    return -math.log1p(-ber)
+    """Hazard threshold of rate ``ber``: a cell is faulty iff its hazard ``-log(1-u)`` is below.
+    Computed in decimal, so the same bits on every machine (like the hazards themselves)."""
+    with decimal.localcontext() as context:
+        context.prec = 40
+        return -float((1 - decimal.Decimal(float(ber))).ln())
 
 
 @dataclass(frozen=True, eq=False)

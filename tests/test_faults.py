@@ -1,4 +1,5 @@
 """Chips and fault maps: statistics, nesting, reproducibility, regions, and the faultmap command."""
+import decimal
 import hashlib
 import math
 import subprocess
@@ -7,9 +8,11 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from numba import njit
 from scipy import stats
 
 import characterization
+from sramsim import _kernels
 from sramsim.array import ArrayGeometry
 from sramsim.cli import main
 from sramsim.faults import FAULT_MODELS, Chip, FaultMap, check_fault_model
@@ -57,6 +60,33 @@ def test_kernel_follows_the_documented_algorithm(geometry):
     expected.sort()
     assert len(expected) > 20
     assert list(zip(fault_map.cells.tolist(), fault_map.stuck.tolist())) == expected
+
+
+def test_the_kernels_log_is_within_an_ulp_of_the_exact_log():
+    """Hazards come from the kernels' own logarithm (no C library): check it against decimal at
+    the edges of its table and exponent range and at random draws."""
+    rng = np.random.default_rng(3)
+    edges = [2**p + d for p in range(54) for d in (-1, 0, 1) if 1 <= 2**p + d <= 2**53]
+    draws = np.concatenate([np.array(edges + [127, 129, 255, 383], dtype=np.uint64),
+                            rng.integers(1, 2**53 + 1, 3000, dtype=np.uint64),
+                            rng.integers(1, 2**16, 500, dtype=np.uint64),
+                            np.uint64(2**53) - rng.integers(0, 2**16, 500, dtype=np.uint64)])
+    got = _log_uniforms(draws)
+    with decimal.localcontext() as context:
+        context.prec = 50
+        exact = [decimal.Decimal(int(x)).ln() - 53 * decimal.Decimal(2).ln() for x in draws]
+        error = np.array([float(abs(decimal.Decimal(float(g)) - e)) for g, e in zip(got, exact)])
+    bound = 2.0**-52 * np.maximum(1.0, np.abs([float(e) for e in exact]))
+    assert np.all(error <= bound), draws[np.argmax(error / bound)]
+    assert got[draws == 2**53][0] == 0.0
+
+
+@njit
+def _log_uniforms(draws):
+    out = np.empty(draws.size)
+    for i in range(draws.size):
+        out[i] = _kernels._log_uniform(draws[i])
+    return out
 
 
 @pytest.mark.parametrize("ber", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 5e-2])

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The EOPM runs of reference/vgg11 and what is reported from them, resumable at every step.
 #
-#   bash reference/vgg11/generators.sh train NAME...   # train (or resume) runs/vgg11-NAME
-#   bash reference/vgg11/generators.sh report          # copy here, evaluate on the test set, seed table
-#   bash reference/vgg11/generators.sh sweep DIR       # sweep the base model and every reported run
+#   bash reference/vgg11/generators.sh train NAME...          # train (or resume) runs/vgg11-NAME
+#   bash reference/vgg11/generators.sh finetune NAME [EPOCHS] # runs/vgg11-NAME-cosine: NAME's kept
+#                                                             # generator, lr 1e-3 cosine-decayed to 0
+#   bash reference/vgg11/generators.sh report                 # copy here, test-set evaluation, seed table
+#   bash reference/vgg11/generators.sh sweep DIR              # sweep the base model and every reported run
 #
 # NAME is GENERATOR-sSEED in lower case (unets-s0, unets-s1, convs-s0, convs-s1, unetl-s0). Two
 # lanes side by side on 2 cores, one torch thread each:
@@ -34,12 +36,12 @@ generator_of() {  # unets-s1 -> UNetS, convs-s0 -> ConvS, unetl-s0 -> UNetL, dec
   esac
 }
 
-train() {
-  local name=$1 seed=${1##*-s}
+train() {  # NAME [more train options]
+  local name=$1 seed=${1##*-s}; shift
   "$NF" train --base "$BASE" --generator "$(generator_of "$name")" --ber 0.05 --n-chips 5 \
     --batch-size 32 --lambda 5 --lr 0.001 --max-steps-per-epoch 469 --epochs "$EPOCHS" \
-    --checkpoint-every 100 --val-images 1000 --val-chips 3 --seed "$seed" "${DATA[@]}" \
-    --no-progress -o "runs/vgg11-$name"
+    --checkpoint-every 100 --val-images 1000 --val-chips 3 --seed "${seed%%-*}" "${DATA[@]}" \
+    --no-progress "$@" -o "runs/vgg11-$name"
 }
 
 report() {  # copy each finished run's record here, evaluate it once, table the seeds
@@ -70,7 +72,9 @@ sweep() {  # the base model alone and behind every reported run, into a new fold
 
 case "${1:-}" in
   train) shift; for name in "$@"; do train "$name"; done ;;
+  finetune) EPOCHS=${3:-4} train "${2:?give a finished run}-cosine" --init-generator "runs/vgg11-$2" \
+    --lr-schedule cosine ;;
   report) report ;;
   sweep) sweep "${2:-}" ;;
-  *) sed -n '2,9p' "$0"; exit 2 ;;
+  *) sed -n '2,10p' "$0"; exit 2 ;;
 esac
