@@ -100,18 +100,22 @@ def chip_accuracies(deployment: Deployment, point: OperatingPoint, chips: Sequen
     return np.array(rows).reshape(len(chips), len(input_sets))
 
 
-def latency_ms(forward: Callable[[Tensor], Tensor], x: Tensor, repeats: int) -> float:
-    """Median wall time of ``forward(x)`` in milliseconds over ``repeats`` runs (after a warm-up)."""
-    times = []
+def latencies_ms(forwards: Mapping[str, Callable[[Tensor], Tensor]], x: Tensor,
+                 repeats: int) -> dict[str, float]:
+    """Median wall time of each ``forwards[name](x)`` in milliseconds over ``repeats`` runs (after
+    three warm-up rounds). The forwards take turns, so a machine shared with other work slows them
+    alike and their ratio holds."""
+    times: dict[str, list[float]] = {name: [] for name in forwards}
     sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
     with torch.inference_mode():
         for i in range(repeats + 3):
-            start = time.perf_counter()
-            forward(x)
-            sync()
-            if i >= 3:
-                times.append(time.perf_counter() - start)
-    return 1000.0 * float(np.median(times))
+            for name, forward in forwards.items():
+                start = time.perf_counter()
+                forward(x)
+                sync()
+                if i >= 3:
+                    times[name].append(time.perf_counter() - start)
+    return {name: 1000.0 * float(np.median(t)) for name, t in times.items()}
 
 
 def generator_parameters(generator: nn.Module) -> int:
@@ -151,19 +155,21 @@ def evaluate(base: nn.Module, dataset: Dataset, *, point: OperatingPoint,
     batches = load_batches(dataset, batch_size, module_device(base), preferred_memory_format(base))
     input_sets = [batches] if generator is None else [batches, transform(generator, batches)]
     sample = batches[0][0][:1]
-    with eval_mode(base), deployment.quantized() as model:  # each chip then writes only its faults
+    forwards = {"base": base}
+    if generator is not None:
+        forwards["with_nf"] = lambda x: base(generator(x))
+    models = [base] if generator is None else [base, generator]
+    with eval_mode(*models), deployment.quantized():  # each chip then writes only its faults
         ca = clean_accuracies(deployment, input_sets)
         pa = chip_accuracies(deployment, point, chip_seeds, input_sets, progress=progress)
-        base_latency = latency_ms(model, sample, latency_repeats)
-        if generator is not None:
-            with eval_mode(generator):
-                nf_latency = latency_ms(lambda x: model(generator(x)), sample, latency_repeats)
+        latency = latencies_ms(forwards, sample, latency_repeats)
 
     result = {
         "operating_point": point.as_dict(), "bits": bits, "fault_model": fault_model, "layout": layout,
         "chips": chip_seeds, "samples": sum(len(y) for _, y in batches),
         "generator": None, "without_nf": accuracy_summary(ca[0], pa[:, 0]), "with_nf": None,
-        "rp": None, "efficiency_ratio": None, "latency_ms": {"base": base_latency, "with_nf": None},
+        "rp": None, "efficiency_ratio": None,
+        "latency_ms": {"base": latency["base"], "with_nf": latency.get("with_nf")},
     }
     if generator is not None:
         n_params = generator_parameters(generator)
@@ -173,7 +179,6 @@ def evaluate(base: nn.Module, dataset: Dataset, *, point: OperatingPoint,
             generator={"name": generator_name or type(generator).__name__, "parameters": n_params},
             with_nf=with_nf, rp=rp, efficiency_ratio=rp / (n_params / 1e6) if n_params else None,
         )
-        result["latency_ms"]["with_nf"] = nf_latency
     return result
 
 

@@ -16,7 +16,7 @@ from neuralfuse.checkpoint import load_base_model, load_generator, model_fingerp
 from neuralfuse.chips import validation_chips
 from neuralfuse.cli import main
 from neuralfuse.data import base_validation_set, holdout_split, load_dataset
-from neuralfuse.evaluation import accuracy, evaluate, format_table, load_batches
+from neuralfuse.evaluation import accuracy, evaluate, format_table, latencies_ms, load_batches
 from neuralfuse.generators import create_generator
 from neuralfuse.models import create_model
 from sramsim import OperatingPoint, deploy
@@ -78,6 +78,14 @@ def test_reduced_precision_and_a_fault_free_point(setup):
     four_bit = reference_accuracy(base, data, ber=0.0, chip=0, bits=4)
     assert result["bits"] == 4 and result["without_nf"]["ca"] == pytest.approx(four_bit)
     assert result["without_nf"]["pa_per_chip"] == [four_bit] * 3  # no faults: PA = CA on every chip
+
+
+def test_latencies_take_turns_so_a_busy_machine_slows_both_alike():
+    calls = []
+    forwards = {"base": lambda x: calls.append("base"), "with_nf": lambda x: calls.append("with_nf")}
+    latency = latencies_ms(forwards, torch.zeros(1), repeats=4)
+    assert calls == ["base", "with_nf"] * 7   # 3 warm-up rounds, then 4 timed
+    assert set(latency) == {"base", "with_nf"} and all(t >= 0 for t in latency.values())
 
 
 def test_operating_point_from_a_voltage_uses_the_characterization():
