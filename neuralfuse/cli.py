@@ -545,7 +545,8 @@ def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tup
     Writes OUTPUT/sweep.csv (one row per configuration and voltage: BER, CA, PA mean ± std over
     chips, weight-memory accesses, energy relative to Vmin, energy saving by Eq. 6), chips.csv,
     sweep.json (arguments, seeds, versions) and the plots pareto, accuracy and curves (PNG, SVG).
-    Finished points are kept: rerunning an interrupted command computes only what is missing.
+    Finished points are kept: rerunning an interrupted command computes only what is missing,
+    and rerunning it with more --generator-run options measures only the new generators.
 
     With --ray, each chip (all its voltages, every configuration) is one Ray task writing the same
     point files; a sweep started locally can finish on Ray and the reverse. --device is where

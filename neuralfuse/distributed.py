@@ -80,8 +80,8 @@ def ray_runner(address: str | None = None, *, cpus_per_task: float = 1.0, gpus_p
                max_retries: int = MAX_RETRIES) -> Callable:
     """A sweep runner (see :data:`neuralfuse.tradeoff.Runner`) that runs each chip as a Ray task.
 
-    Connects on first use. ``progress`` shows a bar counting finished points (point files when
-    the sweep has a folder, else finished tasks' points).
+    Connects on first use. ``progress`` shows a bar counting finished points (complete point
+    files when the sweep has a folder, else finished tasks' points).
     """
     check_resources(cpus_per_task, gpus_per_task)
 
@@ -90,13 +90,12 @@ def ray_runner(address: str | None = None, *, cpus_per_task: float = 1.0, gpus_p
         shared = import_ray().put(work.to("cpu"))  # one copy in the object store for all tasks
         refs = _submit(_sweep_chip, [(shared, task) for task in tasks], cpus_per_task, gpus_per_task,
                        max_retries)
-        files = ([work.point_path(p.voltage, t.chip) for t in tasks for p in t.points]
-                 if work.points_dir is not None else None)
+        points = [(p.voltage, t.chip) for t in tasks for p in t.points]
 
         def finished(results: dict) -> int:
-            if files is None:
+            if work.points_dir is None:
                 return sum(len(measured) for measured in results.values())
-            return sum(f.is_file() for f in files)
+            return sum(not work.missing(work.saved(*point)) for point in points)
 
         with tqdm(total=sum(len(t.points) for t in tasks), desc="sweep (ray)", unit="point",
                   disable=not progress, dynamic_ncols=True) as bar:

@@ -23,7 +23,9 @@ each chip's accuracy falls, in expectation, as the voltage falls.
 With ``out_dir`` the sweep is resumable. The folder holds
 
 - ``sweep.json``: what was asked (voltages, chips, technology, fault model, fingerprints of the
-  models and the data) plus versions and the command; rerunning with other arguments is an error;
+  models and the data) plus versions and the command; rerunning with other arguments is an error,
+  except that a rerun may add generators: it measures only them, at the points already there (it
+  must name every generator the folder holds, each the same model as before);
 - ``points/``: one small JSON per finished (voltage, chip), written atomically as it completes;
 - ``sweep.csv`` (and ``sweep.parquet`` when pyarrow is installed), ``chips.csv`` (one row per
   configuration, voltage and chip): assembled from the points at the end.
@@ -121,6 +123,15 @@ class SweepWork:
         """The point file of (voltage, chip) in ``points_dir``."""
         return self.points_dir / f"{_point_key(voltage, chip)}.json"
 
+    def saved(self, voltage: float, chip: int) -> dict[str, float]:
+        """What the point file of (voltage, chip) holds (nothing when there is none)."""
+        path = None if self.points_dir is None else self.point_path(voltage, chip)
+        return json.loads(path.read_text()) if path is not None and path.is_file() else {}
+
+    def missing(self, values: Mapping[str, float]) -> list[str]:
+        """The configurations of this work that ``values`` (one point's) lacks."""
+        return [name for name in self.names if name not in values]
+
     def to(self, device: torch.device | str) -> SweepWork:
         """This work with the base model and the inputs on ``device`` (itself if they are there;
         else a copy of the model: this one stays where it is)."""
@@ -145,19 +156,19 @@ def measure_chip(work: SweepWork, task: ChipTask, deployment: Deployment,
 
     ``deployment`` is ``work.deployment()``, ideally entered in ``quantized()`` (then each point
     writes only its faulty weights). Each finished point is written atomically to
-    ``work.points_dir`` (when set) and reported to ``on_point(voltage, chip)``; a point already
-    there (saved by an earlier, interrupted run of the same task) is read, not measured again.
+    ``work.points_dir`` (when set) and reported to ``on_point(voltage, chip)``. What a point file
+    already holds (an earlier, interrupted run of the same task, or a sweep that is being extended
+    with more generators) is read, not measured again: only the configurations it lacks are.
     """
-    inputs = list(work.input_sets.values())
     measured = {}
     for point in task.points:
-        path = None if work.points_dir is None else work.point_path(point.voltage, task.chip)
-        if path is not None and path.is_file():
-            values = json.loads(path.read_text())
-        else:
-            values = dict(zip(work.names, chip_accuracies(deployment, point, [task.chip], inputs)[0].tolist()))
-            if path is not None:
-                write_json(path, values)
+        values = work.saved(point.voltage, task.chip)
+        missing = work.missing(values)
+        if missing:
+            inputs = [work.input_sets[name] for name in missing]
+            values.update(zip(missing, chip_accuracies(deployment, point, [task.chip], inputs)[0].tolist()))
+            if work.points_dir is not None:
+                write_json(work.point_path(point.voltage, task.chip), values)
         measured[point.voltage, task.chip] = values
         if on_point is not None:
             on_point(point.voltage, task.chip)
@@ -256,23 +267,23 @@ def sweep(base: nn.Module, dataset: Dataset, voltages: Sequence[float], *,
     }, provenance)
     store = _PointStore(out_dir, record) if out_dir is not None else None
 
-    names, inputs = list(input_sets), list(input_sets.values())
     input_shape = tuple(batches[0][0].shape[1:])
     energy = _energy(base, generators, input_shape, voltages, model)
     work = SweepWork(base, input_sets, bits, tech, fault_model, store.points if store else None, layout)
-    clean = store.load("clean") if store else None
-    if clean is None:
-        clean = dict(zip(names, clean_accuracies(work.deployment(), inputs).tolist()))
+    clean = (store.load("clean") if store else None) or {}
+    missing = work.missing(clean)
+    if missing:
+        clean.update(zip(missing, clean_accuracies(work.deployment(),
+                                                   [input_sets[n] for n in missing]).tolist()))
         if store:
             store.save("clean", clean)
-    measured = {(v, chip): store.load(_point_key(v, chip)) if store else None
-                for v in voltages for chip in seeds}
+    measured = {(v, chip): work.saved(v, chip) for v in voltages for chip in seeds}
     tasks = [ChipTask(chip, tuple(OperatingPoint(ber=bers[v], voltage=v, tech=tech) for v in voltages
-                                  if measured[v, chip] is None)) for chip in seeds]
+                                  if work.missing(measured[v, chip]))) for chip in seeds]
     measured.update((runner or run_chips)(work, [t for t in tasks if t.points], progress))
 
     per_chip = pd.DataFrame([(name, v, chip, measured[v, chip][name])
-                             for name in names for v in voltages for chip in seeds],
+                             for name in work.names for v in voltages for chip in seeds],
                             columns=["config", "voltage", "chip", "pa"])
     table = _summarize(per_chip, clean, bers, energy,
                        {BASE: "", **{n: record["generators"][n]["architecture"] for n in generators}})
@@ -337,6 +348,10 @@ class _PointStore:
     """The files of a sweep folder (see the module docstring)."""
 
     def __init__(self, path: str | Path, record: dict[str, Any]) -> None:
+        earlier = Path(path) / "sweep.json"
+        if earlier.is_file():
+            _check_generators_added(path, json.loads(earlier.read_text()).get("generators", {}),
+                                    record["generators"])
         self.path = start_run(path, "sweep.json", record, _identity, what="sweep folder", error=SweepError)
         self.points = self.path / "points"
         self.points.mkdir(exist_ok=True)
@@ -363,11 +378,26 @@ class _PointStore:
 
 
 def _identity(record: dict[str, Any]) -> dict[str, Any]:
-    """What must match to resume a sweep: all but the provenance (paths), command and versions;
-    the fingerprints stand for the models and the data. A sweep recorded before layouts existed
-    ran under ``"arrays"``."""
+    """What must match to resume a sweep: all but the provenance (paths), command, versions and
+    generators (which may grow: :func:`_check_generators_added`); the fingerprints stand for the
+    models and the data. A sweep recorded before layouts existed ran under ``"arrays"``."""
     return {k: v for k, v in {"layout": DEFAULT_LAYOUT, **record}.items()
-            if k not in ("provenance", *SESSION_KEYS)}
+            if k not in ("provenance", "generators", *SESSION_KEYS)}
+
+
+def _check_generators_added(path: str | Path, earlier: Mapping[str, Any], now: Mapping[str, Any]) -> None:
+    """A rerun of the sweep in ``path`` may add generators to ``earlier`` (name -> architecture
+    and fingerprint), not leave one out or change one."""
+    left_out = sorted(set(earlier) - set(now))
+    changed = sorted(name for name in set(earlier) & set(now) if earlier[name] != now[name])
+    problems = []
+    if left_out:
+        problems.append(f"it holds {', '.join(left_out)}: give them again")
+    if changed:
+        problems.append(f"{', '.join(changed)} is another model now: give it another name")
+    if problems:
+        raise SweepError(f"{str(path)!r} holds a sweep that this one can extend only with more "
+                         f"generators ({'; '.join(problems)})")
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:

@@ -161,6 +161,30 @@ def test_interrupted_sweep_resumes_to_the_same_table(setup, swept, tmp_path, mon
     assert (tmp_path / "resumed" / "sweep.csv").read_text() == (whole_dir / "sweep.csv").read_text()
 
 
+def test_a_sweep_extended_with_a_generator_measures_only_it(setup, swept, tmp_path, monkeypatch):
+    run(setup, tmp_path / "sweep", generators={})   # the base model alone first
+    measured_sets = []
+    measure = tradeoff.chip_accuracies
+
+    def counted(deployment, point, chips, input_sets, **kwargs):
+        measured_sets.append(len(input_sets))
+        return measure(deployment, point, chips, input_sets, **kwargs)
+
+    monkeypatch.setattr(tradeoff, "chip_accuracies", counted)
+    extended = run(setup, tmp_path / "sweep")          # now with "shift"
+    assert measured_sets == [1] * (len(VOLTAGES) * 4)  # each point measured once, for "shift" only
+    pd.testing.assert_frame_equal(extended, swept[0])  # as if both had been swept together
+    assert json.loads((tmp_path / "sweep" / "sweep.json").read_text())["generators"].keys() == {"shift"}
+
+    with pytest.raises(SweepError, match="holds shift: give them again"):
+        run(setup, tmp_path / "sweep", generators={})
+    other = Shift().eval()
+    with torch.no_grad():
+        other.net.weight.mul_(2)
+    with pytest.raises(SweepError, match="shift is another model now"):
+        run(setup, tmp_path / "sweep", generators={"shift": other})
+
+
 def test_sweep_folder_with_other_arguments_is_refused(setup, swept, tmp_path):
     with pytest.raises(SweepError, match="chips"):
         run(setup, swept[1], chips=3)

@@ -5,7 +5,7 @@
 #   bash reference/vgg11/generators.sh finetune NAME [EPOCHS] # runs/vgg11-NAME-cosine: NAME's kept
 #                                                             # generator, lr 1e-3 cosine-decayed to 0
 #   bash reference/vgg11/generators.sh report                 # copy here, test-set evaluation, seed table
-#   bash reference/vgg11/generators.sh sweep DIR              # sweep the base model and every reported run
+#   bash reference/vgg11/generators.sh sweep [DIR]            # sweep the base model and every reported run
 #
 # NAME is GENERATOR-sSEED in lower case (unets-s0, unets-s1, convs-s0, convs-s1, unetl-s0). Two
 # lanes side by side on 2 cores, one torch thread each:
@@ -62,12 +62,12 @@ report() {  # copy each finished run's record here, evaluate it once, table the 
   "$NF" compare reference/vgg11/*-s[0-9]*/ --over-seeds --csv reference/vgg11/generators.csv
 }
 
-sweep() {  # the base model alone and behind every reported run, into a new folder
+sweep() {  # the base model alone and behind every reported run (measuring only what the folder lacks)
   local runs=()
   for run in reference/vgg11/*-s[0-9]*/; do runs+=(--generator-run "${run%/}"); done
   "$NF" sweep --base "$BASE" "${runs[@]}" --chips 10 --samples 1000 "${DATA[@]}" --no-progress \
     --voltages 0.70,0.74,0.76,0.77,0.7823,0.79,0.80,0.81,0.82,0.83,0.84,0.85,0.86,0.88,0.90,0.95,1.00 \
-    -o "${1:?give the new sweep folder}"
+    -o "${1:-reference/vgg11/sweep}"
 }
 
 case "${1:-}" in
