@@ -269,7 +269,8 @@ def load_evaluations(paths: Sequence[str | os.PathLike[str]]) -> dict[str, dict]
 
 def read_evaluation(path: str | os.PathLike[str]) -> dict:
     """An :func:`evaluate` result saved as JSON at ``path``; one saved in a training run directory
-    (as ``evaluation-*.json``) gets the run's training settings under ``"training"``. A file that
+    (as ``evaluation-*.json``) gets the run's training settings under ``"training"`` (with
+    ``fine_tune: True`` for a run that started from another's generator). A file that
     is not an evaluation result raises a ValueError naming it."""
     path = Path(path)
     try:
@@ -278,9 +279,11 @@ def read_evaluation(path: str | os.PathLike[str]) -> dict:
             raise ValueError("it has no 'without_nf' entry")
     except ValueError as err:
         raise ValueError(f"{str(path)!r} is not an evaluation result of `neuralfuse evaluate` ({err})") from err
-    record = path.parent / RUN_RECORD
-    if path.name.startswith(RESULT_PREFIX) and record.is_file():
-        result["training"] = json.loads(record.read_text())["config"]
+    record_path = path.parent / RUN_RECORD
+    if path.name.startswith(RESULT_PREFIX) and record_path.is_file():
+        record = json.loads(record_path.read_text())
+        # a fine-tune (--init-generator) is another recipe than the same settings from scratch
+        result["training"] = {**record["config"], **({"fine_tune": True} if record.get("init_fingerprint") else {})}
     return result
 
 

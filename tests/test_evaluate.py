@@ -242,28 +242,32 @@ def test_cli_compare_over_seeds_groups_runs_that_differ_only_in_their_seed(files
         assert result.exit_code == 0, result.output
     name = "evaluation-ber0.02-8bit-stuck-at.json"
 
-    def copy_run(to: str, rp: float, **settings) -> Path:
+    def copy_run(to: str, rp: float, init: str | None = None, **settings) -> Path:
         (tmp_path / to).mkdir()   # the record and this one evaluation, not the others the run holds
         record = json.loads((run / "config.json").read_text())
         record["config"].update(settings)
+        record["init_fingerprint"] = init
         (tmp_path / to / "config.json").write_text(json.dumps(record))
         evaluated = json.loads((run / name).read_text())
         (tmp_path / to / name).write_text(json.dumps({**evaluated, "rp": rp}))
         return tmp_path / to
 
     runs = [copy_run("s0", 10.0, seed=0), copy_run("s1", 14.0, seed=1, epochs=9),
-            copy_run("s2", 15.0, seed=2), copy_run("lam1", 3.0, seed=0, lam=1.0)]
+            copy_run("s2", 15.0, seed=2), copy_run("lam1", 3.0, seed=0, lam=1.0),
+            copy_run("tuned", 16.0, init="f1ab", seed=0)]   # fine-tuned from another generator
     csv = tmp_path / "seeds.csv"
     result = CliRunner().invoke(main, ["compare", *map(str, runs), str(tmp_path / "alone.json"), "--over-seeds",
                                        "--csv", str(csv)])
     assert result.exit_code == 0, result.output
     table = pd.read_csv(csv)
-    assert list(table["n_seeds"]) == [3, 1, 1] and table["seeds"][0] == "0, 1, 2"
+    assert list(table["n_seeds"]) == [3, 1, 1, 1] and table["seeds"][0] == "0, 1, 2"
     seeds = table.iloc[0]
     assert seeds["rp"] == pytest.approx(13.0) and seeds["rp_sd"] == pytest.approx(np.std([10, 14, 15], ddof=1))
     assert (seeds["rp_min"], seeds["rp_max"]) == (10.0, 15.0) and "lam=5.0" in seeds["recipe"]
     assert table.iloc[1]["rp"] == 3.0 and "lam=1.0" in table.iloc[1]["recipe"]
-    assert table.iloc[2]["runs"] == "alone" and pd.isna(table.iloc[2]["recipe"])
+    assert table.iloc[2]["rp"] == 16.0 and "fine_tune=True" in table.iloc[2]["recipe"]
+    assert "fine_tune" not in seeds["recipe"]
+    assert table.iloc[3]["runs"] == "alone" and pd.isna(table.iloc[3]["recipe"])
     assert seeds["ca_drop"] == pytest.approx(seeds["ca"] - seeds["nf_ca"])
     assert "+13.00 ± 2.65 (+10.00 to +15.00)" in result.output
 
