@@ -531,7 +531,8 @@ def compare_command(paths: tuple[str, ...], over_seeds: bool, csv_path: str | No
 @click.option("--batch-size", type=click.IntRange(1), default=500, show_default=True)
 @_layout_option(DEFAULT_LAYOUT)
 @click.option("-o", "--output", type=click.Path(file_okay=False, writable=True), required=True,
-              help="Sweep folder: new, empty, or holding this same sweep (then it resumes).")
+              help="Sweep folder: new, empty, or holding this same sweep (then it resumes, or "
+                   "measures only the generators added).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 @device_option
 @ray_options

@@ -5,7 +5,7 @@
 #   bash reference/vgg11/generators.sh finetune NAME [EPOCHS] # runs/vgg11-NAME-cosine: NAME's kept
 #                                                             # generator, lr 1e-3 cosine-decayed to 0
 #   bash reference/vgg11/generators.sh report                 # copy here, test-set evaluation, seed table
-#   bash reference/vgg11/generators.sh sweep [DIR]            # sweep the base model and every reported run
+#   bash reference/vgg11/generators.sh sweep [DIR [OPTION...]] # sweep the base model and every reported run
 #
 # NAME is GENERATOR-sSEED in lower case (unets-s0, unets-s1, convs-s0, convs-s1, unetl-s0). Two
 # lanes side by side on 2 cores, one torch thread each:
@@ -62,12 +62,14 @@ report() {  # copy each finished run's record here, evaluate it once, table the 
   "$NF" compare reference/vgg11/*-s[0-9]*/ --over-seeds --csv reference/vgg11/generators.csv
 }
 
-sweep() {  # the base model alone and behind every reported run (measuring only what the folder lacks)
-  local runs=()
+sweep() {  # [DIR [sweep options]]: the base model alone and behind every reported run, measuring
+           # only what DIR (default: reference/vgg11/sweep) lacks
+  local dir=${1:-reference/vgg11/sweep} runs=()
+  shift || true
   for run in reference/vgg11/*-s[0-9]*/; do runs+=(--generator-run "${run%/}"); done
   "$NF" sweep --base "$BASE" "${runs[@]}" --chips 10 --samples 1000 "${DATA[@]}" --no-progress \
     --voltages 0.70,0.74,0.76,0.77,0.7823,0.79,0.80,0.81,0.82,0.83,0.84,0.85,0.86,0.88,0.90,0.95,1.00 \
-    -o "${1:-reference/vgg11/sweep}"
+    -o "$dir" "$@"
 }
 
 case "${1:-}" in
@@ -75,6 +77,6 @@ case "${1:-}" in
   finetune) EPOCHS=${3:-4} train "${2:?give a finished run}-cosine" --init-generator "runs/vgg11-$2" \
     --lr-schedule cosine ;;
   report) report ;;
-  sweep) sweep "${2:-}" ;;
+  sweep) shift; sweep "$@" ;;
   *) sed -n '2,10p' "$0"; exit 2 ;;
 esac
