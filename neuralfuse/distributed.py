@@ -90,14 +90,17 @@ def ray_runner(address: str | None = None, *, cpus_per_task: float = 1.0, gpus_p
         shared = import_ray().put(work.to("cpu"))  # one copy in the object store for all tasks
         refs = _submit(_sweep_chip, [(shared, task) for task in tasks], cpus_per_task, gpus_per_task,
                        max_retries)
-        points = [(p.voltage, t.chip) for t in tasks for p in t.points]
+        unfinished = {(p.voltage, t.chip) for t in tasks for p in t.points}
+        total = len(unfinished)
 
         def finished(results: dict) -> int:
             if work.points_dir is None:
                 return sum(len(measured) for measured in results.values())
-            return sum(not work.missing(work.saved(*point)) for point in points)
+            # a point is read until its file holds every configuration, then no more
+            unfinished.difference_update([p for p in unfinished if not work.missing(work.saved(*p))])
+            return total - len(unfinished)
 
-        with tqdm(total=sum(len(t.points) for t in tasks), desc="sweep (ray)", unit="point",
+        with tqdm(total=total, desc="sweep (ray)", unit="point",
                   disable=not progress, dynamic_ncols=True) as bar:
             results = _wait(refs, bar, finished)
         return {key: values for ref in refs for key, values in results[ref].items()}

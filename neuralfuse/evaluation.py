@@ -282,8 +282,10 @@ def read_evaluation(path: str | os.PathLike[str]) -> dict:
     record_path = path.parent / RUN_RECORD
     if path.name.startswith(RESULT_PREFIX) and record_path.is_file():
         record = json.loads(record_path.read_text())
-        # a fine-tune (--init-generator) is another recipe than the same settings from scratch
-        result["training"] = {**record["config"], **({"fine_tune": True} if record.get("init_fingerprint") else {})}
+        training = dict(record["config"])
+        if record.get("init_fingerprint"):   # a fine-tune: another recipe than the same from scratch
+            training["fine_tune"] = True
+        result["training"] = training
     return result
 
 

@@ -59,8 +59,9 @@ _LOG_BITS = 7
 _CENTRES = 1.0 + (np.arange(2**_LOG_BITS) + 0.5) / 2**_LOG_BITS
 _LOG_CENTRES = np.array([float(_decimal_log(c)) for c in _CENTRES])
 _POW2_NEG = 2.0 ** -np.arange(64.0)
-_LN2_HI = np.floor(float(_decimal_log(2)) * 2.0**32) * 2.0**-32
-_LN2_LO = float(_decimal_log(2) - decimal.Decimal(_LN2_HI))
+_LN2 = _decimal_log(2)
+_LN2_HI = np.floor(float(_LN2) * 2.0**32) * 2.0**-32
+_LN2_LO = float(_LN2 - decimal.Decimal(_LN2_HI))
 
 
 @njit(cache=True)
