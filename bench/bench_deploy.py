@@ -21,7 +21,8 @@ layer: 162M weights, embeddings included), ``at()`` nested in ``quantized()``. G
 
 Each measurement is repeated with 1 and with 2 threads (torch and numba, ``--threads``), rounds
 interleave the measurements so that a machine shared with other jobs loads them alike, and each
-figure is the median over rounds (round 0 warms up and is dropped). Wall time and the process's
+figure is the median over rounds (round 0 warms up and is dropped); a share of the forward pass is
+the median over rounds of each round's own ratio, with its range, as the machine's speed drifts. Wall time and the process's
 CPU time are both printed: on a busy machine the CPU time is the steadier of the two. On a machine
 with more runnable threads than cores, OpenMP's idle threads spin (numba's default ``omp`` layer):
 run with ``OMP_WAIT_POLICY=passive`` (or ``NUMBA_THREADING_LAYER=workqueue``) there, or the
@@ -140,16 +141,21 @@ def bench_resnet(args: argparse.Namespace, ber: float) -> None:
         def med(key: str, i: int) -> float:
             return statistics.median(r[key][i] for r in rows)
 
-        fwd = med("forward", 0)
-        print(f"  {threads} thread(s): forward pass, batch {args.batch}: {fwd * 1e3:8.1f} ms wall "
+        def share(key: str) -> tuple[float, float, float]:
+            """Median, lowest and highest over rounds of the round's time over its forward pass."""
+            shares = [r[key][0] / r["forward"][0] for r in rows]
+            return statistics.median(shares), min(shares), max(shares)
+
+        print(f"  {threads} thread(s): forward pass, batch {args.batch}: {med('forward', 0) * 1e3:8.1f} ms wall "
               f"({med('forward', 1) * 1e3:.0f} ms CPU)")
         for key, label in (("alone", "at() alone"), ("nested", "at() nested in quantized()"),
                            ("naive", "fair naive (Binomial + positions)")):
-            print(f"    {label:36s} {med(key, 0) * 1e3:8.1f} ms wall {med(key, 0) / fwd:7.2%} of a "
-                  f"forward pass   ({med(key, 1) * 1e3:6.1f} ms CPU)")
+            mid, low, high = share(key)
+            print(f"    {label:36s} {med(key, 0) * 1e3:8.1f} ms wall {mid:7.2%} of a forward pass "
+                  f"(rounds {low:.2%}-{high:.2%})   ({med(key, 1) * 1e3:6.1f} ms CPU)")
         print(f"    speed-up over the fair naive version: {med('naive', 0) / med('alone', 0):.1f}x alone, "
               f"{med('naive', 0) / med('nested', 0):.1f}x nested")
-        ratio = med("alone", 0) / fwd
+        ratio = share("alone")[0]
         print(f"    {'PASS' if ratio <= RESNET_GOAL else 'FAIL'}: at() alone costs {ratio:.2%} of a "
               f"forward pass with {threads} thread(s) (goal {RESNET_GOAL:.0%} on 2 cores)")
 

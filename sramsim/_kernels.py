@@ -288,21 +288,27 @@ def _column_table(cols, bits):
 
 
 @njit(cache=True)
-def _word_in_array(cell, cols, per_row, table):
-    """(word within its array, bit) held by cell ``cell`` of an array, or (-1, -1) for a spare
-    column (``table`` from :func:`_column_table`; a 32-bit division: a cell index is below 2**32)."""
-    row = np.uint32(cell) // np.uint32(cols)
-    col = np.int64(np.uint32(cell) - row * np.uint32(cols))
+def _word_in_array(cell, cols, inv_cols, per_row, table):
+    """(word within its array, bit) held by cell ``cell`` (below 2**32) of an array, or (-1, -1)
+    for a spare column (``table`` from :func:`_column_table`, ``inv_cols`` = 1 / cols). The row is
+    a product by the reciprocal, off by at most one and corrected: an integer division would keep
+    the divider busy for tens of cycles per faulty cell, and two threads on one core share it."""
+    row = np.int64(np.float64(cell) * inv_cols)
+    col = cell - row * cols
+    if col >= cols:
+        row, col = row + 1, col - cols
+    elif col < 0:
+        row, col = row - 1, col + cols
     slot = table[col, 0]
     if slot < 0:
         return -1, -1
-    return np.int64(row) * per_row + slot, table[col, 1]
+    return row * per_row + slot, table[col, 1]
 
 
 @njit(cache=True)
 def _word_of(array, cell, rows, cols, per_row, table):
     """(word, bit) held by cell ``cell`` of array ``array``, or (-1, -1) for a spare column."""
-    word, bit = _word_in_array(cell, cols, per_row, table)
+    word, bit = _word_in_array(cell, cols, 1.0 / cols, per_row, table)
     if word < 0:
         return -1, -1
     return np.int64(array) * rows * per_row + word, bit
@@ -407,6 +413,7 @@ def _perturb_arrays(seed, first, stop, rows, cols, bits, max_hazard, q, offsets,
     """
     taken, drawn, drawn_stuck, fault_mask, stuck_mask, touched = buffers
     cells_per_array, per_row, table = rows * cols, cols // bits, _column_table(cols, bits)
+    inv_cols = 1.0 / cols
     words_per_array = rows * per_row
     no_hazard = np.empty(0, dtype=np.float64)
     code_mask = (1 << bits) - 1
@@ -423,7 +430,7 @@ def _perturb_arrays(seed, first, stop, rows, cols, bits, max_hazard, q, offsets,
         faulty += k
         for i in range(k):
             taken[drawn[i] >> 6] = 0
-            w, b = _word_in_array(drawn[i], cols, per_row, table)
+            w, b = _word_in_array(drawn[i], cols, inv_cols, per_row, table)
             if w < 0:  # a spare column
                 continue
             fault_mask[w] |= np.uint8(1 << b)

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from sramsim import _kernels
 from sramsim.array import ArrayGeometry, MemoryLayout
 
 
@@ -53,6 +54,23 @@ def test_cells_map_back_to_the_weight_bits_stored_in_them(bits, geometry):
         found_tensor, element = layout.tensor_of_words(words)
         np.testing.assert_array_equal(found_tensor, tensor)
         np.testing.assert_array_equal(element, index)
+
+
+@pytest.mark.parametrize("cols, hard_row", [(8, 1), (64, 2**25), (49, 26581645), (98, 257751),
+                                             (103, 22052771), (65535, 65000)])
+def test_the_row_of_a_cell_is_its_integer_quotient_up_to_the_largest_array(cols, hard_row):
+    # the kernels find a cell's row by a product with 1/cols, then correct it: for cell
+    # hard_row * cols the product alone rounds to just below hard_row
+    rows = (2**32 - 1) // cols
+    rng = np.random.default_rng(cols)
+    starts = np.concatenate([[hard_row], rng.integers(1, rows, 500)]) * cols
+    cells = np.concatenate([starts, starts - 1, [0, cols - 1, rows * cols - 1]])
+    table = _kernels._column_table(cols, 8)
+    for cell in cells:
+        word, bit = _kernels._word_in_array(cell, cols, 1.0 / cols, cols // 8, table)
+        row, col = divmod(int(cell), cols)
+        expected = (-1, -1) if table[col, 0] < 0 else (row * (cols // 8) + col // 8, col % 8)
+        assert (word, bit) == expected, (cell, cols)
 
 
 def test_every_stored_bit_has_exactly_one_cell_and_spare_cells_hold_none():

@@ -2,8 +2,9 @@
 # The EOPM runs of reference/vgg11 and what is reported from them, resumable at every step.
 #
 #   bash reference/vgg11/generators.sh train NAME...          # train (or resume) runs/vgg11-NAME
-#   bash reference/vgg11/generators.sh finetune NAME [EPOCHS] # runs/vgg11-NAME-cosine: NAME's kept
-#                                                             # generator, lr 1e-3 cosine-decayed to 0
+#   bash reference/vgg11/generators.sh finetune NAME [EPOCHS [LAMBDA]]
+#       # runs/vgg11-NAME-cosine (or -cosine-lLAMBDA when LAMBDA is not 5): NAME's kept generator,
+#       # EPOCHS (4) more epochs with the lr decayed from 1e-3 to 0 on a cosine
 #   bash reference/vgg11/generators.sh report                 # copy here, test-set evaluation, seed table
 #   bash reference/vgg11/generators.sh sweep [DIR [OPTION...]] # sweep the base model and every reported run
 #
@@ -74,8 +75,9 @@ sweep() {  # [DIR [sweep options]]: the base model alone and behind every report
 
 case "${1:-}" in
   train) shift; for name in "$@"; do train "$name"; done ;;
-  finetune) EPOCHS=${3:-4} train "${2:?give a finished run}-cosine" --init-generator "runs/vgg11-$2" \
-    --lr-schedule cosine ;;
+  finetune) lambda=${4:-5}; suffix=-cosine; [[ $lambda == 5 ]] || suffix+=-l$lambda
+    EPOCHS=${3:-4} train "${2:?give a finished run}$suffix" --init-generator "runs/vgg11-$2" \
+      --lr-schedule cosine --lambda "$lambda" ;;
   report) report ;;
   sweep) shift; sweep "$@" ;;
   *) sed -n '2,10p' "$0"; exit 2 ;;
