@@ -345,13 +345,22 @@ def scatter_scaled(flats, scales, index, q, chunks):
 
 
 @njit(cache=True, parallel=True)
-def write_scaled(flats, qs, scales, chunks):
-    """``flats[m][a:b] = qs[m][a:b] * scales[m]`` for each chunk ``(m, a, b)``."""
+def write_scaled(flats, qs, scales, chunks, index, q_at, starts, stops):
+    """``flats[m][a:b] = qs[m][a:b] * scales[m]`` for each chunk ``(m, a, b)``; then, unless
+    ``starts`` is empty, ``flats[m][index[i]] = q_at[i] * scales[m]`` for the entries ``i`` of
+    ``starts[m]:stops[m]`` (``index`` increasing there) that fall in ``[a, b)``: a chip's weights
+    written while the chunk is in cache, not in a second pass over the memory."""
     for c in prange(chunks.shape[0]):
         m, a, b = chunks[c, 0], chunks[c, 1], chunks[c, 2]
         out, q, scale = flats[m][a:b], qs[m][a:b], scales[m]
         for i in range(out.size):  # slices: indices from 0 need no wraparound check, so SIMD
             out[i] = np.float64(q[i]) * scale
+        if starts.size:
+            flat, stop = flats[m], stops[m]
+            i = starts[m] + np.searchsorted(index[starts[m]:stop], a)
+            while i < stop and index[i] < b:
+                flat[index[i]] = np.float64(q_at[i]) * scale
+                i += 1
 
 
 @njit(cache=True, parallel=True)

@@ -22,6 +22,7 @@ from sramsim import _kernels
 #: Elements (or changed weights) per work item of the batched writes.
 CHUNK = 1 << 16
 _SAME_SIZE_INT = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+_NO_INDEX, _NO_VALUES = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int8)
 
 
 class StoredTensor:
@@ -96,10 +97,15 @@ class _Batch:
             _kernels.scatter_scaled(self.flats, self.scales, index, values, chunks)
             self._bump(members[stops > starts])
 
-    def write_quantized(self) -> None:
+    def write_quantized(self, bounds: np.ndarray | None, index: np.ndarray, values: np.ndarray) -> None:
         if self.rewrite_chunks.size:
-            _kernels.write_scaled(self.flats, self.qs, self.scales, self.rewrite_chunks)
+            starts = bounds[self.positions] if bounds is not None else np.empty(0, np.int64)
+            stops = bounds[self.positions + 1] if bounds is not None else starts
+            _kernels.write_scaled(self.flats, self.qs, self.scales, self.rewrite_chunks, index, values,
+                                  starts, stops)
             self._bump(self.rewritten)
+        if bounds is not None:
+            self.put(bounds, index, values, skip_rewritten=True)
 
     def restore(self) -> None:
         if self.rewrite_chunks.size:
@@ -139,13 +145,19 @@ class WeightWriter:
                 tensor.put(index[lo:hi], values[lo:hi])
 
     @torch.no_grad()
-    def write_quantized(self) -> None:
-        """Write the quantized values of the tensors that are not on their grid already."""
+    def write_quantized(self, bounds: np.ndarray | None = None, index: np.ndarray = _NO_INDEX,
+                        values: np.ndarray = _NO_VALUES) -> None:
+        """Write the quantized values of the tensors that are not on their grid already; with
+        ``bounds``, ``index`` and ``values`` (as for :meth:`put`, ``index`` increasing within
+        each tensor), also a chip's integers there, into every tensor: the batched tensors that are
+        rewritten get them in the same pass."""
         for batch in self._batches:
-            batch.write_quantized()
-        for _, tensor in self._single:
+            batch.write_quantized(bounds, index, values)
+        for t, tensor in self._single:
             if tensor.original is not None:
                 tensor.write_quantized()
+            if bounds is not None and bounds[t] < bounds[t + 1]:
+                tensor.put(index[bounds[t]:bounds[t + 1]], values[bounds[t]:bounds[t + 1]])
 
     @torch.no_grad()
     def restore(self) -> None:

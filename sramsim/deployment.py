@@ -159,7 +159,7 @@ class _Faults:
     chip: Chip
     ber: float
     voltage: float | None
-    index: np.ndarray    # per changed weight, tensor by tensor: its flat index in its tensor
+    index: np.ndarray    # per changed weight, tensor by tensor: its flat index in its tensor (increasing)
     value: np.ndarray    # its value on the chip (int8)
     clean: np.ndarray    # its fault-free value (int8)
     bounds: np.ndarray   # the changed weights of tensor t are entries bounds[t]:bounds[t+1]
@@ -264,8 +264,9 @@ class Deployment:
             self._check_unchanged()
         try:
             if outer:
-                self._writer.write_quantized()
-            self._writer.put(faults.bounds, faults.index, faults.value)
+                self._writer.write_quantized(faults.bounds, faults.index, faults.value)
+            else:
+                self._writer.put(faults.bounds, faults.index, faults.value)
             self._state = "faulty"
             yield self.model
         finally:
@@ -414,6 +415,5 @@ def deploy(model: nn.Module, *, voltage: float | None = None, ber: float | None 
     deployment = Deployment(clone, bits, tech, fault_model, include_bias, layout=layout,
                             include_embeddings=include_embeddings, extra_tensors=extra_tensors)
     faults = deployment._faults(chip, deployment.point(voltage=voltage, ber=ber))
-    deployment._writer.write_quantized()
-    deployment._writer.put(faults.bounds, faults.index, faults.value)
+    deployment._writer.write_quantized(faults.bounds, faults.index, faults.value)
     return clone

@@ -78,8 +78,8 @@ def apply_code_faults(fault_map: FaultMap, q: np.ndarray, offsets: np.ndarray,
     """``fault_map`` (cells of :data:`MAP_GEOMETRY`) applied under ``"neuralfuse-code"`` to the int8
     weights ``q``, tensor t being ``q[offsets[t]:offsets[t+1]]``.
 
-    Returns (index, value, clean, counts): for every weight whose value changes, tensor by tensor,
-    its flat index in its tensor, its value on the chip and its clean value (int8), and per tensor
+    Returns (index, value, clean, counts): for every weight whose value changes, tensor by tensor
+    in increasing index order, its flat index in its tensor, its value on the chip and its clean value (int8), and per tensor
     (faulty weight bits read, flipped bits, changed weights). Work is proportional to the number
     of weights that read a faulty cell.
     """
@@ -104,6 +104,8 @@ def apply_code_faults(fault_map: FaultMap, q: np.ndarray, offsets: np.ndarray,
             masks.append(np.repeat(faulty[:k], REPEATS)[keep])
             values.append(np.repeat(stuck[:k], REPEATS)[keep])
         index, mask, value = (np.concatenate(a) for a in (index, masks, values))
+        order = np.argsort(index)                           # increasing, as the writes expect
+        index, mask, value = index[order], mask[order], value[order]
         clean = codes[start + index]
         new = clean ^ mask if flip else (clean & ~mask) | value
         changed = new != clean

@@ -20,6 +20,7 @@ from neuralfuse.evaluation import evaluate
 from neuralfuse.models import create_model
 from neuralfuse.tradeoff import sweep
 from sramsim import Deployment, OperatingPoint, deploy
+from sramsim._writes import CHUNK
 from sramsim.array import ArrayGeometry
 from sramsim.faults import FaultMap
 from sramsim.layouts import (LAYOUTS, MAP_GEOMETRY, WEIGHTS_PER_MAP, apply_code_faults,
@@ -88,9 +89,8 @@ def test_faults_match_a_dense_reading_of_the_map(flip):
             hit = faulty[cell]
             new[hit] = new[hit] ^ (1 << j) if flip else (new[hit] & ~(1 << j)) | (stuck[cell][hit] << j)
         changed = np.flatnonzero(new != code)
-        got = dict(zip(index[bounds[t]:bounds[t + 1]].tolist(),
-                       value[bounds[t]:bounds[t + 1]].view(np.uint8).tolist()))
-        assert got == dict(zip(changed.tolist(), new[changed].tolist()))
+        np.testing.assert_array_equal(index[bounds[t]:bounds[t + 1]], changed)   # in index order
+        np.testing.assert_array_equal(value[bounds[t]:bounds[t + 1]].view(np.uint8), new[changed])
 
 
 def constant_model(*sizes: int) -> nn.Module:
@@ -172,6 +172,18 @@ def test_deployment_restores_the_weights_and_reports_the_layout():
     copy = deploy(model, ber=0.01, chip=3, layout=CODE)
     with deployment.at(ber=0.01, chip=3) as perturbed:
         assert all(torch.equal(a, b) for a, b in zip(copy.parameters(), perturbed.parameters()))
+
+
+def test_a_chip_alone_and_nested_in_quantized_gives_the_same_weights():
+    # alone, the faults are written in the same pass as the quantized weights, chunk by chunk
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(400, 300), nn.Linear(300, 10))
+    assert 400 * 300 > CHUNK
+    deployment = Deployment(model, layout=CODE)
+    with deployment.at(ber=0.02, chip=3):
+        alone = [p.detach().clone() for p in model.parameters()]
+    with deployment.quantized(), deployment.at(ber=0.02, chip=3):
+        assert all(torch.equal(a, b) for a, b in zip(alone, model.parameters()))
 
 
 def test_bad_layouts_are_refused_with_the_value_named():
