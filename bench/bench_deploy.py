@@ -22,11 +22,11 @@ layer: 162M weights, embeddings included), ``at()`` nested in ``quantized()``. G
 Each measurement is repeated with 1 and with 2 threads (torch and numba, ``--threads``), rounds
 interleave the measurements so that a machine shared with other jobs loads them alike, and each
 figure is the median over rounds (round 0 warms up and is dropped); a share of the forward pass is
-the median over rounds of each round's own ratio, with its range, as the machine's speed drifts. Wall time and the process's
-CPU time are both printed: on a busy machine the CPU time is the steadier of the two. On a machine
-with more runnable threads than cores, OpenMP's idle threads spin (numba's default ``omp`` layer):
-run with ``OMP_WAIT_POLICY=passive`` (or ``NUMBA_THREADING_LAYER=workqueue``) there, or the
-2-thread figures measure the spinning.
+the median over rounds of each round's own ratio, with its range, as the machine's speed drifts.
+Wall time and the process's CPU time are both printed: on a busy machine the CPU time is the
+steadier of the two. On a machine with more runnable threads than cores, OpenMP's idle threads
+spin (numba's default ``omp`` layer): run with ``OMP_WAIT_POLICY=passive`` (or
+``NUMBA_THREADING_LAYER=workqueue``) there, or the 2-thread figures measure the spinning.
 
     python bench/bench_deploy.py
     python bench/bench_deploy.py --threads 2 --rounds 5 --models resnet18
@@ -146,8 +146,8 @@ def bench_resnet(args: argparse.Namespace, ber: float) -> None:
             shares = [r[key][0] / r["forward"][0] for r in rows]
             return statistics.median(shares), min(shares), max(shares)
 
-        print(f"  {threads} thread(s): forward pass, batch {args.batch}: {med('forward', 0) * 1e3:8.1f} ms wall "
-              f"({med('forward', 1) * 1e3:.0f} ms CPU)")
+        print(f"  {threads} thread(s): forward pass, batch {args.batch}: "
+              f"{med('forward', 0) * 1e3:8.1f} ms wall ({med('forward', 1) * 1e3:.0f} ms CPU)")
         for key, label in (("alone", "at() alone"), ("nested", "at() nested in quantized()"),
                            ("naive", "fair naive (Binomial + positions)")):
             mid, low, high = share(key)

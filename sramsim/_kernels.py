@@ -306,9 +306,9 @@ def _word_in_array(cell, cols, inv_cols, per_row, table):
 
 
 @njit(cache=True)
-def _word_of(array, cell, rows, cols, per_row, table):
+def _word_of(array, cell, rows, cols, inv_cols, per_row, table):
     """(word, bit) held by cell ``cell`` of array ``array``, or (-1, -1) for a spare column."""
-    word, bit = _word_in_array(cell, cols, 1.0 / cols, per_row, table)
+    word, bit = _word_in_array(cell, cols, inv_cols, per_row, table)
     if word < 0:
         return -1, -1
     return np.int64(array) * rows * per_row + word, bit
@@ -376,11 +376,12 @@ def cells_to_words(cells, rows, cols, bits, n_words):
     """(word, bit) held by each flat cell index; both -1 for a cell that holds no weight bit
     (spare columns, or past the last word)."""
     per_array, per_row, table = rows * cols, cols // bits, _column_table(cols, bits)
+    inv_cols = 1.0 / cols
     words = np.empty(cells.size, dtype=np.int64)
     bit = np.empty(cells.size, dtype=np.int64)
     for i in prange(cells.size):
         array = cells[i] // per_array
-        word, b = _word_of(array, cells[i] - array * per_array, rows, cols, per_row, table)
+        word, b = _word_of(array, cells[i] - array * per_array, rows, cols, inv_cols, per_row, table)
         if word >= n_words:
             word, b = -1, -1
         words[i], bit[i] = word, b

@@ -99,7 +99,7 @@ class _Batch:
 
     def write_quantized(self, bounds: np.ndarray | None, index: np.ndarray, values: np.ndarray) -> None:
         if self.rewrite_chunks.size:
-            starts = bounds[self.positions] if bounds is not None else np.empty(0, np.int64)
+            starts = bounds[self.positions] if bounds is not None else _NO_INDEX
             stops = bounds[self.positions + 1] if bounds is not None else starts
             _kernels.write_scaled(self.flats, self.qs, self.scales, self.rewrite_chunks, index, values,
                                   starts, stops)
@@ -139,10 +139,7 @@ class WeightWriter:
         tensors that :meth:`restore` rewrites in full."""
         for batch in self._batches:
             batch.put(bounds, index, values, skip_rewritten)
-        for t, tensor in self._single:
-            lo, hi = bounds[t], bounds[t + 1]
-            if lo < hi and not (skip_rewritten and tensor.original is not None):
-                tensor.put(index[lo:hi], values[lo:hi])
+        self._put_single(bounds, index, values, skip_rewritten)
 
     @torch.no_grad()
     def write_quantized(self, bounds: np.ndarray | None = None, index: np.ndarray = _NO_INDEX,
@@ -153,11 +150,11 @@ class WeightWriter:
         rewritten get them in the same pass."""
         for batch in self._batches:
             batch.write_quantized(bounds, index, values)
-        for t, tensor in self._single:
+        for _, tensor in self._single:
             if tensor.original is not None:
                 tensor.write_quantized()
-            if bounds is not None and bounds[t] < bounds[t + 1]:
-                tensor.put(index[bounds[t]:bounds[t + 1]], values[bounds[t]:bounds[t + 1]])
+        if bounds is not None:
+            self._put_single(bounds, index, values, skip_rewritten=False)
 
     @torch.no_grad()
     def restore(self) -> None:
@@ -170,6 +167,14 @@ class WeightWriter:
                 tensor.restore()
         for tensor in self.tensors:
             tensor.version = tensor.param._version
+
+    def _put_single(self, bounds: np.ndarray, index: np.ndarray, values: np.ndarray,
+                    skip_rewritten: bool) -> None:
+        """:meth:`put` for the tensors written one at a time."""
+        for t, tensor in self._single:
+            lo, hi = bounds[t], bounds[t + 1]
+            if lo < hi and not (skip_rewritten and tensor.original is not None):
+                tensor.put(index[lo:hi], values[lo:hi])
 
     def changed(self) -> str | None:
         """The name of a tensor changed since the last restore (or since it was made), or None."""

@@ -159,7 +159,7 @@ class _Faults:
     chip: Chip
     ber: float
     voltage: float | None
-    index: np.ndarray    # per changed weight, tensor by tensor: its flat index in its tensor (increasing)
+    index: np.ndarray    # per changed weight, tensor by tensor, increasing: its flat index in its tensor
     value: np.ndarray    # its value on the chip (int8)
     clean: np.ndarray    # its fault-free value (int8)
     bounds: np.ndarray   # the changed weights of tensor t are entries bounds[t]:bounds[t+1]

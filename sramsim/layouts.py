@@ -79,8 +79,8 @@ def apply_code_faults(fault_map: FaultMap, q: np.ndarray, offsets: np.ndarray,
     weights ``q``, tensor t being ``q[offsets[t]:offsets[t+1]]``.
 
     Returns (index, value, clean, counts): for every weight whose value changes, tensor by tensor
-    in increasing index order, its flat index in its tensor, its value on the chip and its clean value (int8), and per tensor
-    (faulty weight bits read, flipped bits, changed weights). Work is proportional to the number
+    in increasing index order, its flat index in its tensor, its value on the chip and its clean
+    value (int8), and per tensor (faulty weight bits read, flipped bits, changed weights). Work is proportional to the number
     of weights that read a faulty cell.
     """
     word = fault_map.cells // WORD_BITS                     # cells are sorted, so words are too
@@ -104,11 +104,10 @@ def apply_code_faults(fault_map: FaultMap, q: np.ndarray, offsets: np.ndarray,
             masks.append(np.repeat(faulty[:k], REPEATS)[keep])
             values.append(np.repeat(stuck[:k], REPEATS)[keep])
         index, mask, value = (np.concatenate(a) for a in (index, masks, values))
-        order = np.argsort(index)                           # increasing, as the writes expect
-        index, mask, value = index[order], mask[order], value[order]
         clean = codes[start + index]
         new = clean ^ mask if flip else (clean & ~mask) | value
         changed = new != clean
         counts[t] = (_POPCOUNT[mask].sum(), _POPCOUNT[new ^ clean].sum(), changed.sum())
-        found.append((index[changed], new[changed].view(np.int8), clean[changed].view(np.int8)))
+        order = np.flatnonzero(changed)[np.argsort(index[changed])]  # increasing, as the writes expect
+        found.append((index[order], new[order].view(np.int8), clean[order].view(np.int8)))
     return tuple(np.concatenate([f[j] for f in found]) for j in range(3)) + (counts,)
