@@ -240,7 +240,8 @@ class Deployment:
         """The operating point given as ``point`` or as ``voltage=`` (× Vmin) or ``ber=``: exactly
         one of the three, and a point of this deployment's technology."""
         if point is None:
-            return OperatingPoint.resolve(voltage=voltage, ber=ber, tech=self.tech)
+            return OperatingPoint.resolve(voltage=voltage, ber=ber, tech=self.tech,
+                                          voltage_model=self.voltage_model)
         if voltage is not None or ber is not None:
             raise ValueError(f"give either an OperatingPoint or voltage=/ber=, not both (got {point!r} "
                              f"and voltage={voltage!r}, ber={ber!r})")

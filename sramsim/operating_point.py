@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 
 import characterization
-from characterization import DEFAULT_TECH
+from characterization import DEFAULT_TECH, VoltageModel
 from characterization.validation import check_scalar
 
 MAX_BER = 0.5
@@ -52,13 +52,16 @@ class OperatingPoint:
 
     @classmethod
     def resolve(cls, *, voltage: float | None = None, ber: float | None = None,
-                tech: str | os.PathLike[str] = DEFAULT_TECH) -> OperatingPoint:
-        """The point at ``voltage`` (× Vmin) or at ``ber``; exactly one of them must be given."""
+                tech: str | os.PathLike[str] = DEFAULT_TECH,
+                voltage_model: VoltageModel | None = None) -> OperatingPoint:
+        """The point at ``voltage`` (× Vmin) or at ``ber``; exactly one of them must be given.
+        ``voltage_model``: ``tech`` loaded already (saves loading it again, for callers that
+        resolve a point per call)."""
         check_voltage_or_ber(voltage, ber)
         tech = os.fspath(tech)
         if voltage is not None:
-            return cls(ber=check_ber(float(characterization.load(tech).ber(float(voltage)))),
-                       voltage=float(voltage), tech=tech)
+            model = voltage_model if voltage_model is not None else characterization.load(tech)
+            return cls(ber=check_ber(float(model.ber(float(voltage)))), voltage=float(voltage), tech=tech)
         return cls(ber=check_ber(ber), tech=tech)
 
     def describe(self) -> str:
