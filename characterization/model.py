@@ -88,13 +88,15 @@ class VoltageModel:
         outside = (v < lo - _RANGE_TOLERANCE) | (v > hi + _RANGE_TOLERANCE)
         if self.extrapolate or not outside.any():
             return
+        beyond = "load the technology with extrapolate=True to extrapolate the fit"
         if asked_ber is None:
             what = f"V/Vmin = {v[outside][0]:g}"
+            beyond = f"give a voltage inside it or a bit-error rate instead, or {beyond}"
         else:
             what = (f"BER {asked_ber[outside][0]:g} (V/Vmin = {v[outside][0]:.4f}; BER spans "
                     f"{self.ber(hi):.3g} to {self.ber(lo):.3g} over the range)")
         raise OutOfRangeError(f"{what} is outside the characterized range [{lo:g}, {hi:g}] of "
-                              f"{self.name}; load it with extrapolate=True to go beyond")
+                              f"{self.name}: {beyond}")
 
 
 def fit_ber(v: np.ndarray, ber: np.ndarray) -> tuple[float, float]:

@@ -67,7 +67,7 @@ def test_scalars_give_floats_and_arrays_give_arrays(default):
 
 @pytest.mark.parametrize("call", ["ber", "energy_per_access"])
 def test_voltages_outside_the_range_raise_naming_value_and_range(default, call):
-    with pytest.raises(OutOfRangeError, match=r"0\.6 .*\[0\.7, 1\]"):
+    with pytest.raises(OutOfRangeError, match=r"0\.6 .*\[0\.7, 1\].*bit-error rate instead"):
         getattr(default, call)([0.8, 0.6])
     with pytest.raises(OutOfRangeError, match="1.1"):
         getattr(default, call)(1.1)
