@@ -80,8 +80,8 @@ def apply_code_faults(fault_map: FaultMap, q: np.ndarray, offsets: np.ndarray,
 
     Returns (index, value, clean, counts): for every weight whose value changes, tensor by tensor
     in increasing index order, its flat index in its tensor, its value on the chip and its clean
-    value (int8), and per tensor (faulty weight bits read, flipped bits, changed weights). Work is proportional to the number
-    of weights that read a faulty cell.
+    value (int8), and per tensor (faulty weight bits read, flipped bits, changed weights). Work is
+    proportional to the number of weights that read a faulty cell.
     """
     word = fault_map.cells // WORD_BITS                     # cells are sorted, so words are too
     words, first = np.unique(word, return_index=True)
