@@ -12,7 +12,10 @@ quantization grid, so entering ``at`` rewrites every weight):
   are written and cleared;
 - ``fair naive``: what ``at() alone`` does, written plainly in torch: per tensor a Binomial count
   of faulty cells, uniform random positions and stuck values, the codes changed there, every weight
-  written, and restored from originals cloned once (not per call).
+  written, and restored from originals cloned once (not per call);
+- where ``at() alone`` goes: its three steps timed one by one (the deployment's internals, in the
+  order ``at`` runs them): the chip's faults drawn and applied to the integer weights, every weight
+  written (quantized, with the chip's values where faults change them), the originals restored.
 
 Goal: ``at() alone`` at most 2% of the forward pass on 2 cores.
 
@@ -127,6 +130,18 @@ def bench_resnet(args: argparse.Namespace, ber: float) -> None:
         with torch.no_grad():
             model(x)
 
+    def steps() -> tuple[float, float, float]:
+        """Wall seconds of the three steps of ``at() alone`` for a new chip."""
+        point, times = deployment.point(voltage=args.voltage), [time.perf_counter()]
+        faults = deployment._faults(next(chips), point, reuse_buffers=True)
+        times.append(time.perf_counter())
+        deployment._writer.write_quantized(faults.bounds, faults.index, faults.value)
+        times.append(time.perf_counter())
+        deployment._writer.put(faults.bounds, faults.index, faults.clean, skip_rewritten=True)
+        deployment._writer.restore()
+        times.append(time.perf_counter())
+        return times[1] - times[0], times[2] - times[1], times[3] - times[2]
+
     for threads in args.threads:
         set_threads(threads)
         rows = []
@@ -135,6 +150,8 @@ def bench_resnet(args: argparse.Namespace, ber: float) -> None:
             with deployment.quantized():
                 row["nested"] = median_timed(enter_and_leave, 3)
             row["naive"] = timed(naive.chip)
+            forward()
+            row["steps"] = steps()
             rows.append(row)
         rows = rows[1:]
 
@@ -153,6 +170,10 @@ def bench_resnet(args: argparse.Namespace, ber: float) -> None:
             mid, low, high = share(key)
             print(f"    {label:36s} {med(key, 0) * 1e3:8.1f} ms wall {mid:7.2%} of a forward pass "
                   f"(rounds {low:.2%}-{high:.2%})   ({med(key, 1) * 1e3:6.1f} ms CPU)")
+        draw, write, restore = (statistics.median(r["steps"][i] for r in rows) for i in range(3))
+        print(f"    where at() alone goes: faults drawn and applied {draw * 1e3:.1f} ms "
+              f"({draw / med('forward', 0):.2%} of a forward pass), weights written {write * 1e3:.1f} ms, "
+              f"originals restored {restore * 1e3:.1f} ms")
         print(f"    speed-up over the fair naive version: {med('naive', 0) / med('alone', 0):.1f}x alone, "
               f"{med('naive', 0) / med('nested', 0):.1f}x nested")
         ratio = share("alone")[0]

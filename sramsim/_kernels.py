@@ -37,6 +37,8 @@ import numpy as np
 from numba import get_thread_id, njit, prange
 from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
 
+from sramsim._stores import fence, stream_copy, stream_scaled
+
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
@@ -345,30 +347,39 @@ def scatter_scaled(flats, scales, index, q, chunks):
 
 
 @njit(cache=True, parallel=True)
-def write_scaled(flats, qs, scales, chunks, index, q_at, starts, stops):
-    """``flats[m][a:b] = qs[m][a:b] * scales[m]`` for each chunk ``(m, a, b)``; then, unless
-    ``starts`` is empty, ``flats[m][index[i]] = q_at[i] * scales[m]`` for the entries ``i`` of
-    ``starts[m]:stops[m]`` (``index`` increasing there) that fall in ``[a, b)``: a chip's weights
-    written while the chunk is in cache, not in a second pass over the memory."""
+def write_scaled(flats, qs, scales, chunks, index, q_at, starts, stops, streaming):
+    """``flats[m][a:b] = qs[m][a:b] * scales[m]`` for each chunk ``(m, a, b)``, where, unless
+    ``starts`` is empty, the entries ``i`` of ``starts[m]:stops[m]`` (``index`` increasing there)
+    that fall in ``[a, b)`` write ``q_at[i]`` in place of ``qs[m][index[i]]``: patched into a copy
+    of the chunk's integers in cache, so that the chunk is written once. With ``streaming``, with
+    streaming stores (:mod:`sramsim._stores`)."""
     for c in prange(chunks.shape[0]):
         m, a, b = chunks[c, 0], chunks[c, 1], chunks[c, 2]
-        out, q, scale = flats[m][a:b], qs[m][a:b], scales[m]
-        for i in range(out.size):  # slices: indices from 0 need no wraparound check, so SIMD
-            out[i] = np.float64(q[i]) * scale
+        q = qs[m][a:b]
         if starts.size:
-            flat, stop = flats[m], stops[m]
-            i = starts[m] + np.searchsorted(index[starts[m]:stop], a)
-            while i < stop and index[i] < b:
-                flat[index[i]] = np.float64(q_at[i]) * scale
-                i += 1
+            i = starts[m] + np.searchsorted(index[starts[m]:stops[m]], a)
+            if i < stops[m] and index[i] < b:
+                q = q.copy()
+                while i < stops[m] and index[i] < b:
+                    q[index[i] - a] = q_at[i]
+                    i += 1
+        out, scale = flats[m][a:b], scales[m]
+        if streaming:
+            stream_scaled(out, q, scale)
+            fence()
+        else:
+            for i in range(out.size):  # slices: indices from 0 need no wraparound check, so SIMD
+                out[i] = np.float64(q[i]) * scale
 
 
 @njit(cache=True, parallel=True)
 def copy_chunks(flats, sources, chunks):
-    """``flats[m][a:b] = sources[m][a:b]`` (bit for bit) for each chunk ``(m, a, b)``."""
+    """``flats[m][a:b] = sources[m][a:b]`` (bit for bit) for each chunk ``(m, a, b)``, with
+    streaming stores."""
     for c in prange(chunks.shape[0]):
         m, a, b = chunks[c, 0], chunks[c, 1], chunks[c, 2]
-        flats[m][a:b] = sources[m][a:b]
+        stream_copy(flats[m][a:b], sources[m][a:b])
+        fence()
 
 
 @njit(cache=True, parallel=True)

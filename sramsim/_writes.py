@@ -8,6 +8,12 @@ cost a parallel region per tensor, and a region costs tens of microseconds where
 ResNet18's 21 tensors themselves. The writes do not wait for torch's thread pool either, which on
 a busy machine costs more still. Other tensors (float16, non-contiguous, on a GPU) are written one
 at a time by NumPy or torch.
+
+Rewriting whole batched tensors with a chip's weights, and restoring their originals, uses
+streaming stores (:mod:`sramsim._stores`): nothing reads those lines before the next forward pass,
+so reading them into the cache first, as a plain store does, would only double the memory traffic.
+Writing the fault-free quantized weights (entering ``quantized()``) uses plain stores: the chips
+nested inside then write their scattered changed weights into lines that are still in cache.
 """
 from __future__ import annotations
 
@@ -102,7 +108,7 @@ class _Batch:
             starts = bounds[self.positions] if bounds is not None else _NO_INDEX
             stops = bounds[self.positions + 1] if bounds is not None else starts
             _kernels.write_scaled(self.flats, self.qs, self.scales, self.rewrite_chunks, index, values,
-                                  starts, stops)
+                                  starts, stops, bounds is not None)   # streamed: a chip's weights
             self._bump(self.rewritten)
         if bounds is not None:
             self.put(bounds, index, values, skip_rewritten=True)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from sramsim import Chip, Deployment, _kernels
+from sramsim import Chip, Deployment, _kernels, _stores
 from sramsim.array import ArrayGeometry
 from sramsim.faults import max_hazard
 
@@ -102,3 +102,23 @@ def test_deployed_weights_are_the_same_with_one_and_two_threads(numba_threads):
             weights.append([p.detach().clone() for p in model.parameters()])
     for other in weights[1:]:
         assert all(torch.equal(a, b) for a, b in zip(weights[0], other))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_streaming_stores_write_what_plain_stores_write(dtype):
+    """The streamed writes of whole tensors equal NumPy's, bit for bit, at any alignment and size
+    (a head before the first 32-byte boundary, aligned blocks, a tail), and leave the rest alone."""
+    rng = np.random.default_rng(0)
+    q = rng.integers(-128, 128, 300, dtype=np.int8)
+    source = rng.standard_normal(300).astype(dtype)
+    scale = float(dtype(0.0123))
+    for start in range(9):
+        for size in (0, 1, 7, 8, 9, 100, 300 - start):
+            out = np.full(310, -1.0, dtype)
+            _stores.stream_scaled(out[start:start + size], q[:size], scale)
+            expected = np.full(310, -1.0, dtype)
+            expected[start:start + size] = q[:size] * dtype(scale)
+            assert np.array_equal(out.view(np.uint8), expected.view(np.uint8)), (start, size)
+            _stores.stream_copy(out[start:start + size], source[:size])
+            expected[start:start + size] = source[:size]
+            assert np.array_equal(out.view(np.uint8), expected.view(np.uint8)), (start, size)
