@@ -10,6 +10,9 @@ quantization grid, so entering ``at`` rewrites every weight):
   rewritten to its quantized values plus the chip's faults, then restored bit-exactly;
 - ``at() nested``: the same inside ``Deployment.quantized()``: only the weights the faults change
   are written and cleared;
+- ``..., a forward pass inside``: the same two, entered after a forward pass and left after one
+  inside the block (not counted), as in a loop over chips that evaluates each: the writes then
+  meet the cache as such a loop leaves it, the others run back to back;
 - ``fair naive``: what ``at() alone`` does, written plainly in torch: per tensor a Binomial count
   of faulty cells, uniform random positions and stuck values, the codes changed there, every weight
   written, and restored from originals cloned once (not per call);
@@ -130,6 +133,15 @@ def bench_resnet(args: argparse.Namespace, ber: float) -> None:
         with torch.no_grad():
             model(x)
 
+    def around_forward() -> tuple[float, float]:
+        """(wall, CPU) seconds of entering and leaving ``at`` for a new chip, with a forward pass
+        inside the block that is not counted."""
+        block = deployment.at(voltage=args.voltage, chip=next(chips))
+        enter = timed(block.__enter__)
+        forward()
+        leave = timed(lambda: block.__exit__(None, None, None))
+        return enter[0] + leave[0], enter[1] + leave[1]
+
     def steps() -> tuple[float, float, float]:
         """Wall seconds of the three steps of ``at() alone`` for a new chip."""
         point, times = deployment.point(voltage=args.voltage), [time.perf_counter()]
@@ -146,9 +158,12 @@ def bench_resnet(args: argparse.Namespace, ber: float) -> None:
         set_threads(threads)
         rows = []
         for _ in range(args.rounds + 1):
-            row = {"forward": timed(forward), "alone": median_timed(enter_and_leave, 3)}
+            row = {"forward": timed(forward), "alone": median_timed(enter_and_leave, 3),
+                   "alone_loop": around_forward()}
             with deployment.quantized():
                 row["nested"] = median_timed(enter_and_leave, 3)
+                forward()
+                row["nested_loop"] = around_forward()
             row["naive"] = timed(naive.chip)
             forward()
             row["steps"] = steps()
@@ -166,6 +181,8 @@ def bench_resnet(args: argparse.Namespace, ber: float) -> None:
         print(f"  {threads} thread(s): forward pass, batch {args.batch}: "
               f"{med('forward', 0) * 1e3:8.1f} ms wall ({med('forward', 1) * 1e3:.0f} ms CPU)")
         for key, label in (("alone", "at() alone"), ("nested", "at() nested in quantized()"),
+                           ("alone_loop", "at() alone, a forward pass inside"),
+                           ("nested_loop", "at() nested, a forward pass inside"),
                            ("naive", "fair naive (Binomial + positions)")):
             mid, low, high = share(key)
             print(f"    {label:36s} {med(key, 0) * 1e3:8.1f} ms wall {mid:7.2%} of a forward pass "
