@@ -11,7 +11,7 @@ from torch import nn
 import characterization
 import sramsim
 from sramsim import Chip, Deployment
-from sramsim._writes import CHUNK, WeightWriter
+from sramsim._writes import CHUNK, DENSE_FRACTION, WeightWriter
 from sramsim.array import ArrayGeometry
 from sramsim.quant import dequantize, quantize, to_codes
 
@@ -267,9 +267,12 @@ def test_other_dtypes_are_perturbed_and_restored(dtype):
     assert_bit_equal(before, model)
 
 
-def test_batched_writes_match_one_tensor_at_a_time():
+@pytest.mark.parametrize("ber", [0.002, 0.03])
+def test_batched_writes_match_one_tensor_at_a_time(ber):
     """Contiguous float32 and float64 tensors are written in batches by dtype, in pieces of at most
-    CHUNK elements; the rest one at a time. Both give the same weights, and both restore."""
+    CHUNK elements; the rest one at a time. Both give the same weights, and both restore. A chip
+    that changes few weights of a batched tensor writes them one by one, one that changes many
+    rewrites the tensor (at 0.2% and 3% BER: below and above DENSE_FRACTION)."""
     def mixed() -> nn.Module:
         torch.manual_seed(0)
         model = nn.Sequential(nn.Linear(300, 250), nn.Linear(250, 40).double(), nn.Linear(40, 30).half(),
@@ -279,6 +282,8 @@ def test_batched_writes_match_one_tensor_at_a_time():
 
     batched, single = Deployment(mixed()), Deployment(mixed())
     assert 300 * 250 > CHUNK
+    report = batched.report(ber=ber, chip=0)
+    assert (report["changed_weights"] > DENSE_FRACTION * report["weights"]) == (ber > 0.01)
     for tensor in single._writer.tensors:
         tensor.batched = False
     single._writer = WeightWriter(single._writer.tensors)
@@ -286,10 +291,10 @@ def test_batched_writes_match_one_tensor_at_a_time():
     before = snapshot(batched.model)
     for chip in (0, 1):
         with batched.quantized(), single.quantized():
-            with batched.at(ber=0.03, chip=chip) as a, single.at(ber=0.03, chip=chip) as b:
+            with batched.at(ber=ber, chip=chip) as a, single.at(ber=ber, chip=chip) as b:
                 assert_bit_equal(snapshot(b), a)
             assert_bit_equal(snapshot(single.model), batched.model)
-        with batched.at(ber=0.03, chip=chip) as a, single.at(ber=0.03, chip=chip) as b:
+        with batched.at(ber=ber, chip=chip) as a, single.at(ber=ber, chip=chip) as b:
             assert_bit_equal(snapshot(b), a)
     assert_bit_equal(before, batched.model)
 
