@@ -29,7 +29,9 @@ instead of using weights that have changed since.
 Cost: tensors whose weights are already exactly on their quantization grid (e.g. a model exported
 after quantization-aware training) are only touched where a fault changes a weight; the others are
 rewritten in full on entering and leaving. To iterate many chips cheaply, nest ``at`` in
-``quantized()``: then each chip costs only its faulty weights.
+``quantized()``: then each chip writes and clears only the weights its faults change (a tensor
+where they are more than 1/64 of its weights is rewritten from its integers, which is cheaper than
+writing them one by one: ``sramsim._writes``), and never reads the originals.
 
     with deployment.quantized():
         for seed in range(10):
