@@ -37,7 +37,7 @@ import numpy as np
 from numba import get_thread_id, njit, prange
 from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
 
-from sramsim._stores import fence, stream_copy, stream_scaled
+from sramsim._stores import stream_copy, stream_scaled
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -366,7 +366,6 @@ def write_scaled(flats, qs, scales, chunks, index, q_at, starts, stops, streamin
         out, scale = flats[m][a:b], scales[m]
         if streaming:
             stream_scaled(out, q, scale)
-            fence()
         else:
             for i in range(out.size):  # slices: indices from 0 need no wraparound check, so SIMD
                 out[i] = np.float64(q[i]) * scale
@@ -379,7 +378,6 @@ def copy_chunks(flats, sources, chunks):
     for c in prange(chunks.shape[0]):
         m, a, b = chunks[c, 0], chunks[c, 1], chunks[c, 2]
         stream_copy(flats[m][a:b], sources[m][a:b])
-        fence()
 
 
 @njit(cache=True, parallel=True)

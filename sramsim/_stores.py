@@ -6,8 +6,8 @@ reading it: :func:`stream_scaled` and :func:`stream_copy` write 32 bytes at a ti
 aligned block of 8 float32 or 4 float64 (LLVM's ``!nontemporal`` store, which x86 lowers to
 ``vmovntps``/``movntps`` and AArch64 to ``stnp``; a target without such stores makes it a plain
 one). The values are the scalar kernels' bit for bit: an int8 to float64, times the float64 scale,
-rounded once to the output's type. Streamed lines bypass the cache and are ordered by a fence
-(:func:`fence`) before anyone else may read them.
+rounded once to the output's type. Streamed lines bypass the cache; each call ends with a memory
+fence, so that its values are visible to every thread once it returns.
 """
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def _stream_block_copy(typingctx, out, source, start):
 
 
 @intrinsic
-def fence(typingctx):
+def _fence(typingctx):
     """A sequentially consistent memory fence: every streaming store before it is visible to
     every thread after it (x86 ``mfence``, AArch64 ``dmb ish``)."""
     def codegen(context, builder, signature, args):
@@ -106,7 +106,7 @@ def _head(out):
 @njit(cache=True)
 def stream_scaled(out, q, scale):
     """``out[:] = q * scale`` for contiguous ``out`` (float32/64) and ``q`` (int8) of one size,
-    with streaming stores (call :func:`fence` before the values are read elsewhere)."""
+    with streaming stores."""
     lanes = _BLOCK_BYTES // out.itemsize
     i = _head(out)
     for j in range(i):
@@ -116,12 +116,13 @@ def stream_scaled(out, q, scale):
         i += lanes
     for j in range(i, out.size):
         out[j] = np.float64(q[j]) * scale
+    _fence()
 
 
 @njit(cache=True)
 def stream_copy(out, source):
     """``out[:] = source`` for contiguous arrays of one dtype (float32/64) and size, with
-    streaming stores (call :func:`fence` before the values are read elsewhere)."""
+    streaming stores."""
     lanes = _BLOCK_BYTES // out.itemsize
     i = _head(out)
     for j in range(i):
@@ -131,3 +132,4 @@ def stream_copy(out, source):
         i += lanes
     for j in range(i, out.size):
         out[j] = source[j]
+    _fence()
