@@ -6,8 +6,9 @@ ResNet18 (neuralfuse's CIFAR ResNet18, full width, random init: 11.17M weights, 
 quantization grid, so entering ``at`` rewrites every weight):
 
 - ``forward``: one batch-128 forward pass (eval mode, no grad);
-- ``at() alone``: entering and leaving ``Deployment.at(voltage=0.83, chip=k)``: every stored tensor
-  rewritten to its quantized values plus the chip's faults, then restored bit-exactly;
+- ``at() alone``: entering and leaving ``Deployment.at(voltage=0.83, chip=k)``: every stored tensor's
+  quantized values plus the chip's faults written to its scratch tensor and the parameters swapped
+  to those, then swapped back to their originals;
 - ``at() nested``: the same inside ``Deployment.quantized()``: only the weights the faults change
   are written and cleared;
 - ``..., a forward pass inside``: the same two, entered after a forward pass and left after one
@@ -18,7 +19,8 @@ quantization grid, so entering ``at`` rewrites every weight):
   written, and restored from originals cloned once (not per call);
 - where ``at() alone`` goes: its three steps timed one by one (the deployment's internals, in the
   order ``at`` runs them): the chip's faults drawn and applied to the integer weights, every weight
-  written (quantized, with the chip's values where faults change them), the originals restored.
+  written (quantized, with the chip's values where faults change them), the parameters swapped
+  back to their originals.
 
 Goal: ``at() alone`` at most 2% of the forward pass on 2 cores.
 
@@ -190,7 +192,7 @@ def bench_resnet(args: argparse.Namespace, ber: float) -> None:
         draw, write, restore = (statistics.median(r["steps"][i] for r in rows) for i in range(3))
         print(f"    where at() alone goes: faults drawn and applied {draw * 1e3:.1f} ms "
               f"({draw / med('forward', 0):.2%} of a forward pass), weights written {write * 1e3:.1f} ms, "
-              f"originals restored {restore * 1e3:.1f} ms")
+              f"swapped back {restore * 1e3:.1f} ms")
         print(f"    speed-up over the fair naive version: {med('naive', 0) / med('alone', 0):.1f}x alone, "
               f"{med('naive', 0) / med('nested', 0):.1f}x nested")
         ratio = share("alone")[0]

@@ -37,7 +37,7 @@ import numpy as np
 from numba import get_thread_id, njit, prange
 from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
 
-from sramsim._stores import stream_copy, stream_scaled
+from sramsim._stores import stream_scaled
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -332,7 +332,7 @@ def chunk_table(members, starts, stops, size):
     return table
 
 
-# The three writes of a deployment's tensors, one parallel call over pieces of many tensors
+# The two writes of a deployment's tensors, one parallel call over pieces of many tensors
 # (``flats``: a typed list of flat float32 or float64 arrays; ``chunks`` from chunk_table). The
 # product of an int8 and a float is exact in float64, so rounding it to the tensor's type equals
 # NumPy's product in that type.
@@ -369,15 +369,6 @@ def write_scaled(flats, qs, scales, chunks, index, q_at, starts, stops, streamin
         else:
             for i in range(out.size):  # slices: indices from 0 need no wraparound check, so SIMD
                 out[i] = np.float64(q[i]) * scale
-
-
-@njit(cache=True, parallel=True)
-def copy_chunks(flats, sources, chunks):
-    """``flats[m][a:b] = sources[m][a:b]`` (bit for bit) for each chunk ``(m, a, b)``, with
-    streaming stores."""
-    for c in prange(chunks.shape[0]):
-        m, a, b = chunks[c, 0], chunks[c, 1], chunks[c, 2]
-        stream_copy(flats[m][a:b], sources[m][a:b])
 
 
 @njit(cache=True, parallel=True)

@@ -2,11 +2,11 @@
 
 A plain store to memory that is not in cache first reads the line it writes ("read for
 ownership"), so rewriting a 45 MB tensor moves 90 MB. A non-temporal store writes the line without
-reading it: :func:`stream_scaled` and :func:`stream_copy` write 32 bytes at a time that way, an
-aligned block of 8 float32 or 4 float64 (LLVM's ``!nontemporal`` store, which x86 lowers to
+reading it: :func:`stream_scaled` writes 32 bytes at a time that way, an aligned block of 8
+float32 or 4 float64 (LLVM's ``!nontemporal`` store, which x86 lowers to
 ``vmovntps``/``movntps`` and AArch64 to ``stnp``; a target without such stores makes it a plain
 one). The values are the scalar kernels' bit for bit: an int8 to float64, times the float64 scale,
-rounded once to the output's type. Streamed lines bypass the cache; each call ends with a memory
+rounded once to the output's type. Streamed lines bypass the cache; a call ends with a memory
 fence, so that its values are visible to every thread once it returns.
 """
 from __future__ import annotations
@@ -66,23 +66,6 @@ def _stream_block_scaled(typingctx, out, q, start, scale):
 
 
 @intrinsic
-def _stream_block_copy(typingctx, out, source, start):
-    """``out[start:start + L] = source[start:start + L]`` (L = 32 bytes), one streaming store;
-    ``out[start]`` must be 32-byte aligned."""
-    if not (_contiguous(out, source) and out.dtype in (types.float32, types.float64) and source.dtype == out.dtype):
-        return None
-
-    def codegen(context, builder, signature, args):
-        vector_type, _ = _vector_of(context, signature.args[0])
-        value = builder.load(_block_pointer(context, builder, signature.args[1], args[1], args[2], vector_type),
-                             align=signature.args[1].dtype.bitwidth // 8)
-        _streaming_store(builder, value, _block_pointer(context, builder, signature.args[0], args[0], args[2],
-                                                        vector_type))
-        return context.get_dummy_value()
-    return types.void(out, source, start), codegen
-
-
-@intrinsic
 def _fence(typingctx):
     """A sequentially consistent memory fence: every streaming store before it is visible to
     every thread after it (x86 ``mfence``, AArch64 ``dmb ish``)."""
@@ -116,20 +99,4 @@ def stream_scaled(out, q, scale):
         i += lanes
     for j in range(i, out.size):
         out[j] = np.float64(q[j]) * scale
-    _fence()
-
-
-@njit(cache=True)
-def stream_copy(out, source):
-    """``out[:] = source`` for contiguous arrays of one dtype (float32/64) and size, with
-    streaming stores."""
-    lanes = _BLOCK_BYTES // out.itemsize
-    i = _head(out)
-    for j in range(i):
-        out[j] = source[j]
-    while i + lanes <= out.size:
-        _stream_block_copy(out, source, i)
-        i += lanes
-    for j in range(i, out.size):
-        out[j] = source[j]
     _fence()

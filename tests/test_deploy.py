@@ -1,4 +1,4 @@
-"""Deploying a torch model on a simulated chip: quantized weights, in-place faults, restoration."""
+"""Deploying a torch model on a simulated chip: quantized weights, faults, restoration."""
 import copy
 import json
 import math
@@ -55,7 +55,7 @@ def flipped_bits(codes: dict) -> dict[str, int]:
     return {name: int(sum(((a ^ b) >> i & 1).sum() for i in range(8))) for name, (a, b) in codes.items()}
 
 
-def test_at_perturbs_in_place_and_restores_bit_exactly():
+def test_at_perturbs_the_model_itself_and_restores_bit_exactly():
     model = small_model()
     before = snapshot(model)
     deployment = Deployment(model)
@@ -63,6 +63,37 @@ def test_at_perturbs_in_place_and_restores_bit_exactly():
         assert perturbed is model
         assert not torch.equal(model[5].weight, before["5.weight"])
     assert_bit_equal(before, model)
+
+
+def test_the_parameters_hold_the_chip_weights_and_their_own_storage_keeps_the_originals():
+    """Inside the block the model's own Parameter objects hold the chip's weights (their storage
+    swapped to scratch tensors with the same strides); the storage they had is never written, so
+    a state_dict taken before keeps the originals throughout, and leaving copies nothing back."""
+    model = small_model()
+    model[0].to(memory_format=torch.channels_last)
+    params, saved, before = list(model.parameters()), model.state_dict(), snapshot(model)
+    deployment = Deployment(model)
+    with deployment.at(ber=0.05, chip=3):
+        assert all(a is b for a, b in zip(model.parameters(), params))
+        assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+        assert all(not torch.equal(model.get_parameter(name), saved[name]) for name in STORED)
+        for name, value in before.items():
+            assert torch.equal(saved[name], value), name
+    assert all(model.get_parameter(name).data_ptr() == saved[name].data_ptr() for name in STORED)
+    assert_bit_equal(before, model)
+
+
+def test_a_model_compiled_before_the_block_runs_the_chip_weights_inside_it():
+    model = small_model()
+    x = torch.randn(4, 3, 8, 8)
+    compiled = torch.compile(model, backend="aot_eager")   # Dynamo's handling of parameters
+    deployment = Deployment(model)
+    with torch.no_grad():
+        clean = compiled(x)
+        with deployment.at(ber=0.05, chip=3):
+            torch.testing.assert_close(compiled(x), model(x))
+            assert not torch.allclose(compiled(x), clean)
+        assert torch.equal(compiled(x), clean)
 
 
 def test_restored_after_an_exception_inside_the_block():
