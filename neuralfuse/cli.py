@@ -107,9 +107,18 @@ def _load_base(path: str, hint: str):
         raise click.BadParameter(str(err), param_hint=hint) from err
 
 
-def _load_data(name: str, root: str | None, split: str, image_size: int | None = None):
+def _check_image_size(dataset: str, image_size: int | None, hint: str = "--image-size") -> None:
+    """Refuse a 'folder' dataset without its image size, naming the option that gives it."""
+    if dataset == "folder" and image_size is None:
+        raise click.BadParameter("a 'folder' dataset needs the side of its square images in pixels, "
+                                 "e.g. 32", param_hint=hint)
+
+
+def _load_data(name: str, root: str | None, split: str, image_size: int | None = None,
+               image_size_hint: str = "--image-size"):
     from neuralfuse.data import load_dataset
 
+    _check_image_size(name, image_size, image_size_hint)
     try:
         return load_dataset(name, root, split=split, image_size=image_size)
     except (OSError, ValueError) as err:
@@ -178,6 +187,7 @@ def train_base_command(output: str, progress: bool, device, compact: bool, **opt
     """
     from neuralfuse.train_base import BaseTrainer, TrainBaseConfig
 
+    _check_image_size(options["dataset"], options["image_size"])
     try:
         trainer = BaseTrainer(TrainBaseConfig(**options), output, progress=progress, device=device,
                               compact=compact)
@@ -338,7 +348,8 @@ def grid_command(spec_path: str, output: str, progress: bool, device, ray_addres
         spec = load_spec(spec_path)
         if not spec.base.is_file():
             raise GridSpecError(f"base model {str(spec.base)!r} (from {spec_path!r}) does not exist")
-        _load_data(spec.dataset, None if spec.data_root is None else str(spec.data_root), "test")
+        _load_data(spec.dataset, None if spec.data_root is None else str(spec.data_root), "test",
+                   spec.image_size, image_size_hint=f"image_size in {spec_path}")
         table = run_grid(spec, output, device=str(device), ray=resources or None, progress=progress)
     except (OSError, ValueError) as err:
         raise click.UsageError(str(err)) from err

@@ -7,6 +7,7 @@ stand for ``lam``)::
     base = "r18.pt"              # relative paths are relative to the spec file
     dataset = "cifar10"
     data_root = "~/data/cifar10"
+    # image_size = 64            # only for dataset = "folder": the side of its square images
 
     [train]                      # shared by every run
     epochs = 20
@@ -52,7 +53,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-TOP_LEVEL = {"base", "dataset", "data_root", "train", "grid", "evaluate"}
+TOP_LEVEL = {"base", "dataset", "data_root", "image_size", "train", "grid", "evaluate"}
 EVALUATE_KEYS = {"chips", "samples", "batch_size"}
 ALIASES = {"lambda": "lam"}
 
@@ -76,6 +77,7 @@ class GridSpec:
     base: Path
     dataset: str
     data_root: Path | None
+    image_size: int | None
     train: dict[str, Any]
     grid: dict[str, list]
     evaluate: dict[str, Any]
@@ -85,7 +87,7 @@ class GridSpec:
         """Plain values for ``grid.json``."""
         return {"base": str(self.base), "dataset": self.dataset,
                 "data_root": None if self.data_root is None else str(self.data_root),
-                "train": self.train, "grid": self.grid, "evaluate": self.evaluate,
+                "image_size": self.image_size, "train": self.train, "grid": self.grid, "evaluate": self.evaluate,
                 "runs": [run.name for run in self.runs]}
 
 
@@ -124,6 +126,10 @@ def parse_spec(raw: Mapping[str, Any], folder: str | Path = ".") -> GridSpec:
     for key, value in evaluate.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise GridSpecError(f"[evaluate] {key} = {value!r} is not valid: use a positive integer")
+    image_size = raw.get("image_size")
+    if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1):
+        raise GridSpecError(f"image_size = {image_size!r} is not valid: give the side of a 'folder' "
+                            "dataset's square images in pixels (a positive integer)")
     folder = Path(folder)
     data_root = raw.get("data_root")
     runs = []
@@ -140,6 +146,7 @@ def parse_spec(raw: Mapping[str, Any], folder: str | Path = ".") -> GridSpec:
     return GridSpec(base=(folder / Path(raw["base"]).expanduser()).resolve(),
                     dataset=str(raw.get("dataset", "default")),
                     data_root=None if data_root is None else (folder / Path(data_root).expanduser()).resolve(),
+                    image_size=image_size,
                     train=train, grid=grid, evaluate=evaluate, runs=tuple(runs))
 
 
@@ -185,17 +192,19 @@ def run_one(spec: GridSpec, run: GridRun, out: str | Path, device: str = "cpu",
         return result_path
     data_root = None if spec.data_root is None else str(spec.data_root)
     provenance = {"base": str(spec.base), "surrogates": [], "init_generator": None,
-                  "dataset": spec.dataset, "data_root": data_root,
+                  "dataset": spec.dataset, "data_root": data_root, "image_size": spec.image_size,
                   "command": f"neuralfuse grid (run {run.name})"}
-    train(run_dir, config, base, load_dataset(spec.dataset, data_root, split="train"),
+    train(run_dir, config, base, load_dataset(spec.dataset, data_root, split="train", image_size=spec.image_size),
           provenance=provenance, progress=progress, device=device)
     generator, trained = load_generator(run_dir, base=base)
-    test_set = fixed_subset(load_dataset(spec.dataset, data_root, split="test"), spec.evaluate.get("samples"))
+    test_set = fixed_subset(load_dataset(spec.dataset, data_root, split="test", image_size=spec.image_size),
+                            spec.evaluate.get("samples"))
     result = evaluate(base, test_set, point=point, generator=generator, generator_name=trained["generator"],
                       chips=spec.evaluate.get("chips", 10), bits=config.bits, fault_model=config.fault_model,
                       layout=config.layout, batch_size=spec.evaluate.get("batch_size", 500), latency_repeats=5, device=device)
     result["provenance"] = {"base": str(spec.base), "generator": str(run_dir.resolve()),
-                            "dataset": spec.dataset, "data_root": data_root, "split": "test",
+                            "dataset": spec.dataset, "data_root": data_root, "image_size": spec.image_size,
+                            "split": "test",
                             "command": f"neuralfuse grid (run {run.name})"}
     write_json(result_path, result)
     return result_path
