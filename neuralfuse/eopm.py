@@ -10,8 +10,9 @@ and backward plus one clean and N perturbed forward/backward passes of the base 
 
 - z = F(x) is computed once; each base-model pass starts from a detached copy of z, and the
   gradients with respect to z are summed, then pushed through the generator with one backward;
-- faults are applied in place by :meth:`sramsim.Deployment.at` (no copy of the model per chip), so
-  each pass's backward runs inside its ``with`` block, before the weights are restored;
+- faults are applied to the model's own parameters by :meth:`sramsim.Deployment.at` (no copy of
+  the model per chip), so each pass's backward runs inside its ``with`` block, before the weights
+  are restored;
 - base-model parameters have ``requires_grad`` off and the model stays in eval mode.
 
 Access settings. Relaxed: the passes run through the base (target) model. Restricted: they run
