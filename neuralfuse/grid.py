@@ -47,6 +47,7 @@ from typing import Any
 import pandas as pd
 
 from characterization.atomic import atomic_path, write_json
+from characterization.validation import check_scalar
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -124,12 +125,11 @@ def parse_spec(raw: Mapping[str, Any], folder: str | Path = ".") -> GridSpec:
         raise GridSpecError(f"unknown [evaluate] key(s) {sorted(set(evaluate) - EVALUATE_KEYS)}: "
                             f"use {sorted(EVALUATE_KEYS)}")
     for key, value in evaluate.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise GridSpecError(f"[evaluate] {key} = {value!r} is not valid: use a positive integer")
+        _positive_int(value, f"[evaluate] {key}")
     image_size = raw.get("image_size")
-    if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1):
-        raise GridSpecError(f"image_size = {image_size!r} is not valid: give the side of a 'folder' "
-                            "dataset's square images in pixels (a positive integer)")
+    if image_size is not None:
+        _positive_int(image_size, "image_size",
+                      "the side in pixels of a 'folder' dataset's square images (an integer >= 1)")
     folder = Path(folder)
     data_root = raw.get("data_root")
     runs = []
@@ -148,6 +148,14 @@ def parse_spec(raw: Mapping[str, Any], folder: str | Path = ".") -> GridSpec:
                     data_root=None if data_root is None else (folder / Path(data_root).expanduser()).resolve(),
                     image_size=image_size,
                     train=train, grid=grid, evaluate=evaluate, runs=tuple(runs))
+
+
+def _positive_int(value: Any, name: str, allowed: str | None = None) -> None:
+    """Refuse ``value`` unless it is an integer >= 1, as a :class:`GridSpecError`."""
+    try:
+        check_scalar(value, name, int, min_val=1, allowed=allowed)
+    except ValueError as err:
+        raise GridSpecError(str(err)) from None
 
 
 def _train_keys(table: Any, where: str, fields: set[str]) -> dict[str, Any]:

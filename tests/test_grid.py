@@ -93,7 +93,7 @@ def test_spec_is_the_cartesian_product_of_the_axes(tmp_path):
     ({"base": "b.pt", "grid": {"generator": ["UNetS"], "ber": [0.01], "epochs": [0]}}, "epochs=0"),
     ({"base": "b.pt", "grid": {"generator": ["UNetS"]}}, "ber"),  # no operating point
     ({"base": "b.pt", "grid": {"generator": ["UNetS"], "ber": [0.01]}, "evaluate": {"chips": 0}}, "chips"),
-    ({"base": "b.pt", "image_size": 0, "grid": {"generator": ["UNetS"], "ber": [0.01]}}, "image_size = 0"),
+    ({"base": "b.pt", "image_size": 0, "grid": {"generator": ["UNetS"], "ber": [0.01]}}, "image_size=0"),
 ])
 def test_bad_specs_are_refused_naming_the_problem(raw, message):
     with pytest.raises(GridSpecError, match=message):
