@@ -41,8 +41,8 @@ Cost: entering ``at()`` draws the chip's faults and writes the tensors not on th
 streamed pass; leaving is free. Nested in ``quantized()``, each chip writes only the weights its
 faults change and clears them on exit (a tensor where they are more than 1/64 of its weights is
 rewritten from its integers instead: ``sramsim._writes``). Both are well under the cost of one
-forward pass: on a 2-core VM, ResNet18 at batch 128 (a forward pass 0.73-0.80 s), a new chip costs
-about 13 ms alone and 16-17 ms nested at 0.83 Vmin (1% BER), 7 and 10 ms at 0.86 Vmin, 4.4 and 4.7
+forward pass: on a 2-core VM, ResNet18 at batch 128 (a forward pass 0.73-0.86 s), a new chip costs
+12-14 ms alone and 16-18.5 ms nested at 0.83 Vmin (1% BER), 7 and 10 ms at 0.86 Vmin, 4.4 and 4.7
 ms at 0.90 Vmin (``bench/bench_deploy.py``, with a forward pass between chips).
 
     with deployment.quantized():
