@@ -260,6 +260,9 @@ def train_base_command(output: str, progress: bool, device, compact: bool, **opt
               help="Validation chips (their own seed stream) for the per-epoch validation PA.")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=100, show_default=True,
               help="Also checkpoint every N steps within an epoch.")
+@click.option("--patience", type=click.IntRange(1), default=None,
+              help="Stop once the validation PA has not improved for N epochs (the kept generator "
+              "is still the best epoch) [default: run all --epochs].")
 @click.option("-o", "--output", "run_dir", type=click.Path(file_okay=False, writable=True), required=True,
               help="Run directory: new, empty, or holding this same run (then it resumes).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")

@@ -112,6 +112,7 @@ class TrainConfig:
     val_images: int | None = None  # held-out images validated on per epoch (None: all of them)
     val_chips: int = 3  # validation-stream chips used for the per-epoch PA
     checkpoint_every: int = 100  # steps
+    patience: int | None = None  # stop once validation PA has not improved for this many epochs
 
     def __post_init__(self) -> None:
         check_fault_model(self.fault_model)
@@ -120,7 +121,7 @@ class TrainConfig:
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule={self.lr_schedule!r} is not valid: use one of {', '.join(LR_SCHEDULES)}")
         for name in ("n_chips", "batch_size", "epochs", "val_chips", "checkpoint_every",
-                     "train_subset", "max_steps_per_epoch", "val_images"):
+                     "train_subset", "max_steps_per_epoch", "val_images", "patience"):
             if getattr(self, name) is not None:
                 check_scalar(getattr(self, name), name, int, min_val=1)
         check_scalar(self.lr, "lr", float, min_val=0, include_boundaries="right")
@@ -276,14 +277,16 @@ class RunDirectory:
 
 
 def _identity(record: dict[str, Any]) -> dict[str, Any]:
-    """The part of a run record that must match to resume: all but command, versions and epochs.
+    """The part of a run record that must match to resume: all but command, versions, epochs and
+    patience.
 
     Epochs count only under a learning-rate schedule, which they stretch; with a constant rate a
-    finished run continues when given more. A setting missing from the record (a run written
-    before the setting existed) counts as its default.
+    finished run continues when given more. Patience only decides when a run stops. A setting
+    missing from the record (a run written before the setting existed) counts as its default.
     """
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     config = {**defaults, **record["config"]}
+    del config["patience"]
     if config["lr_schedule"] == "constant":
         del config["epochs"]
     kept = {k: v for k, v in record.items() if k not in (*SESSION_KEYS, "config")}
@@ -349,7 +352,7 @@ def train(run_dir: str | Path, config: TrainConfig, base: nn.Module, dataset: Da
     with ExitStack() as stack:  # quantize once: each chip then writes only its faulty weights
         for deployment in dict.fromkeys([trainer.target, *trainer.deployments]):
             stack.enter_context(deployment.quantized())
-        while trainer.epoch < config.epochs:
+        while trainer.epoch < config.epochs and not stalled(trainer.rows, config.patience):
             trainer.run_epoch(progress)
     return trainer.save_selected()
 
@@ -364,6 +367,14 @@ def select_epoch(rows: Sequence[Mapping[str, float]]) -> int:
     if not scored:
         return int(rows[-1]["epoch"])
     return int(max(scored, key=lambda row: (row["val_pa_mean"], -row["epoch"]))["epoch"])
+
+
+def stalled(rows: Sequence[Mapping[str, float]], patience: int | None) -> bool:
+    """Whether a run with per-epoch metrics ``rows`` has gone ``patience`` epochs without a validation
+    PA above its best (the epoch :func:`select_epoch` keeps); never without a patience or rows."""
+    if patience is None or not rows:
+        return False
+    return len(rows) - select_epoch(rows) >= patience
 
 
 class _Trainer:

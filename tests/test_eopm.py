@@ -186,6 +186,37 @@ def test_the_run_keeps_every_epoch_and_its_generator_is_the_best_on_validation(t
     assert chosen["epoch"] == 2 and chosen["selection"].startswith("epoch 2 of 3")
 
 
+def test_patience_stops_a_run_once_validation_pa_stalls_and_resuming_with_more_epochs_is_allowed(
+        tmp_path, monkeypatch):
+    val_pa = iter([50.0, 70.0, 60.0, 65.0, 80.0])  # epochs 3 and 4 do not beat epoch 2
+
+    def scripted(generator, *args, **kwargs):
+        pa = next(val_pa)
+        return {"val_ca": 80.0, "val_pa_mean": pa, "val_pa_std": 1.0, "val_base_ca": 85.0,
+                "val_base_pa_mean": 40.0, "val_rp": pa - 40.0}
+
+    monkeypatch.setattr(eopm, "validate", scripted)
+    run = tmp_path / "run"
+    train(run, tiny_config(epochs=10, max_steps_per_epoch=1, patience=2), tiny_base(), tiny_data(),
+          progress=False)
+    assert list(pd.read_csv(run / "metrics.csv").epoch) == [1, 2, 3, 4]
+    assert read_checkpoint(run / "generator.pt", "neuralfuse.generator")["epoch"] == 2
+    # patience is a stopping rule, not part of the run: a larger one continues the same run
+    train(run, tiny_config(epochs=5, max_steps_per_epoch=1, patience=3), tiny_base(), tiny_data(),
+          progress=False)
+    assert list(pd.read_csv(run / "metrics.csv").epoch) == [1, 2, 3, 4, 5]
+    assert read_checkpoint(run / "generator.pt", "neuralfuse.generator")["epoch"] == 5
+
+
+def test_stalled_counts_epochs_since_the_best_validation_pa():
+    rows = [{"epoch": 1, "val_pa_mean": 60.0}, {"epoch": 2, "val_pa_mean": 65.0},
+            {"epoch": 3, "val_pa_mean": 64.0}, {"epoch": 4, "val_pa_mean": 65.0}]
+    assert eopm.stalled(rows, 2) and not eopm.stalled(rows, 3)
+    assert not eopm.stalled(rows, None) and not eopm.stalled([], 1)
+    with pytest.raises(ValueError, match="patience"):
+        tiny_config(patience=0)
+
+
 def test_select_epoch_prefers_validation_pa_then_the_earlier_epoch():
     rows = [{"epoch": 1, "val_pa_mean": 60.0}, {"epoch": 2, "val_pa_mean": 65.0},
             {"epoch": 3, "val_pa_mean": 65.0}, {"epoch": 4, "val_pa_mean": float("nan")}]
