@@ -220,11 +220,10 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 
 def _operating_voltage(gen_meta: dict[str, Any]) -> float:
-    """The voltage (× Vmin, 4 decimals) a generator was trained at, also when it was trained at a BER."""
-    voltage = gen_meta.get("voltage")
-    if voltage is None:
-        voltage = operating_voltage(ber=gen_meta["ber"], tech=gen_meta["tech"])
-    return round(float(voltage), 4)
+    """The voltage (× Vmin, 4 decimals) where the technology's curve gives the BER the generator was
+    trained at. The BER, not a recorded voltage, is what the generator saw: a generator trained at
+    a voltage under an earlier calibration of the curve keeps its BER and moves with the curve."""
+    return round(float(operating_voltage(ber=gen_meta["ber"], tech=gen_meta["tech"])), 4)
 
 
 def _reporter(progress: bool):
