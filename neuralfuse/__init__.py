@@ -23,7 +23,10 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "neuralfuse.train_base": ("TrainBaseConfig",),
     "neuralfuse.eopm": ("TrainConfig", "train"),
     "neuralfuse.evaluation": ("comparison_table", "evaluate"),
-    "neuralfuse.tradeoff": ("load_sweep", "operating_points", "pareto_front", "parse_voltages", "sweep"),
+    "neuralfuse.tradeoff": ("load_chips", "load_sweep", "operating_points", "pareto_front", "parse_bers",
+                            "parse_voltages", "sweep"),
+    "neuralfuse.criteria": ("Criterion", "parse_criterion"),
+    "neuralfuse.per_chip_voltage": ("per_chip_voltages", "summarize_per_chip"),
     "neuralfuse.plots": ("write_sweep_plots",),
     "neuralfuse.demo": ("run_demo",),
 })

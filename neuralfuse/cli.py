@@ -1,6 +1,7 @@
 """The ``neuralfuse`` command line: a thin click layer over the library."""
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import click
@@ -71,16 +72,56 @@ def _image_size_option(command):
                         "there; the other datasets have a fixed size).")(command)
 
 
-def _parse_voltages(ctx: click.Context, param: click.Parameter, value: str | None):
-    """``--voltages`` callback: START:STOP:STEP or a comma-separated list, as a tuple of floats."""
-    if value is None:
-        return None
-    from neuralfuse.tradeoff import parse_voltages
+def _parsed_by(parser: str):
+    """An option callback that parses the value (each value of a repeatable option) with
+    ``parser`` ("module:function" in neuralfuse, imported on use); None stays None and a
+    ValueError becomes click's one-line usage error."""
+    def callback(ctx: click.Context, param: click.Parameter, value):
+        if value is None:
+            return None
+        module, function = parser.split(":")
+        parse = getattr(importlib.import_module(f"neuralfuse.{module}"), function)
+        try:
+            return tuple(map(parse, value)) if isinstance(value, tuple) else parse(value)
+        except ValueError as err:
+            raise click.BadParameter(str(err), ctx, param) from err
+    return callback
 
+
+_parse_voltages = _parsed_by("tradeoff:parse_voltages")
+_parse_bers = _parsed_by("tradeoff:parse_bers")
+_parse_criterion = _parsed_by("criteria:parse_criterion")
+
+
+_CRITERION_HELP = ("Accuracy criterion: mean (the mean PA over chips), quantile:Q (the Q-quantile "
+                   "chip, no interpolation: with 10 chips quantile:0.1 is the worst) or yield:Y (at "
+                   "least a fraction Y of the chips at or above the floor).")
+
+first_chip_option = click.option(
+    "--first-chip", type=click.IntRange(0), default=0, show_default=True,
+    help="First evaluation chip: chips FIRST..FIRST+CHIPS-1 (e.g. chips a generator was never "
+    "compared on).")
+
+
+def _chips_and_images(on: str, chips: int, first_chip: int, meta: dict, dataset: str,
+                      data_root: str | None, image_size: int | None, samples: int | None):
+    """(chip seeds, images) that ``--on`` names: test images on evaluation chips FIRST..;
+    validation: the base model's held-out images on validation chips; calibration: those images on
+    evaluation chips FIRST.. (a chip calibrating its own voltage). A click error otherwise."""
+    from neuralfuse.chips import evaluation_chips, validation_chips
+    from neuralfuse.data import base_validation_set, fixed_subset
+
+    if on == "validation" and first_chip:
+        raise click.UsageError("--first-chip picks evaluation chips: leave it out with --on validation")
     try:
-        return parse_voltages(value)
+        seeds = validation_chips(chips) if on == "validation" else evaluation_chips(chips, first=first_chip)
+        if on == "test":
+            images = _load_data(dataset, data_root, "test", image_size)
+        else:
+            images = base_validation_set(_load_data(dataset, data_root, "train", image_size), meta)
+        return seeds, fixed_subset(images, samples)
     except ValueError as err:
-        raise click.BadParameter(str(err), ctx, param) from err
+        raise click.UsageError(str(err)) from err
 
 
 def _operating_point(voltage: float | None, ber: float | None, tech: str):
@@ -375,9 +416,7 @@ def grid_command(spec_path: str, output: str, progress: bool, device, ray_addres
 @click.option("--chips", type=click.IntRange(1), default=10, show_default=True,
               help="Number of evaluation chips (their own seed stream, used in neither training nor "
               "validation).")
-@click.option("--first-chip", type=click.IntRange(0), default=0, show_default=True,
-              help="First evaluation chip: evaluate chips FIRST..FIRST+CHIPS-1 (e.g. chips a generator "
-              "was never compared on).")
+@first_chip_option
 @click.option("--on", "on", type=click.Choice(["test", "validation"]), default="test", show_default=True,
               help="test: test images and evaluation chips, for the numbers you report. validation: the "
               "base model's held-out training images and validation chips, for every choice (operating "
@@ -420,8 +459,6 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
     """
     from characterization.atomic import write_json
     from neuralfuse.checkpoint import load_generator
-    from neuralfuse.chips import evaluation_chips, validation_chips
-    from neuralfuse.data import base_validation_set, fixed_subset
     from neuralfuse.evaluation import evaluate, format_table, result_file, settings_from_training
 
     base, meta = _load_base(base_path, "--base")
@@ -437,17 +474,11 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
     point = _operating_point(voltage, ber, tech)
     bits = bits or meta.get("bits", 8)
     validation = on == "validation"
-    if validation and first_chip:
-        raise click.UsageError("--first-chip picks evaluation chips: leave it out with --on validation")
-    chip_seeds = validation_chips(chips) if validation else evaluation_chips(chips, first=first_chip)
+    chip_seeds, images = _chips_and_images(on, chips, first_chip, meta, dataset, data_root, image_size, samples)
     if json_path is None and run_dir is not None:
         json_path = str(result_file(run_dir, point, bits, fault_model, chip_seeds, layout, validation))
     try:
-        if validation:
-            images = base_validation_set(_load_data(dataset, data_root, "train", image_size), meta)
-        else:
-            images = _load_data(dataset, data_root, "test", image_size)
-        result = evaluate(base, fixed_subset(images, samples), point=point, generator=generator,
+        result = evaluate(base, images, point=point, generator=generator,
                           generator_name=trained.get("generator"), chips=chip_seeds, bits=bits,
                           fault_model=fault_model, layout=layout, batch_size=batch_size,
                           latency_repeats=latency_repeats, progress=progress, device=device)
@@ -524,12 +555,20 @@ def compare_command(paths: tuple[str, ...], over_seeds: bool, csv_path: str | No
 @click.option("--generator-run", "generator_dirs", type=click.Path(exists=True, file_okay=False),
               multiple=True, help="Training run directory of a generator (from `neuralfuse train`); "
               "repeat for several. Each is named after its directory.")
-@click.option("--voltages", required=True, callback=_parse_voltages,
+@click.option("--voltages", callback=_parse_voltages,
               help="Supply voltages in units of Vmin: START:STOP:STEP (both ends included) or a "
-              "comma-separated list.")
+              "comma-separated list. Give this or --bers.")
+@click.option("--bers", callback=_parse_bers,
+              help="Bit-error rates instead (the paper's axis), same syntax, e.g. 0.01,0.02,0.05: "
+              "faults at exactly these BERs, each at its voltage by the technology.")
 @click.option("--chips", type=click.IntRange(1), default=10, show_default=True,
               help="Number of evaluation chips (their own seed stream, used in neither training nor "
               "validation).")
+@first_chip_option
+@click.option("--on", "on", type=click.Choice(["test", "validation", "calibration"]), default="test",
+              show_default=True, help="test: test images on evaluation chips. validation: the base "
+              "model's held-out training images on validation chips (for choices). calibration: those "
+              "held-out images on the evaluation chips, for per-chip voltage (`pareto --per-chip-from`).")
 @click.option("--fault-model", type=click.Choice(FAULT_MODELS), default=DEFAULT_FAULT_MODEL,
               show_default=True)
 @click.option("--tech", default=DEFAULT_TECH, show_default=True,
@@ -550,8 +589,9 @@ def compare_command(paths: tuple[str, ...], over_seeds: bool, csv_path: str | No
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 @device_option
 @ray_options
-def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tuple[float, ...],
-                  chips: int, fault_model: str, tech: str, bits: int | None, dataset: str,
+def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tuple[float, ...] | None,
+                  bers: tuple[float, ...] | None, chips: int, first_chip: int, on: str,
+                  fault_model: str, tech: str, bits: int | None, dataset: str,
                   data_root: str | None, image_size: int | None, samples: int | None, batch_size: int,
                   layout: str, output: str, progress: bool, device, ray_address: str | None,
                   cpus_per_task: float | None, gpus_per_task: float | None) -> None:
@@ -561,7 +601,8 @@ def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tup
     chips, weight-memory accesses, energy relative to Vmin, energy saving by Eq. 6), chips.csv,
     sweep.json (arguments, seeds, versions) and the plots pareto, accuracy and curves (PNG, SVG).
     Finished points are kept: rerunning an interrupted command computes only what is missing,
-    and rerunning it with more --generator-run options measures only the new generators.
+    and rerunning it with more --generator-run options measures only the new generators; a
+    folder holding a sweep with other settings (voltages or BERs, chips, images) is refused.
 
     With --ray, each chip (all its voltages, every configuration) is one Ray task writing the same
     point files; a sweep started locally can finish on Ray and the reverse. --device is where
@@ -570,15 +611,23 @@ def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tup
     """
     import characterization
     from neuralfuse.checkpoint import load_generator
-    from neuralfuse.data import fixed_subset
     from neuralfuse.plots import write_sweep_plots
     from neuralfuse.tradeoff import BASE, sweep
+    from sramsim.operating_point import check_voltage_or_ber
 
     resources = _ray_resources(ray_address, cpus_per_task, gpus_per_task)
     try:
-        characterization.load(tech).ber(list(voltages))
+        check_voltage_or_ber(voltages, bers, ("--voltages", "--bers"))
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
+    try:
+        technology = characterization.load(tech)
+        if bers is None:
+            technology.ber(list(voltages))
+        else:
+            technology.voltage_at_ber(list(bers))
     except ValueError as err:  # unknown technology, or voltages outside its range
-        raise click.BadParameter(str(err), param_hint="--voltages/--tech") from err
+        raise click.BadParameter(str(err), param_hint="--voltages/--bers/--tech") from err
     base, meta = _load_base(base_path, "--base")
     generators = {}
     for run_dir in generator_dirs:
@@ -590,10 +639,7 @@ def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tup
             generators[name] = load_generator(run_dir, base=base)[0]
         except (OSError, ValueError) as err:
             raise click.BadParameter(str(err), param_hint="--generator-run") from err
-    try:
-        test_set = fixed_subset(_load_data(dataset, data_root, "test", image_size), samples)
-    except ValueError as err:  # more samples than the test split holds
-        raise click.BadParameter(str(err), param_hint="--samples") from err
+    chip_seeds, images = _chips_and_images(on, chips, first_chip, meta, dataset, data_root, image_size, samples)
     provenance = {"base": absolute(base_path),
                   "generators": {name: absolute(d) for name, d in zip(generators, generator_dirs)},
                   "dataset": dataset, "data_root": absolute(data_root), "image_size": image_size, "samples": samples,
@@ -604,7 +650,8 @@ def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tup
 
         runner = ray_runner(**resources)
     try:
-        table = sweep(base, test_set, voltages, generators=generators, chips=chips, tech=tech,
+        table = sweep(base, images, voltages, bers=bers, generators=generators, chips=chip_seeds,
+                      split="test" if on == "test" else "validation", tech=tech,
                       fault_model=fault_model, bits=bits or meta.get("bits", 8), layout=layout,
                       batch_size=batch_size, out_dir=output, provenance=provenance, progress=progress,
                       device=device, runner=runner)
@@ -614,25 +661,51 @@ def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tup
     click.echo(f"wrote {len(table)} points to {Path(output) / 'sweep.csv'} and the plots to {output}")
 
 
-@main.command("pareto", epilog="Example: neuralfuse pareto sweep-unets --min-accuracy 80")
+@main.command("pareto", epilog="Example: neuralfuse pareto sweep-unets --min-accuracy 80 --criterion "
+              "quantile:0.1 --per-chip-from sweep-unets-calibration")
 @click.argument("sweep_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--min-accuracy", type=click.FloatRange(0, 100), required=True,
-              help="Lowest acceptable mean perturbed accuracy, in percent.")
-def pareto_command(sweep_dir: str, min_accuracy: float) -> None:
-    """The lowest-energy operating point per configuration that keeps mean PA >= MIN_ACCURACY.
+              help="Lowest acceptable perturbed accuracy, in percent.")
+@click.option("--criterion", default="mean", show_default=True, callback=_parse_criterion,
+              help=_CRITERION_HELP)
+@click.option("--per-chip-from", "validation_dir", type=click.Path(exists=True, file_okay=False),
+              default=None, help="Also per-chip voltage: each chip of SWEEP_DIR at its own lowest voltage "
+              "that keeps MIN_ACCURACY on the validation images of this sweep (`neuralfuse sweep --on "
+              "calibration`: same chips and voltages), scored on SWEEP_DIR's test images.")
+def pareto_command(sweep_dir: str, min_accuracy: float, criterion, validation_dir: str | None) -> None:
+    """The lowest-energy operating point per configuration that keeps MIN_ACCURACY under the criterion.
 
-    Prints them and the best overall, and writes them to SWEEP_DIR/pareto.json.
+    Prints them and the best overall, and writes them to SWEEP_DIR/pareto.json (with the
+    criterion). With --per-chip-from, also each chip at its own voltage: the mean energy saving
+    over chips, the test PA, and how many chips keep the floor on test (a chip that keeps it on
+    validation can miss it on test; one that keeps it at no voltage runs at the highest swept
+    one); written to SWEEP_DIR/per-chip.csv and under "per_chip" in pareto.json.
     """
     from characterization.atomic import write_json
-    from neuralfuse.tradeoff import format_operating_points, load_sweep, operating_points
+    from neuralfuse.per_chip_voltage import (format_per_chip, per_chip_from_sweeps, summarize_per_chip,
+                                             write_per_chip)
+    from neuralfuse.tradeoff import format_operating_points, load_chips, load_sweep, operating_points
 
     try:
-        result = operating_points(load_sweep(sweep_dir), min_accuracy)
+        per_chip = None if criterion.name == "mean" else load_chips(sweep_dir)
+        result = operating_points(load_sweep(sweep_dir), min_accuracy, criterion, per_chip)
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="SWEEP_DIR") from err
+    summary = None
+    if validation_dir is not None:
+        try:
+            chips = per_chip_from_sweeps(validation_dir, sweep_dir, min_accuracy)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--per-chip-from") from err
+        write_per_chip(chips, Path(sweep_dir) / "per-chip.csv")
+        summary = summarize_per_chip(chips, criterion, min_accuracy)
+        result["per_chip"] = {"validation_sweep": absolute(validation_dir),
+                              "configs": summary.to_dict(orient="records")}
     path = Path(sweep_dir) / "pareto.json"
     write_json(path, result)
     click.echo(format_operating_points(result))
+    if summary is not None:
+        click.echo(format_per_chip(summary, min_accuracy))
     click.echo(f"wrote {path}")
 
 
@@ -652,14 +725,17 @@ def pareto_command(sweep_dir: str, min_accuracy: float) -> None:
               help="Test images, a fixed random subset of the default test split's 2,000 "
               "[default: the setup's, 1000].")
 @click.option("--min-accuracy", type=click.FloatRange(0, 100), default=None,
-              help="Accuracy floor (mean PA, %) the summary leads with [default: the base model's "
+              help="Accuracy floor (PA, %) the summary leads with [default: the base model's "
               "clean accuracy minus 5 points].")
+@click.option("--criterion", "criteria", multiple=True, callback=_parse_criterion,
+              help=_CRITERION_HELP + " Repeat for a table per criterion (the first leads), e.g. "
+              "--criterion mean --criterion quantile:0.1 --criterion yield:0.95 [default: mean].")
 @_layout_option(DEFAULT_LAYOUT)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress.")
 @device_option
 def demo_command(output: str, setup: str, voltages: tuple[float, ...] | None, chips: int | None,
-                 samples: int | None, min_accuracy: float | None, layout: str, progress: bool,
-                 device) -> None:
+                 samples: int | None, min_accuracy: float | None, criteria: tuple, layout: str,
+                 progress: bool, device) -> None:
     """The main job: NeuralFuse on a shipped base model and generator, on the default dataset.
 
     Sweeps the weight-memory voltage from Vmin down past the generator's operating voltage with
@@ -678,7 +754,8 @@ def demo_command(output: str, setup: str, voltages: tuple[float, ...] | None, ch
     click.echo(f"NeuralFuse demo ({setup}): writing into {output}/")
     try:
         summary = run_demo(output, setup=setup, voltages=voltages, chips=chips, samples=samples,
-                           min_accuracy=min_accuracy, layout=layout, progress=progress, device=device)
+                           min_accuracy=min_accuracy, criteria=criteria or ("mean",), layout=layout,
+                           progress=progress, device=device)
     except (OSError, ValueError) as err:
         raise click.UsageError(str(err)) from err
     click.echo("")

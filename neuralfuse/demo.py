@@ -40,6 +40,7 @@ import torch
 
 from characterization.atomic import atomic_path, write_json
 from neuralfuse.checkpoint import load_base_model, load_generator
+from neuralfuse.criteria import MEAN, Criterion, parse_criterion
 from neuralfuse.data import fixed_subset, load_dataset
 from neuralfuse.plots import write_sweep_plots
 from neuralfuse.shipped import DEFAULT_SETUP, SETUPS
@@ -57,15 +58,16 @@ LEAD_DROP = 5.0
 
 def run_demo(out_dir: str | Path, *, setup: str = DEFAULT_SETUP, voltages: Sequence[float] | None = None,
              chips: int | None = None, samples: int | None = None, min_accuracy: float | None = None,
-             layout: str = DEFAULT_LAYOUT, progress: bool = True,
+             criteria: Sequence[Criterion | str] = (MEAN,), layout: str = DEFAULT_LAYOUT, progress: bool = True,
              device: torch.device | str | None = None) -> dict[str, Any]:
     """Run the demo of ``setup`` into ``out_dir`` (see the module docstring); return the summary dict.
 
     ``voltages`` (× Vmin), ``chips`` and ``samples`` (test images, a fixed random subset of the
     default test split's 2,000) default to the setup's; the generator's operating voltage is always
     added. Faults follow ``layout`` (see :mod:`sramsim.layouts`); ``device`` defaults to the CPU.
-    The summary leads with ``min_accuracy`` (mean PA in %, default: the base CA minus
-    :data:`LEAD_DROP` points) among its accuracy floors.
+    The summary leads with ``min_accuracy`` (PA in %, default: the base CA minus
+    :data:`LEAD_DROP` points) among its accuracy floors, judged by each of ``criteria``
+    (:mod:`neuralfuse.criteria`; the first is the lead).
     """
     if setup not in SETUPS:
         raise ValueError(f"setup={setup!r} is not valid: use one of {', '.join(SETUPS)}")
@@ -102,7 +104,7 @@ def run_demo(out_dir: str | Path, *, setup: str = DEFAULT_SETUP, voltages: Seque
 
     say("[4/4] writing the summary")
     per_chip = pd.read_csv(out_dir / "chips.csv")
-    summary = summarize(table, per_chip, operating_voltage, min_accuracy)
+    summary = summarize(table, per_chip, operating_voltage, min_accuracy, criteria)
     summary.update(setup=chosen.name, description=chosen.description,
                    base_model={k: base_meta.get(k) for k in ("arch", "width", "dataset", "test_acc")},
                    generator={"architecture": gen_meta["generator"], "trained_at": operating_voltage,
@@ -115,12 +117,15 @@ def run_demo(out_dir: str | Path, *, setup: str = DEFAULT_SETUP, voltages: Seque
 
 
 def summarize(table: pd.DataFrame, per_chip: pd.DataFrame, voltage: float,
-              min_accuracy: float | None = None) -> dict[str, Any]:
+              min_accuracy: float | None = None,
+              criteria: Sequence[Criterion | str] = (MEAN,)) -> dict[str, Any]:
     """The demo's findings from a sweep of configurations ``base`` and ``neuralfuse``.
 
-    ``floors``: for accuracy floors :data:`FLOOR_DROPS` points below the base model's CA and
-    ``min_accuracy`` (the lead floor; default: CA - :data:`LEAD_DROP`), the lowest-energy swept
-    voltage whose mean PA stays at or above the floor, with and without NeuralFuse (None: none does).
+    ``floors``: for each of ``criteria`` (the first leads; ``per_chip`` must cover every voltage
+    for any but the mean) and accuracy floors :data:`FLOOR_DROPS` points below the base model's CA
+    and ``min_accuracy`` (the lead floor; default: CA - :data:`LEAD_DROP`), the lowest-energy
+    swept voltage that keeps the floor under the criterion, with and without NeuralFuse (None:
+    none does); each floor names its ``criterion``.
     At the operating ``voltage``: CA and PA of both, and the margin RP = NeuralFuse's mean PA minus
     the base model's; its standard error combines both chip-to-chip standard errors,
     sqrt(sem_base² + sem_nf²) (a paired estimate over the same chips, also given, is usually
@@ -135,10 +140,10 @@ def summarize(table: pd.DataFrame, per_chip: pd.DataFrame, voltage: float,
     clean = float(rows[BASE].ca)
     lead = clean - LEAD_DROP if min_accuracy is None else float(min_accuracy)
     front = table[pareto_front(table)]
+    floors = sorted({max(0.0, round(v, 2)) for v in (lead, *(clean - d for d in FLOOR_DROPS))}, reverse=True)
     return {
-        "floors": [_floor(table, floor, floor == lead) for floor in
-                   sorted({max(0.0, round(v, 2)) for v in (lead, *(clean - d for d in FLOOR_DROPS))},
-                          reverse=True)],
+        "floors": [_floor(table, per_chip, floor, floor == lead, parse_criterion(criterion))
+                   for criterion in criteria for floor in floors],
         "operating_point": {"voltage": voltage, "ber": float(rows[BASE].ber), "chips": int(rows[BASE].chips)},
         **{key: {"ca": float(row.ca), "pa_mean": float(row.pa_mean), "pa_std": float(row.pa_std),
                  "pa_sem": float(row.pa_sem), "energy_saving": float(row.energy_saving)}
@@ -153,10 +158,11 @@ def summarize(table: pd.DataFrame, per_chip: pd.DataFrame, voltage: float,
     }
 
 
-def _floor(table: pd.DataFrame, floor: float, lead: bool) -> dict[str, Any]:
-    chosen = operating_points(table, floor)["per_config"]
+def _floor(table: pd.DataFrame, per_chip: pd.DataFrame, floor: float, lead: bool,
+           criterion: Criterion) -> dict[str, Any]:
+    chosen = operating_points(table, floor, criterion, per_chip)["per_config"]
     keep = ("voltage", "ber", "pa_mean", "pa_std", "energy_saving")
-    return {"min_accuracy": floor, "lead": lead,
+    return {"min_accuracy": floor, "lead": lead, "criterion": criterion.label,
             **{key: None if chosen.get(name) is None else {k: chosen[name][k] for k in keep}
                for key, name in (("without_nf", BASE), ("with_nf", NF))}}
 
@@ -165,6 +171,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     """The text of ``summary.txt``: the energy saved at accuracy floors first, then the details."""
     point, base, nf = summary["operating_point"], summary["without_nf"], summary["with_nf"]
     lead = next(f for f in summary["floors"] if f["lead"])
+    criteria = {label: parse_criterion(label) for label in
+                dict.fromkeys(f.get("criterion", MEAN.label) for f in summary["floors"])}
 
     def saving(row: dict[str, Any] | None) -> str:
         if row is None:
@@ -179,18 +187,25 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"{summary['samples']} test images x {point['chips']} evaluation chips, "
         f"{summary.get('layout', DEFAULT_LAYOUT)} fault layout",
         "",
-        f"At an accuracy floor of {lead['min_accuracy']:.1f}% (mean PA; the base model's CA minus "
+        f"At an accuracy floor of {lead['min_accuracy']:.1f}% "
+        f"({criteria[lead.get('criterion', MEAN.label)].describe()}; the base model's CA minus "
         f"{drop:.1f} points), the weight memory {saving(lead['without_nf'])} with the base model "
         f"alone, and {saving(lead['with_nf'])} with NeuralFuse (energy against Vmin).",
-        "",
-        "energy at each accuracy floor (the lowest-energy swept voltage whose mean PA over the chips "
-        "stays at or above it; Eq. 6, the generator's own reads charged at Vmin):",
-        f"  {'floor (mean PA)':<17}{'base model alone':<36}{'with NeuralFuse':<36}",
     ]
-    for floor in summary["floors"]:
-        mark = "> " if floor["lead"] else "  "
-        lines.append(f"{mark}{floor['min_accuracy']:>6.1f}%{'':<10}{saving(floor['without_nf']):<36}"
-                     f"{saving(floor['with_nf'])}")
+    for label, criterion in criteria.items():   # one table per criterion
+        title = f"floor ({criterion.describe()})"
+        width = max(17, len(title) + 1)
+        lines += [
+            "",
+            f"energy at each accuracy floor (the lowest-energy swept voltage {criterion.condition()}; "
+            "Eq. 6, the generator's own reads charged at Vmin):",
+            f"  {title:<{width}}{'base model alone':<36}{'with NeuralFuse':<36}",
+        ]
+        for floor in summary["floors"]:
+            if floor.get("criterion", MEAN.label) == label:
+                mark = "> " if floor["lead"] else "  "
+                lines.append(f"{mark}{floor['min_accuracy']:>6.1f}%{'':<{width - 7}}"
+                             f"{saving(floor['without_nf']):<36}{saving(floor['with_nf'])}")
     lines += [
         "",
         f"generator: {summary['generator']['architecture']}, trained with EOPM at "

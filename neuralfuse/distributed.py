@@ -90,7 +90,7 @@ def ray_runner(address: str | None = None, *, cpus_per_task: float = 1.0, gpus_p
         shared = import_ray().put(work.to("cpu"))  # one copy in the object store for all tasks
         refs = _submit(_sweep_chip, [(shared, task) for task in tasks], cpus_per_task, gpus_per_task,
                        max_retries)
-        unfinished = {(p.voltage, t.chip) for t in tasks for p in t.points}
+        unfinished = {(p, t.chip) for t in tasks for p in t.points}
         total = len(unfinished)
 
         def finished(results: dict) -> int:

@@ -7,6 +7,12 @@ table, one row per (configuration, voltage):
     table = sweep(base, test_set, voltages=parse_voltages("0.80:1.00:0.02"),
                   generators={"UNetS": generator}, chips=10, out_dir="sweep")
     operating_points(table, min_accuracy=80.0)["best"]
+    operating_points(table, 80.0, "quantile:0.1", per_chip=load_chips("sweep"))   # per-chip guarantee
+
+A *BER sweep* (``bers=parse_bers("0.01,0.02,0.05")``, the paper's axis) draws faults at exactly
+those BERs, each at its voltage by the technology. An accuracy criterion
+(:mod:`neuralfuse.criteria`: the mean over chips, a chip quantile or a yield) decides which rows
+keep an accuracy floor; every criterion but the mean reads the per-chip table ``chips.csv``.
 
 Columns: ``config``, ``generator`` (its architecture, "" for the base model), ``voltage``
 (× Vmin), ``ber``, ``chips``, ``ca`` (clean accuracy, %), ``pa_mean``/``pa_std``/``pa_sem``
@@ -22,11 +28,13 @@ each chip's accuracy falls, in expectation, as the voltage falls.
 
 With ``out_dir`` the sweep is resumable. The folder holds
 
-- ``sweep.json``: what was asked (voltages, chips, technology, fault model, fingerprints of the
-  models and the data) plus versions and the command; rerunning with other arguments is an error,
+- ``sweep.json``: what was asked (voltages, or ``bers`` for a BER sweep, chips, ``split``: test or
+  validation images, technology, fault model, fingerprints of the models and the data) plus
+  versions and the command; rerunning with other arguments is an error,
   except that a rerun may add generators: it measures only them, at the points already there (it
   must name every generator the folder holds, each the same model as before);
-- ``points/``: one small JSON per finished (voltage, chip), written atomically as it completes;
+- ``points/``: one small JSON per finished (voltage, chip), written atomically as it completes
+  (``v0.8300-chip3.json``; in a BER sweep ``ber0.0100000000-chip3.json``);
 - ``sweep.csv`` (and ``sweep.parquet`` when pyarrow is installed), ``chips.csv`` (one row per
   configuration, voltage and chip): assembled from the points at the end.
 
@@ -61,6 +69,7 @@ import characterization
 from characterization import DEFAULT_TECH
 from characterization.atomic import atomic_path, write_json
 from neuralfuse.checkpoint import model_fingerprint
+from neuralfuse.criteria import MEAN, Criterion, criterion_scores, parse_criterion
 from neuralfuse.chips import evaluation_chips
 from neuralfuse.devices import module_device
 from neuralfuse.memory_format import preferred_memory_format
@@ -71,16 +80,20 @@ from sramsim.accounting import energy_saving, weight_accesses
 from sramsim.deployment import Deployment
 from sramsim.faults import DEFAULT_FAULT_MODEL, check_fault_model
 from sramsim.layers import STORED_LAYERS
-from sramsim.operating_point import OperatingPoint
+from sramsim.operating_point import MAX_BER, OperatingPoint, check_voltage_or_ber
 from sramsim.layouts import DEFAULT_LAYOUT, check_layout
 from sramsim.quant import check_bits
 
 BASE = "base"
 """Name of the configuration without a generator."""
+SPLITS = ("test", "validation")
+"""The images a sweep measures: test images, or the base model's held-out validation images."""
 SWEEP_COLUMNS = ("config", "generator", "voltage", "ber", "chips", "ca", "pa_mean", "pa_std", "pa_sem",
            "accesses_base", "accesses_generator", "energy_relative", "energy_saving")
 VOLTAGE_DECIMALS = 4
 """Voltages are rounded to this many decimals (steps of 0.0001 Vmin) so they name files exactly."""
+BER_DECIMALS = 10
+"""The BERs of a BER sweep are rounded to this many decimals, for the same reason."""
 SWEEP_FORMAT = "neuralfuse.sweep"
 
 
@@ -119,13 +132,13 @@ class SweepWork:
         return Deployment(self.base, bits=self.bits, tech=self.tech, fault_model=self.fault_model,
                           layout=self.layout)
 
-    def point_path(self, voltage: float, chip: int) -> Path:
-        """The point file of (voltage, chip) in ``points_dir``."""
-        return self.points_dir / f"{_point_key(voltage, chip)}.json"
+    def point_path(self, point: OperatingPoint, chip: int) -> Path:
+        """The point file of (point, chip) in ``points_dir``."""
+        return self.points_dir / f"{_point_key(point, chip)}.json"
 
-    def saved(self, voltage: float, chip: int) -> dict[str, float]:
-        """What the point file of (voltage, chip) holds (nothing when there is none)."""
-        path = None if self.points_dir is None else self.point_path(voltage, chip)
+    def saved(self, point: OperatingPoint, chip: int) -> dict[str, float]:
+        """What the point file of (point, chip) holds (nothing when there is none)."""
+        path = None if self.points_dir is None else self.point_path(point, chip)
         return json.loads(path.read_text()) if path is not None and path.is_file() else {}
 
     def missing(self, values: Mapping[str, float]) -> list[str]:
@@ -144,34 +157,34 @@ class SweepWork:
                          self.fault_model, self.points_dir, self.layout)
 
 
-Measured = dict[tuple[float, int], dict[str, float]]
-"""Per-configuration PA (%) keyed by (voltage, chip)."""
+Measured = dict[tuple[OperatingPoint, int], dict[str, float]]
+"""Per-configuration PA (%) keyed by (operating point, chip)."""
 Runner = Callable[[SweepWork, Sequence[ChipTask], bool], Measured]
 """Runs the chip tasks of a sweep (``runner(work, tasks, progress)``) and returns what they measured."""
 
 
 def measure_chip(work: SweepWork, task: ChipTask, deployment: Deployment,
-                 on_point: Callable[[float, int], None] | None = None) -> Measured:
+                 on_point: Callable[[OperatingPoint, int], None] | None = None) -> Measured:
     """PA of every configuration at every point of ``task`` on its chip, saved point by point.
 
     ``deployment`` is ``work.deployment()``, ideally entered in ``quantized()`` (then each point
     writes only its faulty weights). Each finished point is written atomically to
-    ``work.points_dir`` (when set) and reported to ``on_point(voltage, chip)``. What a point file
+    ``work.points_dir`` (when set) and reported to ``on_point(point, chip)``. What a point file
     already holds (an earlier, interrupted run of the same task, or a sweep that is being extended
     with more generators) is read, not measured again: only the configurations it lacks are.
     """
     measured = {}
     for point in task.points:
-        values = work.saved(point.voltage, task.chip)
+        values = work.saved(point, task.chip)
         missing = work.missing(values)
         if missing:
             inputs = [work.input_sets[name] for name in missing]
             values.update(zip(missing, chip_accuracies(deployment, point, [task.chip], inputs)[0].tolist()))
             if work.points_dir is not None:
-                write_json(work.point_path(point.voltage, task.chip), values)
-        measured[point.voltage, task.chip] = values
+                write_json(work.point_path(point, task.chip), values)
+        measured[point, task.chip] = values
         if on_point is not None:
-            on_point(point.voltage, task.chip)
+            on_point(point, task.chip)
     return measured
 
 
@@ -182,7 +195,7 @@ def run_chips(work: SweepWork, tasks: Sequence[ChipTask], progress: bool = False
     deployment, measured = work.deployment(), {}
     with bar, deployment.quantized():  # each chip then only rewrites its faulty weights
         for task in tasks:
-            measured.update(measure_chip(work, task, deployment, lambda v, chip: bar.update()))
+            measured.update(measure_chip(work, task, deployment, lambda point, chip: bar.update()))
     return measured
 
 
@@ -197,6 +210,31 @@ def parse_voltages(text: str) -> tuple[float, ...]:
     >>> parse_voltages("0.83, 1")
     (1.0, 0.83)
     """
+    values = _parse_range(text, "voltage", "0.80:1.00:0.01", "0.83,0.9,1.0", VOLTAGE_DECIMALS)
+    if any(v <= 0 for v in values):
+        raise ValueError(f"voltages {text!r} must be positive numbers (in units of Vmin)")
+    return tuple(sorted(values, reverse=True))
+
+
+def parse_bers(text: str) -> tuple[float, ...]:
+    """Bit-error rates from ``"start:stop:step"`` (both ends included) or a list ``"0.01,0.02"``,
+    as :func:`parse_voltages` reads voltages; each must lie in (0, 0.5].
+
+    Returns distinct BERs from the lowest to the highest (the highest voltage first, the order a
+    sweep visits them), rounded to :data:`BER_DECIMALS` decimals.
+
+    >>> parse_bers("0.01:0.03:0.01")
+    (0.01, 0.02, 0.03)
+    """
+    values = _parse_range(text, "BER", "0.01:0.05:0.01", "0.01,0.02,0.05", BER_DECIMALS)
+    if any(not 0 < b <= MAX_BER for b in values):
+        raise ValueError(f"BERs {text!r} must be fractions of faulty cells in (0, {MAX_BER}], e.g. 0.01 for 1%")
+    return tuple(sorted(values))
+
+
+def _parse_range(text: str, what: str, range_example: str, list_example: str, decimals: int) -> set[float]:
+    """The distinct finite numbers (rounded to ``decimals``) of a ``START:STOP:STEP`` range or a
+    comma-separated list of ``what``; a ValueError naming ``text`` for anything else."""
     spec = text.strip()
     try:
         if ":" in spec:
@@ -204,35 +242,43 @@ def parse_voltages(text: str) -> tuple[float, ...]:
         else:
             values = [float(part) for part in spec.split(",") if part.strip()]
     except ValueError:
-        raise ValueError(f"{text!r} is not a voltage range: write START:STOP:STEP (e.g. 0.80:1.00:0.01) "
-                         "or a comma-separated list (e.g. 0.83,0.9,1.0)") from None
+        raise ValueError(f"{text!r} is not a {what} range: write START:STOP:STEP (e.g. {range_example}) "
+                         f"or a comma-separated list (e.g. {list_example})") from None
     if ":" in spec:
         if not all(map(math.isfinite, (start, stop, step))) or step <= 0:
-            raise ValueError(f"voltage range {text!r} needs a positive step")
+            raise ValueError(f"{what} range {text!r} needs a positive step")
         if start > stop:
-            raise ValueError(f"voltage range {text!r} is reversed: write it from low to high, "
+            raise ValueError(f"{what} range {text!r} is reversed: write it from low to high, "
                              f"e.g. {stop:g}:{start:g}:{step:g}")
         count = math.floor((stop - start) / step + 1e-9) + 1
         values = [start + i * step for i in range(count)]
     if not values:
-        raise ValueError(f"voltage list {text!r} is empty")
-    rounded = {round(v, VOLTAGE_DECIMALS) for v in values}
-    if any(not math.isfinite(v) or v <= 0 for v in rounded):
-        raise ValueError(f"voltages {text!r} must be positive numbers (in units of Vmin)")
-    return tuple(sorted(rounded, reverse=True))
+        raise ValueError(f"{what} list {text!r} is empty")
+    rounded = {round(v, decimals) for v in values}
+    if not all(map(math.isfinite, rounded)):
+        raise ValueError(f"{what}s {text!r} must be finite numbers")
+    return rounded
 
 
-def sweep(base: nn.Module, dataset: Dataset, voltages: Sequence[float], *,
-          generators: Mapping[str, nn.Module] | None = None, chips: int = 10,
+def sweep(base: nn.Module, dataset: Dataset, voltages: Sequence[float] | None = None, *,
+          bers: Sequence[float] | None = None,
+          generators: Mapping[str, nn.Module] | None = None, chips: int | Sequence[int] = 10,
+          split: str = "test",
           tech: str = DEFAULT_TECH, fault_model: str = DEFAULT_FAULT_MODEL, bits: int = 8,
           layout: str = DEFAULT_LAYOUT,
           batch_size: int = 500, out_dir: str | Path | None = None,
           provenance: Mapping[str, Any] | None = None, progress: bool = False,
           device: torch.device | str | None = None, runner: Runner | None = None) -> pd.DataFrame:
-    """Measure ``base`` alone and behind each generator at ``voltages`` on ``chips`` evaluation chips.
+    """Measure ``base`` alone and behind each generator at ``voltages`` (or ``bers``) on ``chips``.
 
     ``generators`` maps configuration names to generators (nn.Modules computing F(x)); ``voltages``
-    are in units of Vmin and must lie in the technology's characterized range; ``layout`` is the
+    are in units of Vmin and must lie in the technology's characterized range. A *BER sweep* gives
+    ``bers`` instead (exactly one of the two): faults are drawn at exactly those BERs, the
+    ``voltage`` column holds the voltage of each BER by the technology (unrounded, for the energy),
+    ``sweep.json`` records ``bers`` and its point files are named by BER, so a BER sweep and a
+    voltage sweep never resume one another. ``chips`` is a count K (evaluation chips 0..K-1) or
+    explicit chip seeds (:mod:`neuralfuse.chips`); ``split`` names the images ``dataset`` holds
+    ("test", or "validation" for the base model's held-out images), recorded; ``layout`` is the
     fault layout (:mod:`sramsim.layouts`), recorded in ``sweep.json``. Returns the table
     described in the module docstring. With ``out_dir``, every finished point is saved there and
     a rerun resumes (see the module docstring); ``provenance`` (plain values such as checkpoint
@@ -241,17 +287,27 @@ def sweep(base: nn.Module, dataset: Dataset, voltages: Sequence[float], *,
     (default :func:`run_chips`; see ``neuralfuse.distributed.ray_runner``).
     """
     generators = dict(generators or {})
-    voltages = tuple(sorted({round(float(v), VOLTAGE_DECIMALS) for v in voltages}, reverse=True))
-    if not voltages:
+    check_voltage_or_ber(voltages, bers, ("voltages", "bers"))
+    if split not in SPLITS:
+        raise ValueError(f"split={split!r} is not valid: use one of {', '.join(SPLITS)}")
+    model = characterization.load(tech)
+    if bers is None:
+        voltages = tuple(sorted({round(float(v), VOLTAGE_DECIMALS) for v in voltages}, reverse=True))
+        point_bers = np.atleast_1d(model.ber(np.array(voltages))).tolist() if voltages else []
+        points = [OperatingPoint(ber=b, voltage=v, tech=tech) for v, b in zip(voltages, point_bers)]
+    else:
+        bers = tuple(sorted({round(float(b), BER_DECIMALS) for b in bers}))
+        voltages = tuple(np.atleast_1d(model.voltage_at_ber(np.array(bers))).tolist() if bers else [])
+        points = [OperatingPoint(ber=b, tech=tech) for b in bers]
+    if not points:
         raise ValueError("no voltages to sweep")
+    voltage_of = dict(zip(points, voltages))
     if BASE in generators:
         raise ValueError(f"{BASE!r} names the base model alone: give the generator another name")
     check_bits(bits)
     check_fault_model(fault_model)
     check_layout(layout, bits)
-    model = characterization.load(tech)
-    bers = dict(zip(voltages, np.atleast_1d(model.ber(np.array(voltages))).tolist()))
-    seeds = evaluation_chips(chips)
+    seeds = evaluation_chips(chips) if isinstance(chips, int) else [int(c) for c in chips]
     if device is not None:
         for network in (base, *generators.values()):
             network.to(device)
@@ -259,7 +315,8 @@ def sweep(base: nn.Module, dataset: Dataset, voltages: Sequence[float], *,
     batches = load_batches(dataset, batch_size, module_device(base), preferred_memory_format(base))
     input_sets = {BASE: batches, **{name: transform(g, batches) for name, g in generators.items()}}
     record = with_provenance({
-        "format": SWEEP_FORMAT, "voltages": list(voltages), "chips": seeds, "tech": tech,
+        "format": SWEEP_FORMAT, "voltages": list(voltages), **({} if bers is None else {"bers": list(bers)}),
+        "split": split, "chips": seeds, "tech": tech,
         "fault_model": fault_model, "layout": layout, "bits": bits, "batch_size": batch_size,
         "base_fingerprint": model_fingerprint(base), "data_fingerprint": _data_fingerprint(batches),
         "generators": {name: {"architecture": type(g).__name__, "fingerprint": model_fingerprint(g)}
@@ -277,15 +334,14 @@ def sweep(base: nn.Module, dataset: Dataset, voltages: Sequence[float], *,
                                                    [input_sets[n] for n in missing]).tolist()))
         if store:
             store.save("clean", clean)
-    measured = {(v, chip): work.saved(v, chip) for v in voltages for chip in seeds}
-    tasks = [ChipTask(chip, tuple(OperatingPoint(ber=bers[v], voltage=v, tech=tech) for v in voltages
-                                  if work.missing(measured[v, chip]))) for chip in seeds]
+    measured = {(p, chip): work.saved(p, chip) for p in points for chip in seeds}
+    tasks = [ChipTask(chip, tuple(p for p in points if work.missing(measured[p, chip]))) for chip in seeds]
     measured.update((runner or run_chips)(work, [t for t in tasks if t.points], progress))
 
-    per_chip = pd.DataFrame([(name, v, chip, measured[v, chip][name])
-                             for name in work.names for v in voltages for chip in seeds],
+    per_chip = pd.DataFrame([(name, voltage_of[p], chip, measured[p, chip][name])
+                             for name in work.names for p in points for chip in seeds],
                             columns=["config", "voltage", "chip", "pa"])
-    table = _summarize(per_chip, clean, bers, energy,
+    table = _summarize(per_chip, clean, {voltage_of[p]: p.ber for p in points}, energy,
                        {BASE: "", **{n: record["generators"][n]["architecture"] for n in generators}})
     if store:
         store.write_tables(table, per_chip)
@@ -340,8 +396,12 @@ def _data_fingerprint(batches: Sequence[Batch]) -> str:
     return digest.hexdigest()
 
 
-def _point_key(voltage: float, chip: int) -> str:
-    return f"v{voltage:.{VOLTAGE_DECIMALS}f}-chip{chip}"
+def _point_key(point: OperatingPoint, chip: int) -> str:
+    """``v0.8300-chip3`` in a voltage sweep, ``ber0.01000000-chip3`` in a BER sweep (whose points
+    have no voltage), so the point files of the two kinds of sweep never meet."""
+    if point.voltage is None:
+        return f"ber{point.ber:.{BER_DECIMALS}f}-chip{chip}"
+    return f"v{point.voltage:.{VOLTAGE_DECIMALS}f}-chip{chip}"
 
 
 class _PointStore:
@@ -380,8 +440,9 @@ class _PointStore:
 def _identity(record: dict[str, Any]) -> dict[str, Any]:
     """What must match to resume a sweep: all but the provenance (paths), command, versions and
     generators (which may grow: :func:`_check_generators_added`); the fingerprints stand for the
-    models and the data. A sweep recorded before layouts existed ran under ``"arrays"``."""
-    return {k: v for k, v in {"layout": DEFAULT_LAYOUT, **record}.items()
+    models and the data. A sweep recorded before layouts, BER sweeps and splits existed ran under
+    ``"arrays"``, over voltages, on test images."""
+    return {k: v for k, v in {"layout": DEFAULT_LAYOUT, "bers": None, "split": "test", **record}.items()
             if k not in ("provenance", "generators", *SESSION_KEYS)}
 
 
@@ -414,6 +475,24 @@ def load_sweep(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(table_path, keep_default_na=False)
 
 
+def load_chips(path: str | Path) -> pd.DataFrame:
+    """The per-chip table of the finished sweep in folder ``path``: its ``chips.csv`` (``config``,
+    ``voltage``, ``chip``, ``pa``) with each row's ``ber``, ``energy_relative`` and
+    ``energy_saving`` from its ``sweep.csv``."""
+    energy = load_sweep(path)[["config", "voltage", "ber", "energy_relative", "energy_saving"]]
+    chips = pd.read_csv(Path(path) / "chips.csv", keep_default_na=False)
+    return chips.merge(energy, on=["config", "voltage"], how="left", validate="many_to_one")
+
+
+def load_record(path: str | Path) -> dict[str, Any]:
+    """What the sweep in folder ``path`` was asked (its ``sweep.json``); a sweep recorded before
+    BER sweeps and splits gets ``bers`` None and ``split`` "test"."""
+    record_path = Path(path) / "sweep.json"
+    if not record_path.is_file():
+        raise SweepError(f"{str(path)!r} is not a sweep folder (no sweep.json)")
+    return {"bers": None, "split": "test", **json.loads(record_path.read_text())}
+
+
 def pareto_front(table: pd.DataFrame, x: str = "energy_saving", y: str = "pa_mean") -> pd.Series:
     """Boolean mask of the rows no other row beats on both ``x`` and ``y`` (higher is better).
 
@@ -429,37 +508,71 @@ def pareto_front(table: pd.DataFrame, x: str = "energy_saving", y: str = "pa_mea
     return pd.Series(~(at_least & better).any(axis=1), index=table.index, name="pareto")
 
 
-def operating_points(table: pd.DataFrame, min_accuracy: float) -> dict[str, Any]:
-    """The lowest-energy row per configuration that keeps mean PA ≥ ``min_accuracy`` (%), and the best.
+def operating_points(table: pd.DataFrame, min_accuracy: float, criterion: Criterion | str = MEAN,
+                     per_chip: pd.DataFrame | None = None) -> dict[str, Any]:
+    """The lowest-energy row per configuration that keeps ``min_accuracy`` (%) under ``criterion``,
+    and the best.
 
-    Returns plain values (JSON-ready): ``min_accuracy``, ``per_config`` (configuration name → the
-    chosen row as a dict, or None when no voltage keeps the accuracy) and ``best`` (the chosen row
-    with the largest energy saving over all configurations, or None). Ties go to the higher PA.
+    ``criterion`` (:mod:`neuralfuse.criteria`; default: the mean PA over chips) judges each row;
+    any criterion but the mean needs ``per_chip``, the per-chip accuracies of the sweep (its
+    ``chips.csv``: columns ``config``, ``voltage``, ``chip``, ``pa``). Returns plain values
+    (JSON-ready): ``min_accuracy``, ``criterion`` (its label, e.g. ``"yield:0.95"``),
+    ``per_config`` (configuration name → the chosen row as a dict with its ``criterion_score``, or
+    None when no voltage keeps the accuracy) and ``best`` (the chosen row with the largest energy
+    saving over all configurations, or None). Ties go to the higher mean PA.
     """
     if not 0.0 <= min_accuracy <= 100.0:
         raise ValueError(f"min_accuracy={min_accuracy!r} is not valid: use a percentage in [0, 100]")
-    ok = table[table.pa_mean >= min_accuracy].sort_values(["energy_saving", "pa_mean"], ascending=False,
-                                                           kind="stable")
+    criterion = parse_criterion(criterion)
+    scored = judged(table, min_accuracy, criterion, per_chip)
+    ok = scored[scored.meets].drop(columns="meets").sort_values(["energy_saving", "pa_mean"],
+                                                                ascending=False, kind="stable")
     per_config = {name: None for name in table.config.unique()}
     for name, rows in ok.groupby("config", sort=False):
         per_config[name] = _plain(rows.iloc[0])
-    return {"min_accuracy": float(min_accuracy), "per_config": per_config,
+    return {"min_accuracy": float(min_accuracy), "criterion": criterion.label, "per_config": per_config,
             "best": _plain(ok.iloc[0]) if len(ok) else None}
+
+
+def judged(table: pd.DataFrame, min_accuracy: float, criterion: Criterion,
+           per_chip: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``table`` with ``criterion_score`` and ``meets`` (whether the row keeps ``min_accuracy``
+    under ``criterion``; see :func:`operating_points` for ``per_chip``)."""
+    if criterion == MEAN:
+        return table.assign(criterion_score=table.pa_mean, meets=table.pa_mean >= min_accuracy)
+    if per_chip is None:
+        raise ValueError(f"criterion {criterion.label!r} needs the per-chip accuracies of the sweep "
+                         "(its chips.csv); only 'mean' works from the summary table alone")
+    scores = criterion_scores(per_chip, criterion, min_accuracy)
+    merged = table.merge(scores, on=["config", "voltage"], how="left", validate="one_to_one")
+    if merged.meets.isna().any():
+        missing = merged[merged.meets.isna()].iloc[0]
+        raise ValueError(f"the per-chip table has no chips for {missing.config!r} at "
+                         f"{missing.voltage:g} Vmin: give the chips.csv of the same sweep")
+    return merged.astype({"meets": bool})
 
 
 def format_operating_points(result: dict[str, Any]) -> str:
     """Printable lines for an :func:`operating_points` result."""
-    lines = [f"lowest-energy operating points with mean PA >= {result['min_accuracy']:g}%:"]
+    criterion = parse_criterion(result.get("criterion", "mean"))
+    lines = [f"lowest-energy operating points with {criterion.describe()} >= {result['min_accuracy']:g}%"
+             + ("" if criterion == MEAN else f" ({criterion.label})") + ":"]
     for name, row in result["per_config"].items():
-        lines.append(f"  {name:<16} " + (_describe(row) if row else "none: no voltage keeps that accuracy"))
+        lines.append(f"  {name:<16} " + (_describe(row, criterion) if row else
+                                         "none: no voltage keeps that accuracy"))
     best = result["best"]
-    lines.append("best overall: " + (f"{best['config']} at {_describe(best)}" if best else "none"))
+    lines.append("best overall: " + (f"{best['config']} at {_describe(best, criterion)}" if best else "none"))
     return "\n".join(lines)
 
 
-def _describe(row: Mapping[str, Any]) -> str:
+def _describe(row: Mapping[str, Any], criterion: Criterion = MEAN) -> str:
+    score = row.get("criterion_score")
+    judged_by = ("" if criterion == MEAN or score is None else
+                 f", {criterion.label} {100 * score:.0f}% of chips" if criterion.name == "yield" else
+                 f", {criterion.label} PA {score:.2f}%")
     return (f"{row['voltage']:.3f} Vmin (BER {100 * row['ber']:.3g}%): PA {row['pa_mean']:.2f} "
-            f"± {row['pa_std']:.2f}%, CA {row['ca']:.2f}%, energy saving {100 * row['energy_saving']:.1f}%")
+            f"± {row['pa_std']:.2f}%{judged_by}, CA {row['ca']:.2f}%, "
+            f"energy saving {100 * row['energy_saving']:.1f}%")
 
 
 def _plain(row: pd.Series) -> dict[str, Any]:

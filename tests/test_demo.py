@@ -23,9 +23,10 @@ def demo(tmp_path, *args):
     return out, result.output
 
 
-@pytest.mark.parametrize("setup", [None, "resnet18-w0.25"])
-def test_quick_demo_writes_table_plots_and_summary(tmp_path, setup):
+@pytest.mark.parametrize("setup, criteria", [(None, ()), ("resnet18-w0.25", ("mean", "yield:0.95"))])
+def test_quick_demo_writes_table_plots_and_summary(tmp_path, setup, criteria):
     chosen = [] if setup is None else ["--setup", setup]
+    chosen += [arg for criterion in criteria for arg in ("--criterion", criterion)]
     out, output = demo(tmp_path, *chosen, "--chips", "2", "--voltages", "0.9:1.0:0.05", "--samples", "200")
     assert str(out) in output
     table = pd.read_csv(out / "sweep.csv", keep_default_na=False)
@@ -42,6 +43,14 @@ def test_quick_demo_writes_table_plots_and_summary(tmp_path, setup):
     text = (out / "summary.txt").read_text()
     assert f"{v:.3f} Vmin" in text and "recovery RP" in text and text.strip() in output
     assert text.splitlines()[2].startswith("At an accuracy floor of ")  # the answer comes first
+    assert list(dict.fromkeys(f["criterion"] for f in summary["floors"])) == list(criteria or ["mean"])
+    assert ("floor (95% yield)" in text) == ("yield:0.95" in criteria)
+
+
+def test_demo_refuses_a_bad_criterion(tmp_path):
+    result = CliRunner().invoke(main, ["demo", "-o", str(tmp_path / "d"), "--criterion", "quantile:1.5"])
+    assert result.exit_code == 2 and "quantile level=1.5 is not valid" in result.output
+    assert not (tmp_path / "d").exists()
 
 
 def test_demo_refuses_an_unknown_setup(tmp_path):

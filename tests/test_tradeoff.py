@@ -15,11 +15,13 @@ from torch.utils.data import TensorDataset
 
 import characterization
 from neuralfuse import tradeoff
+from neuralfuse.checkpoint import save_checkpoint
+from neuralfuse.chips import validation_chips
 from neuralfuse.cli import main
 from neuralfuse.plots import write_sweep_plots
 from neuralfuse.data import fixed_subset
 from neuralfuse.tradeoff import (SWEEP_COLUMNS, SweepError, operating_points, pareto_front,
-                                 parse_voltages, sweep)
+                                 parse_bers, parse_voltages, sweep)
 from sramsim import Deployment
 from sramsim.accounting import energy_saving
 from tiny import Shift, save_tiny_checkpoint, sweep_args, tiny_model
@@ -68,6 +70,15 @@ def test_parse_voltages_range_and_list():
 def test_parse_voltages_rejects(text, message):
     with pytest.raises(ValueError, match=message):
         parse_voltages(text)
+
+
+def test_parse_bers_reads_the_same_syntax_lowest_first():
+    assert parse_bers("0.01:0.03:0.01") == (0.01, 0.02, 0.03)
+    assert parse_bers("0.05, 0.01,0.02,0.01") == (0.01, 0.02, 0.05)
+    for text, message in (("0.6", r"in \(0, 0.5\]"), ("0", r"in \(0, 0.5\]"), ("0.03:0.01:0.01", "BER range"),
+                          ("x", "not a BER range")):
+        with pytest.raises(ValueError, match=message):
+            parse_bers(text)
 
 
 # --- Pareto front and operating points -----------------------------------------------------------
@@ -198,6 +209,10 @@ def test_sweep_rejects_bad_arguments(setup):
         sweep(setup[0], setup[1], (0.9, 0.5))
     with pytest.raises(ValueError, match="base"):
         sweep(setup[0], setup[1], (0.9,), generators={"base": setup[2]})
+    with pytest.raises(ValueError, match="give exactly one of voltages and bers"):
+        sweep(setup[0], setup[1], (0.9,), bers=(0.01,))
+    with pytest.raises(ValueError, match="split='train' is not valid"):
+        sweep(setup[0], setup[1], (0.9,), split="train")
     with pytest.raises(ValueError, match="samples"):
         fixed_subset(setup[1], 1000)
 
@@ -304,3 +319,80 @@ def test_killed_sweep_command_resumes_to_the_same_table(checkpoint, tmp_path):
         assert result.exit_code == 0, result.output
     assert (tmp_path / "killed" / "sweep.csv").read_text() == (tmp_path / "whole" / "sweep.csv").read_text()
     assert not list(points.glob(".*"))  # no temporary file left behind
+
+
+@pytest.fixture(scope="module")
+def held_out_checkpoint(tmp_path_factory):
+    """The tiny model as a checkpoint that holds out 40 images of the default training split."""
+    path = tmp_path_factory.mktemp("held-out") / "tiny.pt"
+    return save_checkpoint(path, tiny_model(), arch="resnet18", width=1 / 16, num_classes=10, bits=8,
+                           dataset="default", split={"val_size": 40, "seed": 4})
+
+
+def ber_sweep_args(checkpoint, out, *extra: str) -> list[str]:
+    """:func:`sweep_args` over the BERs 1% and 5% instead of voltages."""
+    args = sweep_args(checkpoint, out, *extra)
+    at = args.index("--voltages")
+    return [*args[:at], "--bers", "0.01,0.05", *args[at + 2:]]
+
+
+def test_cli_ber_sweep_on_chosen_chips_and_images(held_out_checkpoint, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "bers"
+    result = runner.invoke(main, ber_sweep_args(held_out_checkpoint, out, "--first-chip", "3"))
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "sweep.csv")
+    assert list(table.ber) == [0.01, 0.05]  # faults at exactly these BERs ...
+    tech = characterization.load(characterization.DEFAULT_TECH)
+    np.testing.assert_allclose(table.voltage, tech.voltage_at_ber(np.array([0.01, 0.05])))  # ... at their voltages
+    record = json.loads((out / "sweep.json").read_text())
+    assert record["bers"] == [0.01, 0.05] and record["chips"] == [3, 4] and record["split"] == "test"
+    assert sorted(p.name for p in (out / "points").glob("ber*")) == [
+        f"ber{b:.10f}-chip{c}.json" for b in (0.01, 0.05) for c in (3, 4)]
+
+    voltage_sweep = runner.invoke(main, sweep_args(held_out_checkpoint, out, "--first-chip", "3"))
+    assert voltage_sweep.exit_code == 2 and "holds a run with other settings (bers: [0.01, 0.05] before, None now" \
+        in voltage_sweep.output
+    other_chips = runner.invoke(main, ber_sweep_args(held_out_checkpoint, out))
+    assert other_chips.exit_code == 2 and "chips: [3, 4] before, [0, 1] now" in other_chips.output
+
+    validation = runner.invoke(main, [*sweep_args(held_out_checkpoint, tmp_path / "val"), "--on", "validation"])
+    assert validation.exit_code == 0, validation.output
+    record = json.loads((tmp_path / "val" / "sweep.json").read_text())
+    assert record["chips"] == validation_chips(2) and record["split"] == "validation"
+    assert record["data_fingerprint"] != json.loads((out / "sweep.json").read_text())["data_fingerprint"]
+    both = runner.invoke(main, [*sweep_args(held_out_checkpoint, tmp_path / "x"), "--bers", "0.01"])
+    assert both.exit_code == 2 and "give exactly one of --voltages and --bers" in both.output
+    first = runner.invoke(main, [*sweep_args(held_out_checkpoint, tmp_path / "x"), "--on", "validation",
+                                 "--first-chip", "2"])
+    assert first.exit_code == 2 and "--first-chip picks evaluation chips" in first.output
+    plain = save_tiny_checkpoint(tmp_path / "plain.pt")  # holds out no images
+    no_split = runner.invoke(main, [*sweep_args(plain, tmp_path / "x"), "--on", "validation"])
+    assert no_split.exit_code == 2 and "holds out no validation images of 'default'" in no_split.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_pareto_with_a_criterion_and_per_chip_voltage(held_out_checkpoint, tmp_path):
+    runner = CliRunner()
+    test_dir, calibration = tmp_path / "test", tmp_path / "calibration"
+    assert runner.invoke(main, sweep_args(held_out_checkpoint, test_dir)).exit_code == 0
+    result = runner.invoke(main, [*sweep_args(held_out_checkpoint, calibration), "--on", "calibration"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((calibration / "sweep.json").read_text())["chips"] == [0, 1]
+
+    result = runner.invoke(main, ["pareto", str(test_dir), "--min-accuracy", "0", "--criterion", "yield:1",
+                                  "--per-chip-from", str(calibration)])
+    assert result.exit_code == 0, result.output
+    assert "with 100% yield >= 0% (yield:1)" in result.output
+    assert "2 of 2 chips keep 0% on test; yield:1 kept on test" in result.output
+    saved = json.loads((test_dir / "pareto.json").read_text())
+    assert saved["criterion"] == "yield:1" and saved["best"]["voltage"] == 0.9
+    assert saved["per_chip"]["configs"][0]["chips"] == 2
+    chips = pd.read_csv(test_dir / "per-chip.csv")
+    assert list(chips.chip) == [0, 1] and (chips.voltage == 0.9).all() and chips.calibrated.all()
+
+    wrong = runner.invoke(main, ["pareto", str(test_dir), "--min-accuracy", "0", "--per-chip-from", str(test_dir)])
+    assert wrong.exit_code == 2 and "holds a sweep on test images; per-chip voltage needs one on validation" \
+        in wrong.output
+    bad = runner.invoke(main, ["pareto", str(test_dir), "--min-accuracy", "0", "--criterion", "quantile:1"])
+    assert bad.exit_code == 2 and "quantile level=1.0 is not valid: use a fraction in (0, 1)" in bad.output
