@@ -137,9 +137,9 @@ def read_checkpoint(path: PathLike, kind: str = BASE_MODEL) -> dict[str, Any]:
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for foreign or damaged files
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{str(path)!r} is not a readable checkpoint ({reason})") from err
+    except Exception as err:  # torch raises many types, with internal messages, for foreign files
+        raise CheckpointError(f"{str(path)!r} is not a checkpoint written by torch.save (a .pt file "
+                              "from neuralfuse train-base or train), or it is damaged") from err
     found = payload.get("format") if isinstance(payload, dict) else None
     if found not in KINDS:
         raise CheckpointError(f"{str(path)!r} is not a neuralfuse checkpoint (no known 'format' tag)")

@@ -8,7 +8,8 @@ import click
 from characterization import DEFAULT_TECH
 from neuralfuse.runs import absolute, command_line
 from neuralfuse.shipped import DEFAULT_SETUP as DEFAULT_DEMO_SETUP, SETUPS as DEMO_SETUPS
-from sramsim.faults import DEFAULT_FAULT_MODEL, FAULT_MODELS, MAX_SEED
+from sramsim.cli_types import BER, SEED, OutputPath
+from sramsim.faults import DEFAULT_FAULT_MODEL, FAULT_MODELS
 from sramsim.layouts import DEFAULT_LAYOUT, LAYOUTS
 
 
@@ -165,15 +166,15 @@ def main() -> None:
               show_default=True)
 @click.option("--bits", type=click.IntRange(2, 8), default=8, show_default=True,
               help="Weight bit width of the quantization-aware training.")
-@click.option("--seed", type=click.IntRange(0, MAX_SEED - 1), default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--val-size", type=click.IntRange(0), default=0, show_default=True,
               help="Training images held out for per-epoch validation (e.g. 5000 of CIFAR's 50,000); "
               "generators trained on this model later use the same split.")
-@click.option("--split-seed", type=click.IntRange(0, MAX_SEED - 1), default=0, show_default=True,
+@click.option("--split-seed", type=SEED, default=0, show_default=True,
               help="Seed of the train/validation split.")
 @click.option("--limit-batches", type=click.IntRange(1), default=None,
               help="Train on at most N batches per epoch (quick smoke runs).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), required=True,
+@click.option("-o", "--output", type=OutputPath(), required=True,
               help="Checkpoint to write; the resumable state lives in OUTPUT.partial meanwhile.")
 @click.option("--compact", is_flag=True,
               help="Save the weights as 8-bit integers and scales (a quarter of the size; loads bit-identical).")
@@ -208,7 +209,7 @@ def train_base_command(output: str, progress: bool, device, compact: bool, **opt
 @click.option("--voltage", type=click.FloatRange(0, min_open=True), default=None,
               help="Training voltage in units of Vmin, e.g. 0.83 (turned into a BER by the "
               "technology's characterization). Give this or --ber.")
-@click.option("--ber", type=click.FloatRange(0, 0.5), default=None,
+@click.option("--ber", type=BER, default=None,
               help="Training bit-error rate (fraction of faulty cells), e.g. 0.01.")
 @click.option("--fault-model", type=click.Choice(FAULT_MODELS), default=DEFAULT_FAULT_MODEL,
               show_default=True, help="stuck-at reproduces the paper; flip inverts every faulty bit.")
@@ -234,7 +235,7 @@ def train_base_command(output: str, progress: bool, device, compact: bool, **opt
 @click.option("--augment/--no-augment", default=False, show_default=True,
               help="Random crop (4-pixel padding) and, where the dataset allows, horizontal flips "
               "of the training images.")
-@click.option("--seed", type=click.IntRange(0, MAX_SEED - 1), default=0, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help="Seeds the generator's initialisation, the data order, the augmentation and the "
               "training chips.")
 @click.option("--surrogate", "surrogate_paths", type=click.Path(exists=True, dir_okay=False),
@@ -252,7 +253,7 @@ def train_base_command(output: str, progress: bool, device, compact: bool, **opt
 @click.option("--val-size", type=click.IntRange(0), default=None,
               help="Training images held out, never trained on (0: none) [default: the base model's "
               "held-out split when it was trained on this dataset with one, else 500].")
-@click.option("--split-seed", type=click.IntRange(0, MAX_SEED - 1), default=None,
+@click.option("--split-seed", type=SEED, default=None,
               help="Seed of that split [default: the base model's, else 0].")
 @click.option("--val-images", type=click.IntRange(1), default=None,
               help="Held-out images validated on after every epoch (a fixed subset) [default: all].")
@@ -260,7 +261,7 @@ def train_base_command(output: str, progress: bool, device, compact: bool, **opt
               help="Validation chips (their own seed stream) for the per-epoch validation PA.")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=100, show_default=True,
               help="Also checkpoint every N steps within an epoch.")
-@click.option("-o", "--output", "run_dir", type=click.Path(file_okay=False, writable=True), required=True,
+@click.option("-o", "--output", "run_dir", type=OutputPath(folder=True), required=True,
               help="Run directory: new, empty, or holding this same run (then it resumes).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 @device_option
@@ -325,7 +326,7 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
 
 @main.command("grid", epilog="Example: neuralfuse grid grid.toml -o grid-out --cpus-per-task 4 --ray auto")
 @click.argument("spec_path", metavar="SPEC.toml", type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--output", type=click.Path(file_okay=False, writable=True), required=True,
+@click.option("-o", "--output", type=OutputPath(folder=True), required=True,
               help="Grid folder: new, empty, or holding this same grid (then it resumes).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 @device_option
@@ -367,7 +368,7 @@ def grid_command(spec_path: str, output: str, progress: bool, device, ray_addres
               help="Training run directory (from `neuralfuse train`) whose generator to put in front.")
 @click.option("--voltage", type=click.FloatRange(0, min_open=True), default=None,
               help="Supply voltage in units of Vmin, e.g. 0.83. Give this or --ber.")
-@click.option("--ber", type=click.FloatRange(0, 0.5), default=None,
+@click.option("--ber", type=BER, default=None,
               help="Bit-error rate (fraction of faulty cells), e.g. 0.01.")
 @click.option("--chips", type=click.IntRange(1), default=10, show_default=True,
               help="Number of evaluation chips (their own seed stream, used in neither training nor "
@@ -400,16 +401,19 @@ def grid_command(spec_path: str, output: str, progress: bool, device, ray_addres
               help="Batch-1 forward passes timed for the latency (their median is reported).")
 @click.option("--allow-other-base", is_flag=True,
               help="Accept a generator trained for another base model (transfer studies).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Write the results here [default: RUN_DIR/evaluation-<point>-<bits>bit-<fault model>"
-              ".json with --generator, else nowhere].")
+@click.option("--json", "json_path", type=OutputPath(), default=None,
+              help="Write the results here [default: RUN_DIR/evaluation-<settings>.json with "
+              "--generator-run, named by every setting that changes the numbers; else nowhere].")
+@click.option("--overwrite", is_flag=True,
+              help="Replace a result file made with other settings (refused otherwise).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 @device_option
 def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None, ber: float | None,
                      chips: int, first_chip: int, on: str, bits: int | None, fault_model: str | None,
                      layout: str | None, tech: str | None, dataset: str | None, data_root: str | None,
                      image_size: int | None, samples: int | None, batch_size: int, latency_repeats: int,
-                     allow_other_base: bool, json_path: str | None, progress: bool, device) -> None:
+                     allow_other_base: bool, json_path: str | None, overwrite: bool, progress: bool,
+                     device) -> None:
     """Clean and perturbed accuracy of a base model, alone and behind a NeuralFuse generator.
 
     Prints CA, PA (mean ± std over the chips) with and without the generator, the recovery RP, the
@@ -419,7 +423,8 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
     from neuralfuse.checkpoint import load_generator
     from neuralfuse.chips import evaluation_chips, validation_chips
     from neuralfuse.data import base_validation_set, fixed_subset
-    from neuralfuse.evaluation import evaluate, format_table, result_file, settings_from_training
+    from neuralfuse.evaluation import evaluate, format_table, settings_from_training
+    from neuralfuse.result_files import evaluation_settings, evaluation_target
 
     base, meta = _load_base(base_path, "--base")
     generator, trained = None, {}
@@ -437,14 +442,17 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
     if validation and first_chip:
         raise click.UsageError("--first-chip picks evaluation chips: leave it out with --on validation")
     chip_seeds = validation_chips(chips) if validation else evaluation_chips(chips, first=first_chip)
-    if json_path is None and run_dir is not None:
-        json_path = str(result_file(run_dir, point, bits, fault_model, chip_seeds, layout, validation))
     try:
         if validation:
             images = base_validation_set(_load_data(dataset, data_root, "train", image_size), meta)
         else:
             images = _load_data(dataset, data_root, "test", image_size)
-        result = evaluate(base, fixed_subset(images, samples), point=point, generator=generator,
+        images = fixed_subset(images, samples)
+        settings = evaluation_settings(point=point, bits=bits, fault_model=fault_model, layout=layout,
+                                       chips=chip_seeds, samples=len(images), split=on, dataset=dataset,
+                                       image_size=image_size)
+        json_path = evaluation_target(settings, run_dir, json_path, overwrite)
+        result = evaluate(base, images, point=point, generator=generator,
                           generator_name=trained.get("generator"), chips=chip_seeds, bits=bits,
                           fault_model=fault_model, layout=layout, batch_size=batch_size,
                           latency_repeats=latency_repeats, progress=progress, device=device)
@@ -452,7 +460,7 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
         raise click.UsageError(str(err)) from err
     result["provenance"] = {"base": absolute(base_path), "generator": absolute(run_dir),
                             "dataset": dataset, "data_root": absolute(data_root),
-                            "image_size": image_size, "split": "validation" if validation else "test",
+                            "image_size": image_size, "split": on,
                             "command": command_line()}
     click.echo(format_table(result))
     if json_path is not None:
@@ -466,19 +474,20 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
 @click.option("--over-seeds", is_flag=True,
               help="One row per training recipe: the runs that differ only in their seed, with the "
                    "mean, spread (sample std) and range over the seeds of CA, PA and RP.")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True), default=None,
+@click.option("--csv", "csv_path", type=OutputPath(), default=None,
               help="Also write the table here as CSV.")
 def compare_command(paths: tuple[str, ...], over_seeds: bool, csv_path: str | None) -> None:
     """Put evaluation results side by side: CA, PA ± std, RP and efficiency per generator and point.
 
     PATHS are JSON files written by `neuralfuse evaluate` or training run directories (all their
-    evaluation-*.json files are read). Rows are labelled "RUN_DIR POINT-BITS-FAULTS" for the
-    files a run directory holds, else by file name.
+    evaluation-*.json files are read). Rows are labelled "RUN_DIR SETTINGS" for the files a run
+    directory holds, else by file name; the table shows every setting in which the rows differ
+    (bits, fault model, layout, chips, first chip, samples, split, dataset).
     """
     import pandas as pd
 
     from characterization.atomic import atomic_path
-    from neuralfuse.evaluation import comparison_table, load_evaluations, seed_summary
+    from neuralfuse.evaluation import EVALUATION_COLUMNS, comparison_table, load_evaluations, seed_summary
 
     try:
         results = load_evaluations(paths)
@@ -502,8 +511,8 @@ def compare_command(paths: tuple[str, ...], over_seeds: bool, csv_path: str | No
                              zip(spread("rp", "+.2f"), cells("rp_min", "+.2f"), cells("rp_max", "+.2f"))],
             "runs": table["runs"]})
     else:
-        shown = table.drop(columns=["fault_model", "samples", "seed", "recipe"]).rename(
-            columns={"parameters_m": "params (M)"})
+        constant = [c for c in EVALUATION_COLUMNS[2:] if table[c].nunique(dropna=False) == 1]
+        shown = table.drop(columns=[*constant, "seed", "recipe"]).rename(columns={"parameters_m": "params (M)"})
         for column in shown:
             digits = ".3g" if column == "params (M)" else ".2f"
             shown[column] = [_cell(v, digits) for v in shown[column]]
@@ -541,7 +550,7 @@ def compare_command(paths: tuple[str, ...], over_seeds: bool, csv_path: str | No
               help="Evaluate on a fixed random subset of N images [default: all].")
 @click.option("--batch-size", type=click.IntRange(1), default=500, show_default=True)
 @_layout_option(DEFAULT_LAYOUT)
-@click.option("-o", "--output", type=click.Path(file_okay=False, writable=True), required=True,
+@click.option("-o", "--output", type=OutputPath(folder=True), required=True,
               help="Sweep folder: new, empty, or holding this same sweep (then it resumes, or "
                    "measures only the generators added).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
@@ -620,14 +629,15 @@ def pareto_command(sweep_dir: str, min_accuracy: float) -> None:
 
     Prints them and the best overall, and writes them to SWEEP_DIR/pareto.json.
     """
-    from characterization.atomic import write_json
+    from characterization.atomic import check_output_path, write_json
     from neuralfuse.tradeoff import format_operating_points, load_sweep, operating_points
 
+    path = Path(sweep_dir) / "pareto.json"
     try:
+        check_output_path(path)
         result = operating_points(load_sweep(sweep_dir), min_accuracy)
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="SWEEP_DIR") from err
-    path = Path(sweep_dir) / "pareto.json"
     write_json(path, result)
     click.echo(format_operating_points(result))
     click.echo(f"wrote {path}")
@@ -635,7 +645,7 @@ def pareto_command(sweep_dir: str, min_accuracy: float) -> None:
 
 @main.command("demo", epilog="Example: neuralfuse demo -o demo-output\n\n"
               "The small setup: neuralfuse demo --setup resnet18-w0.25 -o demo-small")
-@click.option("-o", "--output", type=click.Path(file_okay=False, writable=True), default="neuralfuse-demo",
+@click.option("-o", "--output", type=OutputPath(folder=True), default="neuralfuse-demo",
               show_default=True, help="Output folder: new, empty, or an unfinished demo (then it resumes).")
 @click.option("--setup", type=click.Choice(list(DEMO_SETUPS)), default=DEFAULT_DEMO_SETUP, show_default=True,
               help="Shipped base model and generator: vgg11 (full width, the paper's regime: the "
