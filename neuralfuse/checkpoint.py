@@ -17,6 +17,7 @@ tied to its base model by :func:`model_fingerprint`; :func:`load_generator` read
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -204,6 +205,16 @@ def model_fingerprint(model: nn.Module) -> str:
         digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+def recorded_base(run_dir: PathLike) -> str | None:
+    """The base-model file recorded in ``run_dir``'s record (``config.json``) if that file still
+    exists, else None."""
+    record = Path(run_dir) / RUN_RECORD
+    if not record.is_file():
+        return None
+    base = json.loads(record.read_text()).get("provenance", {}).get("base")
+    return base if base and Path(base).is_file() else None
 
 
 def load_generator(run_dir: PathLike, *, base: nn.Module | None = None) -> tuple[nn.Module, dict[str, Any]]:

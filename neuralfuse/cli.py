@@ -523,6 +523,56 @@ def compare_command(paths: tuple[str, ...], over_seeds: bool, csv_path: str | No
         click.echo(f"wrote {csv_path}")
 
 
+@main.command("show", epilog="Example: neuralfuse show --generator-run runs/unets -o unets.png")
+@click.option("--generator-run", "run_dir", type=click.Path(exists=True, file_okay=False), required=True,
+              help="Training run directory (from `neuralfuse train`) whose generator to show.")
+@click.option("--base", "base_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Base-model checkpoint the generator must have been trained for [default: the "
+              "run's recorded base model, when that file exists].")
+@click.option("--dataset", default=None,
+              help="Dataset name, test split [default: the generator's training dataset].")
+@click.option("--data-root", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder holding the dataset [default: the generator's training data root].")
+@_image_size_option
+@click.option("--per-class", type=click.IntRange(1), default=2, show_default=True,
+              help="Images of each class (the first ones of the test split).")
+@click.option("--amplification", type=click.FloatRange(0, min_open=True), default=None,
+              help="Factor on |F(x) - x| [default: the one that shows the 99th percentile of the "
+              "differences at full brightness]; the figure says which.")
+@click.option("-o", "--output", type=OutputPath(), required=True, help="Image to write, e.g. show.png.")
+def show_command(run_dir: str, base_path: str | None, dataset: str | None, data_root: str | None,
+                 image_size: int | None, per_class: int, amplification: float | None, output: str) -> None:
+    """Draw what a generator does: clean x, F(x) and the amplified |F(x) - x| for a few test images
+    of every class (as the paper's Figures 16-17)."""
+    from characterization.plot import check_image_path
+    from neuralfuse.checkpoint import load_generator, recorded_base
+    from neuralfuse.evaluation import settings_from_training
+    from neuralfuse.transformation_figure import (class_examples, save_transformation_figure,
+                                                  transformation_figure)
+
+    try:
+        check_image_path(output)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--output") from err
+    try:
+        base_path = base_path or recorded_base(run_dir)
+    except (OSError, ValueError) as err:
+        raise click.BadParameter(str(err), param_hint="--generator-run") from err
+    base = None if base_path is None else _load_base(base_path, "--base")[0]
+    try:
+        generator, trained = load_generator(run_dir, base=base)
+    except (OSError, ValueError) as err:
+        raise click.BadParameter(str(err), param_hint="--generator-run/--base") from err
+    settings = settings_from_training(trained, dataset=dataset, data_root=data_root, image_size=image_size)
+    images = _load_data(settings["dataset"], settings["data_root"], "test", settings["image_size"])
+    x, labels = class_examples(images, per_class)
+    figure = transformation_figure(generator, x, labels, images.info.classes, amplification,
+                                   name=trained.get("generator"))
+    save_transformation_figure(figure, output)
+    click.echo(f"wrote {output}: {len(x)} test images of {settings['dataset']!r}"
+               f"{'' if base_path is None else f', generator checked against {base_path}'}")
+
+
 @main.command("sweep", epilog="Example: neuralfuse sweep --base base.pt --generator-run runs/unets "
               "--voltages 0.76:1.00:0.02 --chips 10 -o sweep-unets")
 @click.option("--base", "base_path", type=click.Path(exists=True, dir_okay=False), required=True,

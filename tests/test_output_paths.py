@@ -44,9 +44,9 @@ def test_an_output_in_a_missing_folder_is_refused_before_any_work(tmp_path, main
 def test_the_check_says_what_is_wrong(tmp_path):
     (tmp_path / "folder").mkdir()
     (tmp_path / "file").write_text("")
-    with pytest.raises(ValueError, match="'.*folder' is a folder, not a file"):
+    with pytest.raises(ValueError, match="folder': it is a folder, not a file"):
         check_output_path(tmp_path / "folder")
-    with pytest.raises(ValueError, match="'.*file' is a file, not a folder"):
+    with pytest.raises(ValueError, match="file': it is a file, not a folder"):
         check_output_path(tmp_path / "file", folder=True)
     with pytest.raises(ValueError, match="folder '.*missing' does not exist"):
         check_output_path(tmp_path / "missing" / "x.csv")
