@@ -8,7 +8,7 @@ import click
 from characterization import DEFAULT_TECH
 from neuralfuse.runs import absolute, command_line
 from neuralfuse.shipped import DEFAULT_SETUP as DEFAULT_DEMO_SETUP, SETUPS as DEMO_SETUPS
-from sramsim.cli_types import BER, SEED, OutputPath
+from sramsim.cli_types import BER, SEED, WEIGHT_BITS, OutputPath
 from sramsim.faults import DEFAULT_FAULT_MODEL, FAULT_MODELS
 from sramsim.layouts import DEFAULT_LAYOUT, LAYOUTS
 
@@ -164,7 +164,7 @@ def main() -> None:
 @click.option("--weight-decay", type=click.FloatRange(0), default=5e-4, show_default=True)
 @click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0,
               show_default=True)
-@click.option("--bits", type=click.IntRange(2, 8), default=8, show_default=True,
+@click.option("--bits", type=WEIGHT_BITS, default=8, show_default=True,
               help="Weight bit width of the quantization-aware training.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--val-size", type=click.IntRange(0), default=0, show_default=True,
@@ -215,7 +215,7 @@ def train_base_command(output: str, progress: bool, device, compact: bool, **opt
               show_default=True, help="stuck-at reproduces the paper; flip inverts every faulty bit.")
 @click.option("--tech", default=DEFAULT_TECH, show_default=True,
               help="Technology name or characterization file.")
-@click.option("--bits", type=click.IntRange(2, 8), default=None,
+@click.option("--bits", type=WEIGHT_BITS, default=None,
               help="Weight bit width [default: the checkpoint's, else 8].")
 @_layout_option(DEFAULT_LAYOUT)
 @click.option("--n-chips", type=click.IntRange(1), default=10, show_default=True,
@@ -380,7 +380,7 @@ def grid_command(spec_path: str, output: str, progress: bool, device, ray_addres
               help="test: test images and evaluation chips, for the numbers you report. validation: the "
               "base model's held-out training images and validation chips, for every choice (operating "
               "point, epoch, λ).")
-@click.option("--bits", type=click.IntRange(2, 8), default=None,
+@click.option("--bits", type=WEIGHT_BITS, default=None,
               help="Weight bit width [default: the checkpoint's, else 8].")
 @click.option("--fault-model", type=click.Choice(FAULT_MODELS), default=None,
               help="[default: the generator's training fault model, else stuck-at]")
@@ -590,7 +590,7 @@ def show_command(run_dir: str, base_path: str | None, dataset: str | None, data_
               show_default=True)
 @click.option("--tech", default=DEFAULT_TECH, show_default=True,
               help="Technology name or characterization file.")
-@click.option("--bits", type=click.IntRange(2, 8), default=None,
+@click.option("--bits", type=WEIGHT_BITS, default=None,
               help="Weight bit width [default: the checkpoint's, else 8].")
 @click.option("--dataset", default="default", show_default=True, help="Dataset name (test split).")
 @click.option("--data-root", type=click.Path(exists=True, file_okay=False), default=None,
