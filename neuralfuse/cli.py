@@ -279,6 +279,7 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
     from neuralfuse.checkpoint import load_generator
     from neuralfuse.eopm import TrainConfig, base_split, train
     from neuralfuse.generators.registry import GENERATORS
+    from neuralfuse.plots import write_learning_curve
 
     try:
         GENERATORS.info(options["generator"])
@@ -318,7 +319,7 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
     try:
         config = TrainConfig(voltage=voltage, bits=bits or meta.get("bits", 8), **options)
         path = train(run_dir, config, base, data, surrogates=surrogates, init=init,
-                     provenance=provenance, progress=progress, device=device)
+                     provenance=provenance, progress=progress, device=device, on_epoch=write_learning_curve)
     except (OSError, ValueError) as err:
         raise click.UsageError(str(err)) from err
     click.echo(f"saved {path}")

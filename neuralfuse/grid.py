@@ -189,6 +189,7 @@ def run_one(spec: GridSpec, run: GridRun, out: str | Path, device: str = "cpu",
     from neuralfuse.data import fixed_subset, load_dataset
     from neuralfuse.eopm import TrainConfig, base_split, train
     from neuralfuse.evaluation import evaluate
+    from neuralfuse.plots import write_learning_curve
     from neuralfuse.result_files import evaluation_settings, result_file
 
     run_dir = Path(out) / "runs" / run.name
@@ -210,7 +211,7 @@ def run_one(spec: GridSpec, run: GridRun, out: str | Path, device: str = "cpu",
                   "dataset": spec.dataset, "data_root": data_root, "image_size": spec.image_size,
                   "command": f"neuralfuse grid (run {run.name})"}
     train(run_dir, config, base, load_dataset(spec.dataset, data_root, split="train", image_size=spec.image_size),
-          provenance=provenance, progress=progress, device=device)
+          provenance=provenance, progress=progress, device=device, on_epoch=write_learning_curve)
     generator, trained = load_generator(run_dir, base=base)
     result = evaluate(base, test_set, point=point, generator=generator, generator_name=trained["generator"],
                       chips=chips, bits=config.bits, fault_model=config.fault_model,

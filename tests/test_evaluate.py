@@ -116,6 +116,7 @@ def files(tmp_path_factory):
         "--epochs", "1", "--max-steps-per-epoch", "2", "--batch-size", "8", "--dataset", "default",
         "--val-size", "16", "--val-chips", "1", "--no-progress", "-o", str(root / "run")])
     assert result.exit_code == 0, result.output
+    assert (root / "run" / "learning_curve.png").stat().st_size > 0   # the CLI passes the plot callback
     return base_path, root / "run"
 
 
