@@ -72,6 +72,22 @@ def _image_size_option(command):
                         "there; the other datasets have a fixed size).")(command)
 
 
+def _training_data_options(command):
+    """``--dataset``, ``--data-root``, ``--image-size`` defaulting to a generator's training data."""
+    options = [
+        click.option("--dataset", default=None, help="Dataset name, test split [default: the "
+                     "generator's training dataset, else 'default']."),
+        click.option("--data-root", type=click.Path(exists=True, file_okay=False), default=None,
+                     help="Folder holding the dataset [default: the generator's training data root]."),
+        click.option("--image-size", type=click.IntRange(1), default=None,
+                     help="Side in pixels of the square images of a 'folder' dataset [default: the "
+                     "generator's training image size]."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def _parse_voltages(ctx: click.Context, param: click.Parameter, value: str | None):
     """``--voltages`` callback: START:STOP:STEP or a comma-separated list, as a tuple of floats."""
     if value is None:
@@ -388,13 +404,7 @@ def grid_command(spec_path: str, output: str, progress: bool, device, ray_addres
 @_layout_option(None, " [default: the generator's training layout, else arrays]")
 @click.option("--tech", default=None,
               help="Technology name or characterization file [default: the generator's, else 14nm-512x64].")
-@click.option("--dataset", default=None,
-              help="Dataset name, test split [default: the generator's training dataset, else 'default'].")
-@click.option("--data-root", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Folder holding the dataset [default: the generator's training data root].")
-@click.option("--image-size", type=click.IntRange(1), default=None,
-              help="Side in pixels of the square images of a 'folder' dataset [default: the "
-              "generator's training image size].")
+@_training_data_options
 @click.option("--samples", type=click.IntRange(1), default=None,
               help="Evaluate on a fixed random subset of N images [default: all].")
 @click.option("--batch-size", type=click.IntRange(1), default=500, show_default=True)
@@ -530,11 +540,7 @@ def compare_command(paths: tuple[str, ...], over_seeds: bool, csv_path: str | No
 @click.option("--base", "base_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Base-model checkpoint the generator must have been trained for [default: the "
               "run's recorded base model, when that file exists].")
-@click.option("--dataset", default=None,
-              help="Dataset name, test split [default: the generator's training dataset].")
-@click.option("--data-root", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Folder holding the dataset [default: the generator's training data root].")
-@_image_size_option
+@_training_data_options
 @click.option("--per-class", type=click.IntRange(1), default=2, show_default=True,
               help="Images of each class (the first ones of the test split).")
 @click.option("--amplification", type=click.FloatRange(0, min_open=True), default=None,
