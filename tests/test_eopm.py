@@ -515,7 +515,7 @@ def test_training_does_not_import_plotting_and_the_cli_draws_the_learning_curve(
                               env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     assert imported.stdout.strip() == "[]"
     metrics = pd.DataFrame({"epoch": [1, 2], "loss": [2.0, 1.0], "clean_loss": [1.0, 0.5],
-                            "perturbed_loss": [2.0, 1.5]})
+                            "perturbed_loss": [2.0, 1.5], "val_pa_mean": [40.0, 50.0]})
     from neuralfuse.plots import write_learning_curve
 
     assert write_learning_curve(metrics, tmp_path) == tmp_path / "learning_curve.png"
