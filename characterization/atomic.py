@@ -41,3 +41,29 @@ def write_json(path: str | os.PathLike[str], value: Any) -> None:
     """Write ``value`` as indented JSON to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(value, indent=2) + "\n")
+
+
+def check_output_path(path: str | os.PathLike[str], *, folder: bool = False) -> Path:
+    """Return ``path`` as a Path if an output file (or, with ``folder``, an output folder) can be
+    written there, else raise ``ValueError`` saying why: its parent folder is missing or not
+    writable, or it exists as the other kind or read-only. Call it before the work, not after.
+
+    >>> check_output_path("no-such-folder/result.json")
+    Traceback (most recent call last):
+    ...
+    ValueError: cannot write 'no-such-folder/result.json': folder 'no-such-folder' does not exist
+    """
+    path = Path(path)
+    parent = path.parent
+    kind = "folder" if folder else "file"
+    if path.exists():
+        if path.is_dir() != folder:
+            raise ValueError(f"cannot write {str(path)!r}: it is a {'file' if folder else 'folder'}, "
+                             f"not a {kind}")
+        if not os.access(path, os.W_OK):
+            raise ValueError(f"cannot write {str(path)!r}: the {kind} is not writable")
+    elif not parent.is_dir():
+        raise ValueError(f"cannot write {str(path)!r}: folder {str(parent)!r} does not exist")
+    elif not os.access(parent, os.W_OK):
+        raise ValueError(f"cannot write {str(path)!r}: folder {str(parent)!r} is not writable")
+    return path

@@ -9,10 +9,12 @@ The verbs of the main job, from the data to the Pareto front (see docs/architect
     neuralfuse.evaluate(base, test_set, point=sramsim.OperatingPoint.resolve(ber=0.01), generator=generator)
     table = neuralfuse.sweep(base, test_set, voltages, generators={"UNetS": generator})
 
+``neuralfuse.shipped`` holds the models shipped with the package (``neuralfuse.shipped.load("vgg11")``).
 The names load on first use, so importing one light module (say :mod:`neuralfuse.registry`, the
 ``sramsim.models`` entry point) does not pull in the rest.
 """
 from characterization.exports import lazy_exports
+from neuralfuse import shipped  # noqa: F401  (the shipped models; light: torch loads with a model)
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "neuralfuse.models": ("create_model", "list_models"),

@@ -17,6 +17,7 @@ tied to its base model by :func:`model_fingerprint`; :func:`load_generator` read
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -137,9 +138,9 @@ def read_checkpoint(path: PathLike, kind: str = BASE_MODEL) -> dict[str, Any]:
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for foreign or damaged files
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{str(path)!r} is not a readable checkpoint ({reason})") from err
+    except Exception as err:  # torch raises many types, with internal messages, for foreign files
+        raise CheckpointError(f"{str(path)!r} is not a checkpoint written by torch.save (a .pt file "
+                              "from neuralfuse train-base or train), or it is damaged") from err
     found = payload.get("format") if isinstance(payload, dict) else None
     if found not in KINDS:
         raise CheckpointError(f"{str(path)!r} is not a neuralfuse checkpoint (no known 'format' tag)")
@@ -204,6 +205,16 @@ def model_fingerprint(model: nn.Module) -> str:
         digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+def recorded_base(run_dir: PathLike) -> str | None:
+    """The base-model file recorded in ``run_dir``'s record (``config.json``) if that file still
+    exists, else None."""
+    record = Path(run_dir) / RUN_RECORD
+    if not record.is_file():
+        return None
+    base = json.loads(record.read_text()).get("provenance", {}).get("base")
+    return base if base and Path(base).is_file() else None
 
 
 def load_generator(run_dir: PathLike, *, base: nn.Module | None = None) -> tuple[nn.Module, dict[str, Any]]:

@@ -9,7 +9,8 @@ import click
 from characterization import DEFAULT_TECH
 from neuralfuse.runs import absolute, command_line
 from neuralfuse.shipped import DEFAULT_SETUP as DEFAULT_DEMO_SETUP, SETUPS as DEMO_SETUPS
-from sramsim.faults import DEFAULT_FAULT_MODEL, FAULT_MODELS, MAX_SEED
+from sramsim.cli_types import BER, SEED, WEIGHT_BITS, OutputPath
+from sramsim.faults import DEFAULT_FAULT_MODEL, FAULT_MODELS
 from sramsim.layouts import DEFAULT_LAYOUT, LAYOUTS
 
 
@@ -86,6 +87,22 @@ def _parsed_by(parser: str):
         except ValueError as err:
             raise click.BadParameter(str(err), ctx, param) from err
     return callback
+
+
+def _training_data_options(command):
+    """``--dataset``, ``--data-root``, ``--image-size`` defaulting to a generator's training data."""
+    options = [
+        click.option("--dataset", default=None, help="Dataset name, test split [default: the "
+                     "generator's training dataset, else 'default']."),
+        click.option("--data-root", type=click.Path(exists=True, file_okay=False), default=None,
+                     help="Folder holding the dataset [default: the generator's training data root]."),
+        click.option("--image-size", type=click.IntRange(1), default=None,
+                     help="Side in pixels of the square images of a 'folder' dataset [default: the "
+                     "generator's training image size]."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 _parse_voltages = _parsed_by("tradeoff:parse_voltages")
@@ -204,17 +221,17 @@ def main() -> None:
 @click.option("--weight-decay", type=click.FloatRange(0), default=5e-4, show_default=True)
 @click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0,
               show_default=True)
-@click.option("--bits", type=click.IntRange(2, 8), default=8, show_default=True,
+@click.option("--bits", type=WEIGHT_BITS, default=8, show_default=True,
               help="Weight bit width of the quantization-aware training.")
-@click.option("--seed", type=click.IntRange(0, MAX_SEED - 1), default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--val-size", type=click.IntRange(0), default=0, show_default=True,
               help="Training images held out for per-epoch validation (e.g. 5000 of CIFAR's 50,000); "
               "generators trained on this model later use the same split.")
-@click.option("--split-seed", type=click.IntRange(0, MAX_SEED - 1), default=0, show_default=True,
+@click.option("--split-seed", type=SEED, default=0, show_default=True,
               help="Seed of the train/validation split.")
 @click.option("--limit-batches", type=click.IntRange(1), default=None,
               help="Train on at most N batches per epoch (quick smoke runs).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), required=True,
+@click.option("-o", "--output", type=OutputPath(), required=True,
               help="Checkpoint to write; the resumable state lives in OUTPUT.partial meanwhile.")
 @click.option("--compact", is_flag=True,
               help="Save the weights as 8-bit integers and scales (a quarter of the size; loads bit-identical).")
@@ -249,13 +266,13 @@ def train_base_command(output: str, progress: bool, device, compact: bool, **opt
 @click.option("--voltage", type=click.FloatRange(0, min_open=True), default=None,
               help="Training voltage in units of Vmin, e.g. 0.83 (turned into a BER by the "
               "technology's characterization). Give this or --ber.")
-@click.option("--ber", type=click.FloatRange(0, 0.5), default=None,
+@click.option("--ber", type=BER, default=None,
               help="Training bit-error rate (fraction of faulty cells), e.g. 0.01.")
 @click.option("--fault-model", type=click.Choice(FAULT_MODELS), default=DEFAULT_FAULT_MODEL,
               show_default=True, help="stuck-at reproduces the paper; flip inverts every faulty bit.")
 @click.option("--tech", default=DEFAULT_TECH, show_default=True,
               help="Technology name or characterization file.")
-@click.option("--bits", type=click.IntRange(2, 8), default=None,
+@click.option("--bits", type=WEIGHT_BITS, default=None,
               help="Weight bit width [default: the checkpoint's, else 8].")
 @_layout_option(DEFAULT_LAYOUT)
 @click.option("--n-chips", type=click.IntRange(1), default=10, show_default=True,
@@ -275,7 +292,7 @@ def train_base_command(output: str, progress: bool, device, compact: bool, **opt
 @click.option("--augment/--no-augment", default=False, show_default=True,
               help="Random crop (4-pixel padding) and, where the dataset allows, horizontal flips "
               "of the training images.")
-@click.option("--seed", type=click.IntRange(0, MAX_SEED - 1), default=0, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help="Seeds the generator's initialisation, the data order, the augmentation and the "
               "training chips.")
 @click.option("--surrogate", "surrogate_paths", type=click.Path(exists=True, dir_okay=False),
@@ -293,7 +310,7 @@ def train_base_command(output: str, progress: bool, device, compact: bool, **opt
 @click.option("--val-size", type=click.IntRange(0), default=None,
               help="Training images held out, never trained on (0: none) [default: the base model's "
               "held-out split when it was trained on this dataset with one, else 500].")
-@click.option("--split-seed", type=click.IntRange(0, MAX_SEED - 1), default=None,
+@click.option("--split-seed", type=SEED, default=None,
               help="Seed of that split [default: the base model's, else 0].")
 @click.option("--val-images", type=click.IntRange(1), default=None,
               help="Held-out images validated on after every epoch (a fixed subset) [default: all].")
@@ -304,7 +321,7 @@ def train_base_command(output: str, progress: bool, device, compact: bool, **opt
 @click.option("--patience", type=click.IntRange(1), default=None,
               help="Stop once the validation PA has not improved for N epochs (the kept generator "
               "is still the best epoch) [default: run all --epochs].")
-@click.option("-o", "--output", "run_dir", type=click.Path(file_okay=False, writable=True), required=True,
+@click.option("-o", "--output", "run_dir", type=OutputPath(folder=True), required=True,
               help="Run directory: new, empty, or holding this same run (then it resumes).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 @device_option
@@ -322,6 +339,7 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
     from neuralfuse.checkpoint import load_generator
     from neuralfuse.eopm import TrainConfig, base_split, train
     from neuralfuse.generators.registry import GENERATORS
+    from neuralfuse.plots import write_learning_curve
 
     try:
         GENERATORS.info(options["generator"])
@@ -361,7 +379,7 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
     try:
         config = TrainConfig(voltage=voltage, bits=bits or meta.get("bits", 8), **options)
         path = train(run_dir, config, base, data, surrogates=surrogates, init=init,
-                     provenance=provenance, progress=progress, device=device)
+                     provenance=provenance, progress=progress, device=device, on_epoch=write_learning_curve)
     except (OSError, ValueError) as err:
         raise click.UsageError(str(err)) from err
     click.echo(f"saved {path}")
@@ -369,7 +387,7 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
 
 @main.command("grid", epilog="Example: neuralfuse grid grid.toml -o grid-out --cpus-per-task 4 --ray auto")
 @click.argument("spec_path", metavar="SPEC.toml", type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--output", type=click.Path(file_okay=False, writable=True), required=True,
+@click.option("-o", "--output", type=OutputPath(folder=True), required=True,
               help="Grid folder: new, empty, or holding this same grid (then it resumes).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 @device_option
@@ -411,7 +429,7 @@ def grid_command(spec_path: str, output: str, progress: bool, device, ray_addres
               help="Training run directory (from `neuralfuse train`) whose generator to put in front.")
 @click.option("--voltage", type=click.FloatRange(0, min_open=True), default=None,
               help="Supply voltage in units of Vmin, e.g. 0.83. Give this or --ber.")
-@click.option("--ber", type=click.FloatRange(0, 0.5), default=None,
+@click.option("--ber", type=BER, default=None,
               help="Bit-error rate (fraction of faulty cells), e.g. 0.01.")
 @click.option("--chips", type=click.IntRange(1), default=10, show_default=True,
               help="Number of evaluation chips (their own seed stream, used in neither training nor "
@@ -421,20 +439,14 @@ def grid_command(spec_path: str, output: str, progress: bool, device, ray_addres
               help="test: test images and evaluation chips, for the numbers you report. validation: the "
               "base model's held-out training images and validation chips, for every choice (operating "
               "point, epoch, λ).")
-@click.option("--bits", type=click.IntRange(2, 8), default=None,
+@click.option("--bits", type=WEIGHT_BITS, default=None,
               help="Weight bit width [default: the checkpoint's, else 8].")
 @click.option("--fault-model", type=click.Choice(FAULT_MODELS), default=None,
               help="[default: the generator's training fault model, else stuck-at]")
 @_layout_option(None, " [default: the generator's training layout, else arrays]")
 @click.option("--tech", default=None,
               help="Technology name or characterization file [default: the generator's, else 14nm-512x64].")
-@click.option("--dataset", default=None,
-              help="Dataset name, test split [default: the generator's training dataset, else 'default'].")
-@click.option("--data-root", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Folder holding the dataset [default: the generator's training data root].")
-@click.option("--image-size", type=click.IntRange(1), default=None,
-              help="Side in pixels of the square images of a 'folder' dataset [default: the "
-              "generator's training image size].")
+@_training_data_options
 @click.option("--samples", type=click.IntRange(1), default=None,
               help="Evaluate on a fixed random subset of N images [default: all].")
 @click.option("--batch-size", type=click.IntRange(1), default=500, show_default=True)
@@ -442,16 +454,19 @@ def grid_command(spec_path: str, output: str, progress: bool, device, ray_addres
               help="Batch-1 forward passes timed for the latency (their median is reported).")
 @click.option("--allow-other-base", is_flag=True,
               help="Accept a generator trained for another base model (transfer studies).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Write the results here [default: RUN_DIR/evaluation-<point>-<bits>bit-<fault model>"
-              ".json with --generator, else nowhere].")
+@click.option("--json", "json_path", type=OutputPath(), default=None,
+              help="Write the results here [default: RUN_DIR/evaluation-<settings>.json with "
+              "--generator-run, named by every setting that changes the numbers; else nowhere].")
+@click.option("--overwrite", is_flag=True,
+              help="Replace a result file made with other settings (refused otherwise).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 @device_option
 def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None, ber: float | None,
                      chips: int, first_chip: int, on: str, bits: int | None, fault_model: str | None,
                      layout: str | None, tech: str | None, dataset: str | None, data_root: str | None,
                      image_size: int | None, samples: int | None, batch_size: int, latency_repeats: int,
-                     allow_other_base: bool, json_path: str | None, progress: bool, device) -> None:
+                     allow_other_base: bool, json_path: str | None, overwrite: bool, progress: bool,
+                     device) -> None:
     """Clean and perturbed accuracy of a base model, alone and behind a NeuralFuse generator.
 
     Prints CA, PA (mean ± std over the chips) with and without the generator, the recovery RP, the
@@ -459,7 +474,8 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
     """
     from characterization.atomic import write_json
     from neuralfuse.checkpoint import load_generator
-    from neuralfuse.evaluation import evaluate, format_table, result_file, settings_from_training
+    from neuralfuse.evaluation import evaluate, format_table, settings_from_training
+    from neuralfuse.result_files import evaluation_settings, evaluation_target
 
     base, meta = _load_base(base_path, "--base")
     generator, trained = None, {}
@@ -473,11 +489,12 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
         layout=layout, image_size=image_size).values()
     point = _operating_point(voltage, ber, tech)
     bits = bits or meta.get("bits", 8)
-    validation = on == "validation"
     chip_seeds, images = _chips_and_images(on, chips, first_chip, meta, dataset, data_root, image_size, samples)
-    if json_path is None and run_dir is not None:
-        json_path = str(result_file(run_dir, point, bits, fault_model, chip_seeds, layout, validation))
     try:
+        settings = evaluation_settings(point=point, bits=bits, fault_model=fault_model, layout=layout,
+                                       chips=chip_seeds, samples=len(images), split=on, dataset=dataset,
+                                       image_size=image_size)
+        json_path = evaluation_target(settings, run_dir, json_path, overwrite)
         result = evaluate(base, images, point=point, generator=generator,
                           generator_name=trained.get("generator"), chips=chip_seeds, bits=bits,
                           fault_model=fault_model, layout=layout, batch_size=batch_size,
@@ -486,7 +503,7 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
         raise click.UsageError(str(err)) from err
     result["provenance"] = {"base": absolute(base_path), "generator": absolute(run_dir),
                             "dataset": dataset, "data_root": absolute(data_root),
-                            "image_size": image_size, "split": "validation" if validation else "test",
+                            "image_size": image_size, "split": on,
                             "command": command_line()}
     click.echo(format_table(result))
     if json_path is not None:
@@ -500,19 +517,20 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
 @click.option("--over-seeds", is_flag=True,
               help="One row per training recipe: the runs that differ only in their seed, with the "
                    "mean, spread (sample std) and range over the seeds of CA, PA and RP.")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True), default=None,
+@click.option("--csv", "csv_path", type=OutputPath(), default=None,
               help="Also write the table here as CSV.")
 def compare_command(paths: tuple[str, ...], over_seeds: bool, csv_path: str | None) -> None:
     """Put evaluation results side by side: CA, PA ± std, RP and efficiency per generator and point.
 
     PATHS are JSON files written by `neuralfuse evaluate` or training run directories (all their
-    evaluation-*.json files are read). Rows are labelled "RUN_DIR POINT-BITS-FAULTS" for the
-    files a run directory holds, else by file name.
+    evaluation-*.json files are read). Rows are labelled "RUN_DIR SETTINGS" for the files a run
+    directory holds, else by file name; the table shows every setting in which the rows differ
+    (bits, fault model, layout, chips, first chip, samples, split, dataset).
     """
     import pandas as pd
 
     from characterization.atomic import atomic_path
-    from neuralfuse.evaluation import comparison_table, load_evaluations, seed_summary
+    from neuralfuse.evaluation import EVALUATION_COLUMNS, comparison_table, load_evaluations, seed_summary
 
     try:
         results = load_evaluations(paths)
@@ -536,8 +554,8 @@ def compare_command(paths: tuple[str, ...], over_seeds: bool, csv_path: str | No
                              zip(spread("rp", "+.2f"), cells("rp_min", "+.2f"), cells("rp_max", "+.2f"))],
             "runs": table["runs"]})
     else:
-        shown = table.drop(columns=["fault_model", "samples", "seed", "recipe"]).rename(
-            columns={"parameters_m": "params (M)"})
+        constant = [c for c in EVALUATION_COLUMNS[2:] if table[c].nunique(dropna=False) == 1]
+        shown = table.drop(columns=[*constant, "seed", "recipe"]).rename(columns={"parameters_m": "params (M)"})
         for column in shown:
             digits = ".3g" if column == "params (M)" else ".2f"
             shown[column] = [_cell(v, digits) for v in shown[column]]
@@ -546,6 +564,52 @@ def compare_command(paths: tuple[str, ...], over_seeds: bool, csv_path: str | No
         with atomic_path(csv_path) as tmp:
             table.to_csv(tmp, index=False)
         click.echo(f"wrote {csv_path}")
+
+
+@main.command("show", epilog="Example: neuralfuse show --generator-run runs/unets -o unets.png")
+@click.option("--generator-run", "run_dir", type=click.Path(exists=True, file_okay=False), required=True,
+              help="Training run directory (from `neuralfuse train`) whose generator to show.")
+@click.option("--base", "base_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Base-model checkpoint the generator must have been trained for [default: the "
+              "run's recorded base model, when that file exists].")
+@_training_data_options
+@click.option("--per-class", type=click.IntRange(1), default=2, show_default=True,
+              help="Images of each class (the first ones of the test split).")
+@click.option("--amplification", type=click.FloatRange(0, min_open=True), default=None,
+              help="Factor on |F(x) - x| [default: the one that shows the 99th percentile of the "
+              "differences at full brightness]; the figure says which.")
+@click.option("-o", "--output", type=OutputPath(), required=True, help="Image to write, e.g. show.png.")
+def show_command(run_dir: str, base_path: str | None, dataset: str | None, data_root: str | None,
+                 image_size: int | None, per_class: int, amplification: float | None, output: str) -> None:
+    """Draw what a generator does: clean x, F(x) and the amplified |F(x) - x| for a few test images
+    of every class (as the paper's Figures 16-17)."""
+    from characterization.plot import check_image_path
+    from neuralfuse.checkpoint import load_generator, recorded_base
+    from neuralfuse.evaluation import settings_from_training
+    from neuralfuse.transformation_figure import (class_examples, save_transformation_figure,
+                                                  transformation_figure)
+
+    try:
+        check_image_path(output)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--output") from err
+    try:
+        base_path = base_path or recorded_base(run_dir)
+    except (OSError, ValueError) as err:
+        raise click.BadParameter(str(err), param_hint="--generator-run") from err
+    base = None if base_path is None else _load_base(base_path, "--base")[0]
+    try:
+        generator, trained = load_generator(run_dir, base=base)
+    except (OSError, ValueError) as err:
+        raise click.BadParameter(str(err), param_hint="--generator-run/--base") from err
+    settings = settings_from_training(trained, dataset=dataset, data_root=data_root, image_size=image_size)
+    images = _load_data(settings["dataset"], settings["data_root"], "test", settings["image_size"])
+    x, labels = class_examples(images, per_class)
+    figure = transformation_figure(generator, x, labels, images.info.classes, amplification,
+                                   name=trained.get("generator"))
+    save_transformation_figure(figure, output)
+    click.echo(f"wrote {output}: {len(x)} test images of {settings['dataset']!r}"
+               f"{'' if base_path is None else f', generator checked against {base_path}'}")
 
 
 @main.command("sweep", epilog="Example: neuralfuse sweep --base base.pt --generator-run runs/unets "
@@ -573,7 +637,7 @@ def compare_command(paths: tuple[str, ...], over_seeds: bool, csv_path: str | No
               show_default=True)
 @click.option("--tech", default=DEFAULT_TECH, show_default=True,
               help="Technology name or characterization file.")
-@click.option("--bits", type=click.IntRange(2, 8), default=None,
+@click.option("--bits", type=WEIGHT_BITS, default=None,
               help="Weight bit width [default: the checkpoint's, else 8].")
 @click.option("--dataset", default="default", show_default=True, help="Dataset name (test split).")
 @click.option("--data-root", type=click.Path(exists=True, file_okay=False), default=None,
@@ -583,7 +647,7 @@ def compare_command(paths: tuple[str, ...], over_seeds: bool, csv_path: str | No
               help="Evaluate on a fixed random subset of N images [default: all].")
 @click.option("--batch-size", type=click.IntRange(1), default=500, show_default=True)
 @_layout_option(DEFAULT_LAYOUT)
-@click.option("-o", "--output", type=click.Path(file_okay=False, writable=True), required=True,
+@click.option("-o", "--output", type=OutputPath(folder=True), required=True,
               help="Sweep folder: new, empty, or holding this same sweep (then it resumes, or "
                    "measures only the generators added).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
@@ -681,12 +745,14 @@ def pareto_command(sweep_dir: str, min_accuracy: float, criterion, validation_di
     validation can miss it on test; one that keeps it at no voltage runs at the highest swept
     one); written to SWEEP_DIR/per-chip.csv and under "per_chip" in pareto.json.
     """
-    from characterization.atomic import write_json
+    from characterization.atomic import check_output_path, write_json
     from neuralfuse.per_chip_voltage import (format_per_chip, per_chip_from_sweeps, summarize_per_chip,
                                              write_per_chip)
     from neuralfuse.tradeoff import format_operating_points, load_chips, load_sweep, operating_points
 
+    path = Path(sweep_dir) / "pareto.json"
     try:
+        check_output_path(path)
         per_chip = None if criterion.name == "mean" else load_chips(sweep_dir)
         result = operating_points(load_sweep(sweep_dir), min_accuracy, criterion, per_chip)
     except ValueError as err:
@@ -701,7 +767,6 @@ def pareto_command(sweep_dir: str, min_accuracy: float, criterion, validation_di
         summary = summarize_per_chip(chips, criterion, min_accuracy)
         result["per_chip"] = {"validation_sweep": absolute(validation_dir),
                               "configs": summary.to_dict(orient="records")}
-    path = Path(sweep_dir) / "pareto.json"
     write_json(path, result)
     click.echo(format_operating_points(result))
     if summary is not None:
@@ -711,7 +776,7 @@ def pareto_command(sweep_dir: str, min_accuracy: float, criterion, validation_di
 
 @main.command("demo", epilog="Example: neuralfuse demo -o demo-output\n\n"
               "The small setup: neuralfuse demo --setup resnet18-w0.25 -o demo-small")
-@click.option("-o", "--output", type=click.Path(file_okay=False, writable=True), default="neuralfuse-demo",
+@click.option("-o", "--output", type=OutputPath(folder=True), default="neuralfuse-demo",
               show_default=True, help="Output folder: new, empty, or an unfinished demo (then it resumes).")
 @click.option("--setup", type=click.Choice(list(DEMO_SETUPS)), default=DEFAULT_DEMO_SETUP, show_default=True,
               help="Shipped base model and generator: vgg11 (full width, the paper's regime: the "

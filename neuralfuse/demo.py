@@ -1,6 +1,6 @@
 """The main job: NeuralFuse on a shipped base model and generator, from nothing but the package, in minutes.
 
-:func:`run_demo` loads one of the shipped setups (:data:`SETUPS`): a base model (``base.pt``) and
+:func:`run_demo` loads one of the shipped setups (:data:`neuralfuse.shipped.SETUPS`): a base model (``base.pt``) and
 the generator trained for it with EOPM (``generator/``, an EOPM run directory whose ``config.json``
 records the command; both described in the setup's ``*.md`` files under ``assets/``), sweeps the
 supply voltage from Vmin down past the generator's operating voltage with and without NeuralFuse,
@@ -43,7 +43,8 @@ from neuralfuse.checkpoint import load_base_model, load_generator
 from neuralfuse.criteria import MEAN, Criterion, parse_criterion
 from neuralfuse.data import fixed_subset, load_dataset
 from neuralfuse.plots import write_sweep_plots
-from neuralfuse.shipped import DEFAULT_SETUP, SETUPS
+from neuralfuse import shipped
+from neuralfuse.shipped import DEFAULT_SETUP
 from neuralfuse.tradeoff import BASE, operating_points, pareto_front, parse_voltages, sweep
 from sramsim.accounting import operating_voltage
 from sramsim.layouts import DEFAULT_LAYOUT
@@ -69,9 +70,7 @@ def run_demo(out_dir: str | Path, *, setup: str = DEFAULT_SETUP, voltages: Seque
     :data:`LEAD_DROP` points) among its accuracy floors, judged by each of ``criteria``
     (:mod:`neuralfuse.criteria`; the first is the lead).
     """
-    if setup not in SETUPS:
-        raise ValueError(f"setup={setup!r} is not valid: use one of {', '.join(SETUPS)}")
-    chosen = SETUPS[setup]
+    chosen = shipped.setup(setup)
     say = _reporter(progress)
     say(f"[1/4] loading the {chosen.name} setup ({chosen.description}), the default test split and "
         "the shipped generator")

@@ -30,7 +30,8 @@ training nor evaluation ever draws.
 Runs live in a directory (:mod:`neuralfuse.runs`): ``config.json`` (settings, split, versions,
 resolved BER, command), ``checkpoint.pt`` (latest state: generator, optimizer, position, metrics;
 written atomically every ``checkpoint_every`` steps and after every epoch), ``metrics.csv``,
-``learning_curve.png``, ``epochs/generator-epochNNN.pt`` (the generator after each epoch, with
+``learning_curve.png`` (drawn by the ``on_epoch`` callback the command line passes),
+``epochs/generator-epochNNN.pt`` (the generator after each epoch, with
 that epoch's validation figures) and, when done, ``generator.pt`` (read by
 :func:`neuralfuse.checkpoint.load_generator`): the epoch chosen by :func:`select_epoch`, on
 validation images and validation chips only. Calling :func:`train` again on the same directory
@@ -43,7 +44,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,13 +72,15 @@ from neuralfuse.memory_format import preferred_memory_format
 from neuralfuse.evaluation import (accuracy_summary, chip_accuracies, clean_accuracies,
                                    fault_free, load_batches, transform)
 from neuralfuse.generators import create_generator
-from neuralfuse.plots import learning_curve_figure, save_figure
 from neuralfuse.runs import SESSION_KEYS, start_run, with_provenance
 from sramsim.deployment import Deployment
 from sramsim.faults import DEFAULT_FAULT_MODEL, MAX_SEED, check_fault_model
 from sramsim.operating_point import OperatingPoint
 from sramsim.layouts import DEFAULT_LAYOUT, check_layout
 from sramsim.quant import check_bits
+
+MetricsCallback = Callable[[pd.DataFrame, Path], Any]
+"""Called with a run's per-epoch metrics (as in metrics.csv) and its directory after every epoch."""
 
 #: Tags keeping the seeded streams apart: "NFOR" (order), "NFAU" (augmentation).
 _ORDER_STREAM, _AUGMENT_STREAM = 0x4E46_4F52, 0x4E46_4155
@@ -243,12 +246,12 @@ def frozen(model: nn.Module) -> nn.Module:
 class RunDirectory:
     """The files of one training run (see the module docstring)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, on_metrics: MetricsCallback | None = None) -> None:
         self.path = Path(path)
+        self.on_metrics = on_metrics
         self.config = self.path / RUN_RECORD
         self.checkpoint = self.path / "checkpoint.pt"
         self.metrics = self.path / "metrics.csv"
-        self.plot = self.path / "learning_curve"
         self.generator = self.path / GENERATOR_FILE
         self.epochs = self.path / "epochs"
 
@@ -269,11 +272,12 @@ class RunDirectory:
         start_run(self.path, RUN_RECORD, record, _identity, what="training run directory")
 
     def write_metrics(self, rows: list[dict[str, float]]) -> None:
-        """Write metrics.csv and the learning-curve plot from the per-epoch ``rows``."""
+        """Write metrics.csv from the per-epoch ``rows``, then call ``on_metrics`` (if any) with them."""
         frame = pd.DataFrame(rows)
         with atomic_path(self.metrics) as tmp:
             frame.to_csv(tmp, index=False)
-        save_figure(learning_curve_figure(frame), self.plot, dpi=100, formats=("png",))
+        if self.on_metrics is not None:
+            self.on_metrics(frame, self.path)
 
 
 def _identity(record: dict[str, Any]) -> dict[str, Any]:
@@ -327,7 +331,7 @@ def _split(dataset: Dataset, config: TrainConfig) -> tuple[Dataset, Dataset]:
 def train(run_dir: str | Path, config: TrainConfig, base: nn.Module, dataset: Dataset, *,
           surrogates: Sequence[nn.Module] = (), init: nn.Module | None = None,
           provenance: dict[str, Any] | None = None, progress: bool = True,
-          device: torch.device | str | None = None) -> Path:
+          device: torch.device | str | None = None, on_epoch: MetricsCallback | None = None) -> Path:
     """Train a generator with EOPM into ``run_dir`` (resuming it if it holds this run); return generator.pt.
 
     ``base`` is the target model; with ``surrogates`` (restricted access) the loss runs through them
@@ -341,13 +345,15 @@ def train(run_dir: str | Path, config: TrainConfig, base: nn.Module, dataset: Da
     :func:`neuralfuse.checkpoint.load_generator`) starts the training from its weights instead of
     the seeded initialisation: fine-tuning. ``device`` (default: where ``base`` is) holds the
     models, which are moved there, the generator and the data; a run may resume on another device.
+    ``on_epoch(metrics, run_dir)`` is called after every epoch with the metrics so far (a DataFrame,
+    as metrics.csv), e.g. :func:`neuralfuse.plots.write_learning_curve`, which the command line passes.
 
         config = TrainConfig(generator="UNetS", ber=0.01, epochs=5)
         train("runs/unets", config, base_model, load_dataset("default"))
     """
     device = module_device(base) if device is None else torch.device(device)
     trainer = _Trainer(config, base.to(device), dataset, [s.to(device) for s in surrogates], init,
-                       RunDirectory(run_dir))
+                       RunDirectory(run_dir, on_epoch))
     trainer.start(provenance or {})
     with ExitStack() as stack:  # quantize once: each chip then writes only its faulty weights
         for deployment in dict.fromkeys([trainer.target, *trainer.deployments]):

@@ -36,6 +36,7 @@ from neuralfuse.checkpoint import RUN_RECORD
 from neuralfuse.chips import evaluation_chips
 from neuralfuse.devices import module_device
 from neuralfuse.memory_format import preferred_memory_format
+from neuralfuse.result_files import RESULT_PREFIX, settings_of
 from sramsim.deployment import Deployment
 from sramsim.faults import DEFAULT_FAULT_MODEL
 from sramsim.layers import eval_mode
@@ -43,8 +44,6 @@ from sramsim.layouts import DEFAULT_LAYOUT
 from sramsim.operating_point import OperatingPoint
 
 Batch = tuple[Tensor, Tensor]
-RESULT_PREFIX = "evaluation-"
-"""Evaluation results saved in a run directory are named ``evaluation-*.json`` (:func:`result_file`)."""
 
 
 def fault_free(deployment: Deployment):
@@ -225,27 +224,6 @@ def settings_from_training(trained: Mapping[str, Any], *, tech: str | None = Non
             "layout": layout or trained.get("layout", DEFAULT_LAYOUT), "image_size": image_size}
 
 
-def result_file(run_dir: str | os.PathLike[str], point: OperatingPoint, bits: int, fault_model: str,
-                chips: Sequence[int] = (), layout: str = DEFAULT_LAYOUT, validation: bool = False) -> Path:
-    """Where a run's evaluation at ``point`` is saved:
-    ``RUN_DIR/evaluation-<point>-<bits>bit-<fault model>.json``, with ``-<layout>`` added for a
-    layout other than the default, ``-chips<first>-<last>`` when the evaluation ``chips`` do not
-    start at chip 0, and ``-validation`` for a measurement on validation images and chips.
-
-    >>> result_file("runs/unets", OperatingPoint.resolve(ber=0.01), 8, "stuck-at").name
-    'evaluation-ber0.01-8bit-stuck-at.json'
-    >>> result_file("runs/unets", OperatingPoint.resolve(ber=0.01), 8, "stuck-at", range(10, 20)).name
-    'evaluation-ber0.01-8bit-stuck-at-chips10-19.json'
-    >>> result_file("runs/unets", OperatingPoint.resolve(ber=0.01), 8, "stuck-at",
-    ...             layout="neuralfuse-code").name
-    'evaluation-ber0.01-8bit-stuck-at-neuralfuse-code.json'
-    """
-    where = f"ber{point.ber:g}" if point.voltage is None else f"v{point.voltage:g}"
-    which = "-validation" if validation else f"-chips{chips[0]}-{chips[-1]}" if len(chips) and chips[0] != 0 else ""
-    layout_part = "" if layout == DEFAULT_LAYOUT else f"-{layout}"
-    return Path(run_dir) / f"{RESULT_PREFIX}{where}-{bits}bit-{fault_model}{layout_part}{which}.json"
-
-
 def load_evaluations(paths: Sequence[str | os.PathLike[str]]) -> dict[str, dict]:
     """The :func:`evaluate` results saved as JSON at ``paths``, by label, for :func:`comparison_table`.
 
@@ -294,7 +272,8 @@ def comparison_table(results: dict[str, dict]) -> pd.DataFrame:
 
     Columns: ``label``, ``generator``, ``parameters_m`` (millions), ``point``, ``bits``,
     ``fault_model``, ``layout`` (``"arrays"`` for results saved before layouts), ``chips``,
-    ``samples``, ``ca``, ``pa_mean``, ``pa_std`` (base model alone), ``nf_ca``, ``nf_pa_mean``,
+    ``first_chip``, ``samples``, ``split``, ``dataset`` (see
+    :func:`neuralfuse.result_files.settings_of`), ``ca``, ``pa_mean``, ``pa_std`` (base model alone), ``nf_ca``, ``nf_pa_mean``,
     ``nf_pa_std`` (with NeuralFuse), ``rp``, ``efficiency_ratio``, and for results read from a
     training run directory (:func:`load_evaluations`) its ``seed`` and ``recipe``: the run's
     training settings but the seed and the epoch counts, as ``key=value`` pairs.
@@ -303,19 +282,24 @@ def comparison_table(results: dict[str, dict]) -> pd.DataFrame:
     for label, result in results.items():
         generator, alone, nf = result["generator"] or {}, result["without_nf"], result["with_nf"] or {}
         training = result.get("training") or {}
+        settings = settings_of(result)
         rows.append({
             "label": label, "generator": generator.get("name"),
             "seed": training.get("seed"), "recipe": _recipe(training),
             "parameters_m": generator["parameters"] / 1e6 if generator else None,
             "point": OperatingPoint(**result["operating_point"]).describe(), "bits": result["bits"],
             "fault_model": result["fault_model"], "layout": result.get("layout", DEFAULT_LAYOUT),
-            "chips": len(result["chips"]), "samples": result["samples"],
-            "ca": alone["ca"], "pa_mean": alone["pa_mean"], "pa_std": alone["pa_std"],
+            "chips": len(result["chips"]), "first_chip": result["chips"][0], "samples": result["samples"],
+            "split": settings["split"], "dataset": settings["dataset"], "ca": alone["ca"], "pa_mean": alone["pa_mean"], "pa_std": alone["pa_std"],
             "nf_ca": nf.get("ca"), "nf_pa_mean": nf.get("pa_mean"), "nf_pa_std": nf.get("pa_std"),
             "rp": result["rp"], "efficiency_ratio": result["efficiency_ratio"],
         })
     return pd.DataFrame(rows)
 
+
+EVALUATION_COLUMNS = ("generator", "point", "bits", "fault_model", "layout", "chips", "first_chip",
+                      "samples", "split", "dataset")
+"""The columns of :func:`comparison_table` that say what was evaluated (generator and settings)."""
 
 # Settings of a training run that do not change what it learns, or that a rerun may change.
 _NOT_RECIPE = ("seed", "epochs", "checkpoint_every")
@@ -331,14 +315,14 @@ def _recipe(training: Mapping[str, Any]) -> str | None:
 def seed_summary(table: pd.DataFrame) -> pd.DataFrame:
     """The rows of :func:`comparison_table` that differ only in their training seed, one row per
     group: the same generator, recipe and evaluation (point, bits, fault model, layout, chips,
-    samples). Rows without a recipe (not read from a run directory) stay alone.
+    first chip, samples, split, dataset). Rows without a recipe (not read from a run directory) stay alone.
 
     Columns: those settings, ``runs`` (the labels), ``seeds``, ``n_seeds``, the base model's ``ca``
     and ``pa_mean``, then over the seeds the mean, sample standard deviation (``_sd``, NaN for one
     seed), minimum and maximum of ``nf_ca``, ``nf_pa_mean`` and ``rp``, and ``ca_drop``
     (``ca`` minus the mean ``nf_ca``).
     """
-    keys = ["generator", "recipe", "point", "bits", "fault_model", "layout", "chips", "samples"]
+    keys = [*EVALUATION_COLUMNS, "recipe"]
     table = table.assign(group=table["recipe"].fillna(table["label"]))   # alone without a recipe
     rows = []
     for _, group in table.groupby([*keys, "group"], sort=False, dropna=False):

@@ -29,8 +29,8 @@ stand for ``lam``)::
 Every run is an ordinary run directory ``OUT/runs/<name>`` (named after its values on the axes),
 so an interrupted grid resumes run by run from each run's last checkpoint when started again, and
 a retried Ray task ends with the same generator as an uninterrupted run. A finished run is
-evaluated once into ``evaluation-<point>-<bits>bit-<fault model>.json`` (the file `neuralfuse
-evaluate` writes); ``OUT/compare.csv`` tables them all (as `neuralfuse compare OUT/runs/*`).
+evaluated once into ``evaluation-<settings>.json`` (the file `neuralfuse evaluate` writes,
+:func:`neuralfuse.result_files.result_file`); ``OUT/compare.csv`` tables them all (as `neuralfuse compare OUT/runs/*`).
 """
 from __future__ import annotations
 
@@ -185,9 +185,12 @@ def run_one(spec: GridSpec, run: GridRun, out: str | Path, device: str = "cpu",
             progress: bool = False) -> Path:
     """Train ``run`` into ``out/runs/<name>`` (resuming it), evaluate it once; return the evaluation file."""
     from neuralfuse.checkpoint import load_base_model, load_generator
+    from neuralfuse.chips import evaluation_chips
     from neuralfuse.data import fixed_subset, load_dataset
     from neuralfuse.eopm import TrainConfig, base_split, train
-    from neuralfuse.evaluation import evaluate, result_file
+    from neuralfuse.evaluation import evaluate
+    from neuralfuse.plots import write_learning_curve
+    from neuralfuse.result_files import evaluation_settings, result_file
 
     run_dir = Path(out) / "runs" / run.name
     base, meta = load_base_model(spec.base)
@@ -195,20 +198,23 @@ def run_one(spec: GridSpec, run: GridRun, out: str | Path, device: str = "cpu",
                        split_seed=run.settings.get("split_seed"))
     config = TrainConfig(**{"bits": meta.get("bits", 8), **run.settings, **split})
     point = config.point()
-    result_path = result_file(run_dir, point, config.bits, config.fault_model, layout=config.layout)
+    data_root = None if spec.data_root is None else str(spec.data_root)
+    test_set = fixed_subset(load_dataset(spec.dataset, data_root, split="test", image_size=spec.image_size),
+                            spec.evaluate.get("samples"))
+    chips = evaluation_chips(spec.evaluate.get("chips", 10))
+    result_path = result_file(run_dir, evaluation_settings(
+        point=point, bits=config.bits, fault_model=config.fault_model, layout=config.layout, chips=chips,
+        samples=len(test_set), split="test", dataset=spec.dataset, image_size=spec.image_size))
     if result_path.is_file():
         return result_path
-    data_root = None if spec.data_root is None else str(spec.data_root)
     provenance = {"base": str(spec.base), "surrogates": [], "init_generator": None,
                   "dataset": spec.dataset, "data_root": data_root, "image_size": spec.image_size,
                   "command": f"neuralfuse grid (run {run.name})"}
     train(run_dir, config, base, load_dataset(spec.dataset, data_root, split="train", image_size=spec.image_size),
-          provenance=provenance, progress=progress, device=device)
+          provenance=provenance, progress=progress, device=device, on_epoch=write_learning_curve)
     generator, trained = load_generator(run_dir, base=base)
-    test_set = fixed_subset(load_dataset(spec.dataset, data_root, split="test", image_size=spec.image_size),
-                            spec.evaluate.get("samples"))
     result = evaluate(base, test_set, point=point, generator=generator, generator_name=trained["generator"],
-                      chips=spec.evaluate.get("chips", 10), bits=config.bits, fault_model=config.fault_model,
+                      chips=chips, bits=config.bits, fault_model=config.fault_model,
                       layout=config.layout, batch_size=spec.evaluate.get("batch_size", 500), latency_repeats=5, device=device)
     result["provenance"] = {"base": str(spec.base), "generator": str(run_dir.resolve()),
                             "dataset": spec.dataset, "data_root": data_root, "image_size": spec.image_size,

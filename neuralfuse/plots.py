@@ -7,7 +7,8 @@ they work headless and display in notebooks; :func:`save_figure` writes PNG and 
   Pareto front marked (the paper's Fig. 1b and Fig. 5);
 - :func:`accuracy_figure`: perturbed accuracy vs voltage with ± std bands and clean accuracy;
 - the technology's BER and energy curves (Fig. 2) are :func:`characterization.plot.plot_curves`;
-- :func:`learning_curve_figure`: loss and accuracies per epoch of an EOPM run (its ``metrics.csv``).
+- :func:`learning_curve_figure`: loss and accuracies per epoch of an EOPM run (its ``metrics.csv``),
+  written by :func:`write_learning_curve`.
 """
 from __future__ import annotations
 
@@ -123,6 +124,14 @@ def save_figure(figure: Figure, stem: str | os.PathLike[str], dpi: int = 150,
             figure.savefig(tmp, format=fmt, dpi=dpi)
         paths.append(path)
     return paths
+
+
+def write_learning_curve(metrics: pd.DataFrame, run_dir: str | os.PathLike[str]) -> Path:
+    """Write :func:`learning_curve_figure` of an EOPM run's ``metrics`` to RUN_DIR/learning_curve.png;
+    return the path. The ``on_epoch`` callback of :func:`neuralfuse.eopm.train` that the command line
+    passes."""
+    return save_figure(learning_curve_figure(metrics), Path(run_dir) / "learning_curve", dpi=100,
+                       formats=("png",))[0]
 
 
 def write_sweep_plots(table: pd.DataFrame, folder: str | os.PathLike[str], tech: str) -> list[Path]:

@@ -1,11 +1,22 @@
 """The setups shipped in ``neuralfuse/assets/`` for ``neuralfuse demo``: base model, generator, budget.
 
-Kept apart from :mod:`neuralfuse.demo` so that the command line can list them without importing torch.
+The public way to the shipped models, wherever the package is installed::
+
+    neuralfuse.shipped.names()                                # ['vgg11', 'resnet18-w0.25']
+    model, meta = neuralfuse.shipped.load("vgg11")            # the base model
+    generator, trained = neuralfuse.shipped.load_generator("vgg11", base=model)
+
+Kept apart from :mod:`neuralfuse.demo`, and torch imported only when a model is loaded, so that the
+command line can list the setups without importing torch.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from torch import nn
 
 ASSETS = Path(__file__).parent / "assets"
 
@@ -40,3 +51,32 @@ SETUPS = {setup.name: setup for setup in (
               "default CIFAR-10 subset", voltages="0.76:1.00:0.02", chips=10, samples=1000),
 )}
 DEFAULT_SETUP = "vgg11"
+
+
+def names() -> list[str]:
+    """The names of the shipped setups, the default (:data:`DEFAULT_SETUP`) first."""
+    return sorted(SETUPS, key=lambda name: name != DEFAULT_SETUP)
+
+
+def setup(name: str) -> DemoSetup:
+    """The shipped setup called ``name``; a ValueError lists the known names for any other."""
+    if name not in SETUPS:
+        raise ValueError(f"no shipped setup is called {name!r}: use one of {', '.join(names())}")
+    return SETUPS[name]
+
+
+def load(name: str) -> tuple[nn.Module, dict[str, Any]]:
+    """(base model, metadata) of the shipped setup ``name``, as :func:`neuralfuse.load_base_model`
+    returns them (in eval mode, on the CPU)."""
+    from neuralfuse.checkpoint import load_base_model
+
+    return load_base_model(setup(name).base)
+
+
+def load_generator(name: str, base: nn.Module | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """(generator, training metadata) of the generator shipped with setup ``name``, as
+    :func:`neuralfuse.load_generator` returns them; with ``base`` it checks that the generator was
+    trained for that model."""
+    from neuralfuse.checkpoint import load_generator as load_run
+
+    return load_run(setup(name).generator_run, base=base)

@@ -7,6 +7,7 @@ import click
 
 import characterization
 from sramsim.array import ArrayGeometry
+from sramsim.cli_types import BER, SEED, WEIGHT_BITS, OutputPath
 from sramsim.faults import FAULT_MODEL_SEMANTICS, FAULT_MODELS, Chip
 
 
@@ -21,9 +22,9 @@ Example:
   sramsim curves --tech 14nm-512x64 --points 7 --csv curves.csv --plot curves.png""")
 @click.option("--tech", default=characterization.DEFAULT_TECH, show_default=True,
               help="Technology name (see the error for the list) or path to a technology CSV.")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True),
+@click.option("--csv", "csv_path", type=OutputPath(),
               help="Also write the table to this CSV file.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, writable=True),
+@click.option("--plot", "plot_path", type=OutputPath(),
               help="Also draw the curves and measured points to this image (e.g. .png).")
 @click.option("--points", type=click.IntRange(min=2), default=13, show_default=True,
               help="Number of voltages, evenly spaced over the technology's range.")
@@ -68,9 +69,8 @@ voltage (NaN if given by --ber), seed, tech, fault_model and fault_model_semanti
 A map too large for the available memory is generated --chunk-arrays arrays at a time and
 streamed to the file (with a progress bar); one too large for the free disk is refused.""")
 @click.option("--voltage", type=float, help="Supply voltage in units of Vmin (within the tech's range).")
-@click.option("--ber", type=click.FloatRange(0, 0.5, min_open=True),
-              help="Bit-error rate instead of a voltage: fraction of faulty cells.")
-@click.option("--seed", required=True, type=click.IntRange(0, 2**63 - 1), help="Chip seed.")
+@click.option("--ber", type=BER, help="Bit-error rate instead of a voltage: fraction of faulty cells.")
+@click.option("--seed", required=True, type=SEED, help="Chip seed.")
 @click.option("--arrays", type=click.IntRange(min=1), help="Number of whole arrays' worth of cells.")
 @click.option("--cells", "n_cells_option", type=click.IntRange(min=1), help="Number of bit cells.")
 @click.option("--start", type=click.IntRange(min=0), default=0, show_default=True,
@@ -86,7 +86,7 @@ streamed to the file (with a progress bar); one too large for the free disk is r
               "map too large for the available memory, in chunks of a quarter of it].")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar while streaming [default: on a terminal].")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True),
+@click.option("-o", "--output", required=True, type=OutputPath(),
               help="Output .npz file (written atomically).")
 def faultmap(voltage: float | None, ber: float | None, seed: int, arrays: int | None,
              n_cells_option: int | None, start: int, fault_model: str, tech: str, rows: int,
@@ -107,9 +107,6 @@ def faultmap(voltage: float | None, ber: float | None, seed: int, arrays: int | 
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--tech") from None
     folder = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-        raise click.BadParameter(f"cannot write {output!r}: folder {folder!r} is missing or not writable",
-                                 param_hint="--output")
     chip = Chip(seed, tech, geometry)
     n_cells = n_cells_option if n_cells_option is not None else arrays * geometry.cells
     if start + n_cells > 2**63:
@@ -187,7 +184,7 @@ def _accelerator_options(command):
                      help="Filter SRAM size (does not change the read count)."),
         click.option("--row-bits", type=click.IntRange(min=1), default=64, show_default=True,
                      help="Bits per weight-SRAM row."),
-        click.option("--weight-bits", type=click.IntRange(min=1), default=8, show_default=True,
+        click.option("--weight-bits", type=WEIGHT_BITS, default=8, show_default=True,
                      help="Bits per stored weight."),
         click.option("--engine", type=click.Choice(ENGINES), default="analytic", show_default=True,
                      help="Closed form, or the scalesim package run in-process (cached)."),
@@ -215,7 +212,7 @@ def _systolic_config(array: tuple[int, int], dataflow: str, filter_sram_kb: int,
 Example (the paper's Table 6 count for ResNet18, and a per-layer CSV):
   sramsim accesses --model resnet18 --csv resnet18-accesses.csv""")
 @_accelerator_options
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True),
+@click.option("--csv", "csv_path", type=OutputPath(),
               help="Also write the per-layer table to this CSV file (atomically).")
 def accesses(model: str, input_shape: tuple[int, ...], array: tuple[int, int], dataflow: str,
              filter_sram_kb: int, row_bits: int, weight_bits: int, engine: str, convention: str,
@@ -225,10 +222,6 @@ def accesses(model: str, input_shape: tuple[int, ...], array: tuple[int, int], d
     from sramsim.accounting import weight_accesses
 
     config = _systolic_config(array, dataflow, filter_sram_kb, row_bits, weight_bits)
-    folder = os.path.dirname(os.path.abspath(csv_path)) if csv_path is not None else None
-    if folder is not None and not (os.path.isdir(folder) and os.access(folder, os.W_OK)):
-        raise click.BadParameter(f"cannot write {csv_path!r}: folder {folder!r} is missing or "
-                                 "not writable", param_hint="--csv")
     try:
         table = weight_accesses(model, input_shape, config, engine=engine, convention=convention)
     except ValueError as err:
@@ -252,8 +245,7 @@ Example (Table 2: ResNet18 behind ConvL at the voltage of 1% bit-error rate):
 @click.option("--generator", callback=_network_option,
               help="Registered generator run at the nominal voltage in front of the model.")
 @click.option("--voltage", type=float, help="The model's supply voltage, in units of Vmin.")
-@click.option("--ber", type=click.FloatRange(0, 0.5, min_open=True),
-              help="Bit-error rate instead of a voltage.")
+@click.option("--ber", type=BER, help="Bit-error rate instead of a voltage.")
 @click.option("--nominal-voltage", type=float, default=1.0, show_default=True,
               help="The generator's (and the reference) voltage, in units of Vmin.")
 @click.option("--tech", default=characterization.DEFAULT_TECH, show_default=True,

@@ -183,7 +183,8 @@ def test_write_scalesim_topology(tmp_path):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"array_rows": 0}, "array_rows=0"), ({"array_cols": -3}, "array_cols=-3"),
-    ({"dataflow": "rs"}, "dataflow='rs' is unknown"), ({"weight_bits": 65}, "does not fit"),
+    ({"dataflow": "rs"}, "dataflow='rs' is unknown"),
+    ({"row_bits": 4, "weight_bits": 8}, "does not fit"), ({"weight_bits": 1}, r"weight_bits=1 .* in \[2, 8\]"),
 ])
 def test_bad_config(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -51,7 +51,7 @@ def test_missing_file_is_an_error(tmp_path):
 def test_foreign_files_are_rejected(tmp_path):
     text = tmp_path / "notes.pt"
     text.write_text("hello")
-    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match="not a checkpoint written by torch.save"):
         load_base_model(text)
     plain = tmp_path / "plain.pt"
     torch.save({"weights": torch.zeros(2)}, plain)
@@ -72,7 +72,7 @@ def test_unsafe_pickles_are_refused_not_executed(tmp_path):
     with open(evil, "wb") as f:
         pickle.dump({"format": "neuralfuse.base-model", "x": MakesDirectoryWhenUnpickled(marker)},
                     f, protocol=2)
-    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match="not a checkpoint written by torch.save"):
         load_base_model(evil)
     assert not marker.exists()
 

@@ -148,9 +148,11 @@ def test_loss_decreases_on_a_tiny_problem(step_setup):
 
 def test_train_writes_a_complete_run_directory(tmp_path):
     base, run = tiny_base(), tmp_path / "run"
+    epochs_seen = []
     path = train(run, tiny_config(), base, tiny_data(), provenance={"dataset": "tiny", "command": "cmd"},
-                 progress=False)
+                 progress=False, on_epoch=lambda metrics, where: epochs_seen.append((len(metrics), where)))
     assert path == run / "generator.pt"
+    assert epochs_seen == [(1, run), (2, run)]   # the callback sees the metrics after every epoch
     record = json.loads((run / "config.json").read_text())
     assert record["resolved_ber"] == 0.02 and record["config"]["lam"] == 5.0
     assert record["command"] == "cmd" and record["provenance"] == {"dataset": "tiny"}
@@ -160,7 +162,7 @@ def test_train_writes_a_complete_run_directory(tmp_path):
     assert {"loss", "clean_loss", "perturbed_loss", "val_ca", "val_pa_mean", "val_pa_std"} <= set(metrics)
     assert np.allclose(metrics.val_rp, metrics.val_pa_mean - metrics.val_base_pa_mean)
     assert metrics.val_base_pa_mean.nunique() == 1  # the base model alone does not change
-    assert (run / "learning_curve.png").stat().st_size > 0
+    assert not (run / "learning_curve.png").exists()   # drawn only by a callback (the CLI's)
     generator, meta = load_generator(run, base=base)
     assert meta["generator"] == "UNetS" and meta["ber"] == 0.02 and meta["fault_model"] == "stuck-at"
     assert meta["input_shape"] == [3, 8, 8] and not generator.training
@@ -536,3 +538,16 @@ def test_kill_9_during_training_then_rerun_gives_the_same_generator(tmp_path):
     whole = read_checkpoint(tmp_path / "whole" / "generator.pt", "neuralfuse.generator")
     cut = read_checkpoint(tmp_path / "cut" / "generator.pt", "neuralfuse.generator")
     assert states_equal(whole["state_dict"], cut["state_dict"])
+
+
+def test_training_does_not_import_plotting_and_the_cli_draws_the_learning_curve(tmp_path):
+    code = "import sys, neuralfuse.eopm; print(sorted({'matplotlib', 'neuralfuse.plots', 'neuralfuse.tradeoff'} & set(sys.modules)))"
+    imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert imported.stdout.strip() == "[]"
+    metrics = pd.DataFrame({"epoch": [1, 2], "loss": [2.0, 1.0], "clean_loss": [1.0, 0.5],
+                            "perturbed_loss": [2.0, 1.5], "val_pa_mean": [40.0, 50.0]})
+    from neuralfuse.plots import write_learning_curve
+
+    assert write_learning_curve(metrics, tmp_path) == tmp_path / "learning_curve.png"
+    assert (tmp_path / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"

@@ -116,6 +116,7 @@ def files(tmp_path_factory):
         "--epochs", "1", "--max-steps-per-epoch", "2", "--batch-size", "8", "--dataset", "default",
         "--val-size", "16", "--val-chips", "1", "--no-progress", "-o", str(root / "run")])
     assert result.exit_code == 0, result.output
+    assert (root / "run" / "learning_curve.png").stat().st_size > 0   # the CLI passes the plot callback
     return base_path, root / "run"
 
 
@@ -139,7 +140,8 @@ def test_cli_evaluate_writes_into_the_run_directory_by_default(files):
         "evaluate", "--base", str(base_path), "--generator-run", str(run), "--ber", "0.005", "--bits", "6",
         "--chips", "1", "--samples", "20", "--latency-repeats", "1", "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert json.loads((run / "evaluation-ber0.005-6bit-stuck-at.json").read_text())["bits"] == 6
+    name = "evaluation-ber0.005-6bit-stuck-at-arrays-14nm-512x64-chips0-0-test-default-20images.json"
+    assert json.loads((run / name).read_text())["bits"] == 6
 
 
 @pytest.mark.parametrize("args, message", [
@@ -228,8 +230,9 @@ def test_cli_compare_puts_evaluations_side_by_side(files, tmp_path):
     result = CliRunner().invoke(main, ["compare", str(run), str(alone), "--csv", str(table_path)])
     assert result.exit_code == 0, result.output
     table = pd.read_csv(table_path).set_index("label")
-    evaluated = json.loads((run / "evaluation-ber0.02-8bit-stuck-at.json").read_text())
-    row = table.loc["run ber0.02-8bit-stuck-at"]
+    settings = "ber0.02-8bit-stuck-at-arrays-14nm-512x64-chips0-1-test-default-30images"
+    evaluated = json.loads((run / f"evaluation-{settings}.json").read_text())
+    row = table.loc[f"run {settings}"]
     assert row["nf_pa_mean"] == pytest.approx(evaluated["with_nf"]["pa_mean"])
     assert row["rp"] == pytest.approx(evaluated["rp"]) and row["generator"] == "UNetS"
     assert pd.isna(table.loc["alone", "rp"]) and table.loc["alone", "point"] == "BER 2.000%"
@@ -243,7 +246,7 @@ def test_cli_compare_over_seeds_groups_runs_that_differ_only_in_their_seed(files
     for extra in (["--generator-run", str(run)], ["--json", str(tmp_path / "alone.json")]):
         result = CliRunner().invoke(main, [*common, *extra])
         assert result.exit_code == 0, result.output
-    name = "evaluation-ber0.02-8bit-stuck-at.json"
+    name = "evaluation-ber0.02-8bit-stuck-at-arrays-14nm-512x64-chips0-1-test-default-30images.json"
 
     def copy_run(to: str, rp: float, init: str | None = None, **settings) -> Path:
         (tmp_path / to).mkdir()   # the record and this one evaluation, not the others the run holds
@@ -307,3 +310,90 @@ def test_cli_evaluate_on_validation_uses_the_held_out_images_and_validation_chip
     assert refused.exit_code == 2 and "holds out no validation images of 'default'" in refused.output
     refused = CliRunner().invoke(main, [*args, "--on", "validation", "--first-chip", "3"])
     assert refused.exit_code == 2 and "--first-chip" in refused.output
+
+
+# --- nothing a user runs is lost ----------------------------------------------------------------
+
+def _evaluate(base_path, *extra: str):
+    return CliRunner().invoke(main, ["evaluate", "--base", str(base_path), "--ber", "0.02", "--chips", "1",
+                                     "--latency-repeats", "1", "--no-progress", *extra])
+
+
+def test_cli_evaluate_a_quick_check_keeps_the_full_evaluation_and_compare_tells_them_apart(files, tmp_path):
+    base_path, source = files
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("config.json", "generator.pt"):
+        (run / name).write_bytes((source / name).read_bytes())
+    for samples in ("40", "20"):
+        result = _evaluate(base_path, "--generator-run", str(run), "--samples", samples)
+        assert result.exit_code == 0, result.output
+    saved = sorted(run.glob("evaluation-*.json"))
+    assert [json.loads(p.read_text())["samples"] for p in saved] == [20, 40]
+    result = CliRunner().invoke(main, ["compare", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "samples" in result.output.splitlines()[0] and "dataset" not in result.output.splitlines()[0]
+
+
+def test_result_file_names_every_setting():
+    from neuralfuse.result_files import evaluation_settings, result_file
+
+    base = dict(point=OperatingPoint.resolve(ber=0.01), bits=8, fault_model="stuck-at", layout="arrays",
+                chips=range(10), samples=2000, split="test", dataset="default")
+    changes = [dict(samples=30), dict(chips=range(3, 13)), dict(chips=range(5)), dict(split="validation"),
+               dict(dataset="cifar10"), dict(image_size=32), dict(bits=6), dict(fault_model="flip"),
+               dict(layout="neuralfuse-code"), dict(point=OperatingPoint.resolve(voltage=0.83))]
+    names = {result_file("run", evaluation_settings(**{**base, **change})).name for change in [{}, *changes]}
+    assert len(names) == len(changes) + 1
+
+
+def test_cli_evaluate_refuses_a_file_made_with_other_settings_unless_overwrite(files, tmp_path):
+    base_path, _ = files
+    out = tmp_path / "eval.json"
+    assert _evaluate(base_path, "--samples", "20", "--json", str(out)).exit_code == 0
+    full = out.read_text()
+    result = _evaluate(base_path, "--samples", "10", "--json", str(out))
+    assert result.exit_code == 2 and "other settings (samples 20images -> 10images)" in result.output
+    assert "--overwrite" in result.output and out.read_text() == full
+    assert _evaluate(base_path, "--samples", "20", "--json", str(out)).exit_code == 0   # same settings: fine
+    result = _evaluate(base_path, "--samples", "10", "--json", str(out), "--overwrite")
+    assert result.exit_code == 0 and json.loads(out.read_text())["samples"] == 10
+    notes = tmp_path / "notes.json"
+    notes.write_text("my notes")
+    result = _evaluate(base_path, "--samples", "10", "--json", str(notes))
+    assert result.exit_code == 2 and "is not an evaluation result" in result.output
+    assert notes.read_text() == "my notes"
+
+
+def test_cli_evaluate_does_not_write_into_the_installed_package_by_default():
+    from neuralfuse.shipped import SETUPS
+
+    setup = SETUPS["resnet18-w0.25"]
+    before = sorted(setup.folder.rglob("*"))
+    result = _evaluate(setup.base, "--generator-run", str(setup.generator_run), "--samples", "8")
+    assert result.exit_code == 2 and "inside the installed neuralfuse package" in result.output
+    assert "--json PATH" in result.output and sorted(setup.folder.rglob("*")) == before
+
+
+def test_cli_compare_reads_the_evaluations_saved_before_settings_named_files():
+    reference = Path(__file__).resolve().parents[1] / "reference"
+    result = CliRunner().invoke(main, ["compare", str(reference / "neuralfuse" / "unetl-ft-cos-lam2"),
+                                       str(reference / "eval-ber0.03.json")])
+    assert result.exit_code == 0, result.output
+    header, *rows = result.output.splitlines()
+    assert "layout" in header and "first_chip" in header and "samples" not in header and len(rows) == 6
+    assert "neuralfuse-code" in result.output and "eval-ber0.03" in result.output
+
+
+@pytest.mark.parametrize("content", [b"hello\n", "npz"])
+def test_cli_a_file_that_is_no_checkpoint_as_base_is_one_clear_line(tmp_path, content):
+    path = tmp_path / "not-a-model.bin"
+    if content == "npz":
+        np.savez(path.with_suffix(".npz"), cell_index=np.arange(3))
+        path = path.with_suffix(".npz")
+    else:
+        path.write_bytes(content)
+    result = _evaluate(path)
+    assert result.exit_code == 2 and "not a checkpoint written by torch.save" in result.output
+    assert "enforce" not in result.output and "(101)" not in result.output
+    assert result.output.strip().splitlines()[-1].startswith("Error:")

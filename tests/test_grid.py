@@ -131,7 +131,7 @@ def test_local_grid_trains_evaluates_and_tables_every_run(spec_path, local_grid)
         run_dir = out / "runs" / name
         assert json.loads((run_dir / "config.json").read_text())["config"]["lam"] == float(name[3:])
         assert len(pd.read_csv(run_dir / "metrics.csv")) == 2
-        evaluation = json.loads((run_dir / "evaluation-ber0.03-8bit-stuck-at.json").read_text())
+        evaluation = json.loads((run_dir / "evaluation-ber0.03-8bit-stuck-at-arrays-14nm-512x64-chips0-1-test-default-40images.json").read_text())
         assert evaluation["generator"]["name"] == "ConvS" and len(evaluation["chips"]) == 2
     table = pd.read_csv(out / "compare.csv")
     assert list(table.label) == ["lam1", "lam5"] and table.rp.notna().all()

@@ -283,7 +283,7 @@ def test_train_and_evaluate_commands_carry_the_layout_from_run_to_evaluation(tmp
                                       "--ber", "0.02", "--chips", "1", "--samples", "20",
                                       "--latency-repeats", "1", "--no-progress"])
     assert result.exit_code == 0, result.output   # the layout defaults to the generator's
-    evaluation = run / "evaluation-ber0.02-8bit-stuck-at-neuralfuse-code.json"
+    evaluation = run / "evaluation-ber0.02-8bit-stuck-at-neuralfuse-code-14nm-512x64-chips0-0-test-default-20images.json"
     assert json.loads(evaluation.read_text())["layout"] == CODE
     bad = runner.invoke(cli.main, [*train[:-3], "-o", str(tmp_path / "four"), "--bits", "4"])
     assert bad.exit_code == 2 and "8-bit weights only" in bad.output
@@ -327,7 +327,8 @@ def test_a_grid_trains_and_evaluates_its_runs_under_the_layout_it_names(tmp_path
     run_grid(spec, tmp_path / "grid")
     (run_dir,) = (tmp_path / "grid" / "runs").iterdir()
     assert json.loads((run_dir / "config.json").read_text())["config"]["layout"] == CODE
-    evaluation = json.loads((run_dir / "evaluation-ber0.03-8bit-stuck-at-neuralfuse-code.json").read_text())
+    (evaluation_path,) = run_dir.glob("evaluation-ber0.03-8bit-stuck-at-neuralfuse-code-*.json")
+    evaluation = json.loads(evaluation_path.read_text())
     assert evaluation["layout"] == CODE
 
 

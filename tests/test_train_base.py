@@ -69,6 +69,9 @@ def test_train_base_command_writes_a_loadable_qat_model(tmp_path):
     out = tmp_path / "runs" / "base.pt"
     args = [*TINY, "--epochs", "1", "--seed", "1", "--val-size", "100", "-o", str(out)]
     result = CliRunner().invoke(main, ["train-base", *args, "--no-progress"])
+    assert result.exit_code == 2 and "folder" in result.output   # no folder made up from a typo
+    (tmp_path / "runs").mkdir()
+    result = CliRunner().invoke(main, ["train-base", *args, "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "clean test accuracy" in result.output
     model, meta = load_base_model(out, expect={"arch": "resnet18", "dataset": "default"})

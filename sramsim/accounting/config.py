@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from characterization.validation import check_scalar
+from sramsim.quant import MAX_BITS, MIN_BITS
 
 DATAFLOWS = ("os", "ws", "is")
 """SCALE-SIM's dataflows: output-, weight- and input-stationary."""
@@ -38,8 +39,9 @@ class SystolicConfig:
 
     def __post_init__(self) -> None:
         for name in ("array_rows", "array_cols", "ifmap_sram_kb", "filter_sram_kb",
-                     "ofmap_sram_kb", "row_bits", "weight_bits"):
+                     "ofmap_sram_kb", "row_bits"):
             check_scalar(getattr(self, name), name, int, min_val=1)
+        check_scalar(self.weight_bits, "weight_bits", int, min_val=MIN_BITS, max_val=MAX_BITS)
         if self.dataflow not in DATAFLOWS:
             raise ValueError(f"dataflow={self.dataflow!r} is unknown: "
                              f"use one of {', '.join(DATAFLOWS)}")
