@@ -30,6 +30,11 @@ BASE=reference/vgg11-cifar10.pt
 DATA=(--dataset cifar10 --data-root .cache/cifar10-jpeg)
 EPOCHS=${EPOCHS:-12}
 EVALUATION=evaluation-ber0.05-8bit-stuck-at.json
+# The sweep's BERs: those of the 17 voltages it was first measured at, 0.70 ... 1.00 Vmin of the
+# two-point calibration (now 14nm-512x64-two-point); sweep_to_bers.py carried it over by BER.
+SWEEP_BERS=0.0000010000,0.0000267737,0.0004409329,0.0011821295,0.0029376983,0.0045022101,0.0067723448,\
+0.0100000000,0.0144966111,0.0206348845,0.0288453888,0.0396064766,0.0499499834,0.0708170865,\
+0.0922603852,0.1488391595,0.3190531162
 
 generator_of() {  # unets-s1 -> UNetS, convs-s0 -> ConvS, unetl-s0 -> UNetL, deconvl-s0 -> DeConvL
   case "${1%-s*}" in
@@ -71,8 +76,7 @@ sweep() {  # [DIR [sweep options]]: the base model alone and behind every report
   shift || true
   for run in reference/vgg11/*-s[0-9]*/; do runs+=(--generator-run "${run%/}"); done
   "$NF" sweep --base "$BASE" "${runs[@]}" --chips 10 --samples 1000 "${DATA[@]}" --no-progress \
-    --voltages 0.70,0.74,0.76,0.77,0.7823,0.79,0.80,0.81,0.82,0.83,0.84,0.85,0.86,0.88,0.90,0.95,1.00 \
-    -o "$dir" "$@"
+    --bers "$SWEEP_BERS" -o "$dir" "$@"
 }
 
 case "${1:-}" in
