@@ -613,7 +613,7 @@ def show_command(run_dir: str, base_path: str | None, dataset: str | None, data_
 
 
 @main.command("sweep", epilog="Example: neuralfuse sweep --base base.pt --generator-run runs/unets "
-              "--voltages 0.76:1.00:0.02 --chips 10 -o sweep-unets")
+              "--voltages 0.78:1.00:0.02 --chips 10 -o sweep-unets")
 @click.option("--base", "base_path", type=click.Path(exists=True, dir_okay=False), required=True,
               help="Base-model checkpoint (from `neuralfuse train-base`).")
 @click.option("--generator-run", "generator_dirs", type=click.Path(exists=True, file_okay=False),
@@ -783,7 +783,7 @@ def pareto_command(sweep_dir: str, min_accuracy: float, criterion, validation_di
               "generator costs ~3% of the model's weight reads) or resnet18-w0.25 (small and fast: 26%).")
 @click.option("--voltages", callback=_parse_voltages, default=None,
               help="Voltages to sweep, in units of Vmin: START:STOP:STEP or a list [default: the "
-              "setup's, 1.00 down to 0.76]; the generator's operating voltage is always added.")
+              "setup's, 1.00 down to 0.78]; the generator's operating voltage is always added.")
 @click.option("--chips", type=click.IntRange(1), default=None,
               help="Number of evaluation chips [default: the setup's, 10].")
 @click.option("--samples", type=click.IntRange(1, 2000), default=None,

@@ -46,9 +46,9 @@ class DemoSetup:
 # of it run in about 6 minutes on 2 cores.
 SETUPS = {setup.name: setup for setup in (
     DemoSetup("vgg11", ASSETS / "vgg11", "VGG11, full width (9.2M weights), CIFAR-10",
-              voltages="0.76,0.77,0.78,0.79,0.80,0.81,0.82,0.83,0.84,0.86,0.90,1.00", chips=10, samples=1000),
+              voltages="0.78,0.79,0.80,0.81,0.82,0.83,0.84,0.85,0.86,0.88,0.92,1.00", chips=10, samples=1000),
     DemoSetup("resnet18-w0.25", ASSETS / "resnet18-w025", "ResNet18, width 0.25 (0.70M weights), "
-              "default CIFAR-10 subset", voltages="0.76:1.00:0.02", chips=10, samples=1000),
+              "default CIFAR-10 subset", voltages="0.78:1.00:0.02", chips=10, samples=1000),
 )}
 DEFAULT_SETUP = "vgg11"
 
