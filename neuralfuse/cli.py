@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from characterization import DEFAULT_TECH
+from neuralfuse.precision import DEFAULT_PRECISION, PRECISION_HELP, PRECISIONS
 from neuralfuse.runs import absolute, command_line
 from neuralfuse.shipped import DEFAULT_SETUP as DEFAULT_DEMO_SETUP, SETUPS as DEMO_SETUPS
 from sramsim.faults import DEFAULT_FAULT_MODEL, FAULT_MODELS, MAX_SEED
@@ -34,6 +35,10 @@ def _parse_device(ctx: click.Context, param: click.Parameter, value: str):
 device_option = click.option(
     "--device", default="auto", show_default=True, callback=_parse_device,
     help="Where to run: auto (CUDA when available, else CPU), cpu, cuda or cuda:N.")
+
+precision_option = click.option(
+    "--precision", type=click.Choice(PRECISIONS), default=DEFAULT_PRECISION, show_default=True,
+    help=PRECISION_HELP)
 
 
 def ray_options(command):
@@ -179,6 +184,7 @@ def main() -> None:
               help="Save the weights as 8-bit integers and scales (a quarter of the size; loads bit-identical).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 @device_option
+@precision_option
 def train_base_command(output: str, progress: bool, device, compact: bool, **options) -> None:
     """Train a base model with quantization-aware training (8-bit weights by default).
 
@@ -264,6 +270,7 @@ def train_base_command(output: str, progress: bool, device, compact: bool, **opt
               help="Run directory: new, empty, or holding this same run (then it resumes).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 @device_option
+@precision_option
 def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str, data_root: str | None,
                   image_size: int | None, run_dir: str, progress: bool, voltage: float | None,
                   bits: int | None, init_dir: str | None, device, **options) -> None:
@@ -402,14 +409,16 @@ def grid_command(spec_path: str, output: str, progress: bool, device, ray_addres
               help="Accept a generator trained for another base model (transfer studies).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the results here [default: RUN_DIR/evaluation-<point>-<bits>bit-<fault model>"
-              ".json with --generator, else nowhere].")
+              "[-<precision>].json with --generator, else nowhere].")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 @device_option
+@precision_option
 def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None, ber: float | None,
                      chips: int, first_chip: int, on: str, bits: int | None, fault_model: str | None,
                      layout: str | None, tech: str | None, dataset: str | None, data_root: str | None,
                      image_size: int | None, samples: int | None, batch_size: int, latency_repeats: int,
-                     allow_other_base: bool, json_path: str | None, progress: bool, device) -> None:
+                     allow_other_base: bool, json_path: str | None, progress: bool, device,
+                     precision: str) -> None:
     """Clean and perturbed accuracy of a base model, alone and behind a NeuralFuse generator.
 
     Prints CA, PA (mean ± std over the chips) with and without the generator, the recovery RP, the
@@ -438,7 +447,8 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
         raise click.UsageError("--first-chip picks evaluation chips: leave it out with --on validation")
     chip_seeds = validation_chips(chips) if validation else evaluation_chips(chips, first=first_chip)
     if json_path is None and run_dir is not None:
-        json_path = str(result_file(run_dir, point, bits, fault_model, chip_seeds, layout, validation))
+        json_path = str(result_file(run_dir, point, bits, fault_model, chip_seeds, layout, validation,
+                                    precision))
     try:
         if validation:
             images = base_validation_set(_load_data(dataset, data_root, "train", image_size), meta)
@@ -447,7 +457,8 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
         result = evaluate(base, fixed_subset(images, samples), point=point, generator=generator,
                           generator_name=trained.get("generator"), chips=chip_seeds, bits=bits,
                           fault_model=fault_model, layout=layout, batch_size=batch_size,
-                          latency_repeats=latency_repeats, progress=progress, device=device)
+                          latency_repeats=latency_repeats, progress=progress, device=device,
+                          precision=precision)
     except ValueError as err:
         raise click.UsageError(str(err)) from err
     result["provenance"] = {"base": absolute(base_path), "generator": absolute(run_dir),
@@ -546,12 +557,13 @@ def compare_command(paths: tuple[str, ...], over_seeds: bool, csv_path: str | No
                    "measures only the generators added).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 @device_option
+@precision_option
 @ray_options
 def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tuple[float, ...],
                   chips: int, fault_model: str, tech: str, bits: int | None, dataset: str,
                   data_root: str | None, image_size: int | None, samples: int | None, batch_size: int,
-                  layout: str, output: str, progress: bool, device, ray_address: str | None,
-                  cpus_per_task: float | None, gpus_per_task: float | None) -> None:
+                  layout: str, output: str, progress: bool, device, precision: str,
+                  ray_address: str | None, cpus_per_task: float | None, gpus_per_task: float | None) -> None:
     """Measure a base model, alone and behind generators, at every voltage on every chip.
 
     Writes OUTPUT/sweep.csv (one row per configuration and voltage: BER, CA, PA mean ± std over
@@ -604,7 +616,7 @@ def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tup
         table = sweep(base, test_set, voltages, generators=generators, chips=chips, tech=tech,
                       fault_model=fault_model, bits=bits or meta.get("bits", 8), layout=layout,
                       batch_size=batch_size, out_dir=output, provenance=provenance, progress=progress,
-                      device=device, runner=runner)
+                      device=device, runner=runner, precision=precision)
     except (OSError, ValueError) as err:
         raise click.UsageError(str(err)) from err
     write_sweep_plots(table, output, tech)
@@ -654,9 +666,10 @@ def pareto_command(sweep_dir: str, min_accuracy: float) -> None:
 @_layout_option(DEFAULT_LAYOUT)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress.")
 @device_option
+@precision_option
 def demo_command(output: str, setup: str, voltages: tuple[float, ...] | None, chips: int | None,
                  samples: int | None, min_accuracy: float | None, layout: str, progress: bool,
-                 device) -> None:
+                 device, precision: str) -> None:
     """The main job: NeuralFuse on a shipped base model and generator, on the default dataset.
 
     Sweeps the weight-memory voltage from Vmin down past the generator's operating voltage with
@@ -675,7 +688,8 @@ def demo_command(output: str, setup: str, voltages: tuple[float, ...] | None, ch
     click.echo(f"NeuralFuse demo ({setup}): writing into {output}/")
     try:
         summary = run_demo(output, setup=setup, voltages=voltages, chips=chips, samples=samples,
-                           min_accuracy=min_accuracy, layout=layout, progress=progress, device=device)
+                           min_accuracy=min_accuracy, layout=layout, progress=progress, device=device,
+                           precision=precision)
     except (OSError, ValueError) as err:
         raise click.UsageError(str(err)) from err
     click.echo("")

@@ -12,6 +12,7 @@ stand for ``lam``)::
     [train]                      # shared by every run
     epochs = 20
     train_subset = 10000
+    # precision = "bf16"         # arithmetic of training and evaluation (neuralfuse.precision)
 
     [grid]                       # one list per axis: 2 x 2 x 2 = 8 runs
     generator = ["UNetL", "UNetS"]
@@ -30,7 +31,8 @@ Every run is an ordinary run directory ``OUT/runs/<name>`` (named after its valu
 so an interrupted grid resumes run by run from each run's last checkpoint when started again, and
 a retried Ray task ends with the same generator as an uninterrupted run. A finished run is
 evaluated once into ``evaluation-<point>-<bits>bit-<fault model>.json`` (the file `neuralfuse
-evaluate` writes); ``OUT/compare.csv`` tables them all (as `neuralfuse compare OUT/runs/*`).
+evaluate` writes, ``-bf16`` added at bf16: each run is evaluated at the precision it trained
+at); ``OUT/compare.csv`` tables them all (as `neuralfuse compare OUT/runs/*`).
 """
 from __future__ import annotations
 
@@ -195,7 +197,8 @@ def run_one(spec: GridSpec, run: GridRun, out: str | Path, device: str = "cpu",
                        split_seed=run.settings.get("split_seed"))
     config = TrainConfig(**{"bits": meta.get("bits", 8), **run.settings, **split})
     point = config.point()
-    result_path = result_file(run_dir, point, config.bits, config.fault_model, layout=config.layout)
+    result_path = result_file(run_dir, point, config.bits, config.fault_model, layout=config.layout,
+                              precision=config.precision)
     if result_path.is_file():
         return result_path
     data_root = None if spec.data_root is None else str(spec.data_root)
@@ -209,7 +212,8 @@ def run_one(spec: GridSpec, run: GridRun, out: str | Path, device: str = "cpu",
                             spec.evaluate.get("samples"))
     result = evaluate(base, test_set, point=point, generator=generator, generator_name=trained["generator"],
                       chips=spec.evaluate.get("chips", 10), bits=config.bits, fault_model=config.fault_model,
-                      layout=config.layout, batch_size=spec.evaluate.get("batch_size", 500), latency_repeats=5, device=device)
+                      layout=config.layout, batch_size=spec.evaluate.get("batch_size", 500), latency_repeats=5,
+                      device=device, precision=config.precision)
     result["provenance"] = {"base": str(spec.base), "generator": str(run_dir.resolve()),
                             "dataset": spec.dataset, "data_root": data_root, "image_size": spec.image_size,
                             "split": "test",
