@@ -103,6 +103,7 @@ class TrainConfig:
     layout: str = DEFAULT_LAYOUT  # or "neuralfuse-code" (see sramsim.layouts)
     tech: str = DEFAULT_TECH
     bits: int = 8
+    precision: str = DEFAULT_PRECISION  # arithmetic of the passes: fp32 or bf16 (neuralfuse.precision)
     n_chips: int = 10
     lam: float = 5.0
     lr: float = 1e-3
@@ -118,7 +119,6 @@ class TrainConfig:
     val_images: int | None = None  # held-out images validated on per epoch (None: all of them)
     val_chips: int = 3  # validation-stream chips used for the per-epoch PA
     checkpoint_every: int = 100  # steps
-    precision: str = DEFAULT_PRECISION  # arithmetic of the passes: fp32 or bf16 (neuralfuse.precision)
 
     def __post_init__(self) -> None:
         check_fault_model(self.fault_model)

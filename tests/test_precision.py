@@ -7,7 +7,6 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
-from torch.utils.data import TensorDataset
 
 from neuralfuse.checkpoint import load_base_model, load_generator, save_checkpoint
 from neuralfuse.chips import training_chips
@@ -16,10 +15,10 @@ from neuralfuse.eopm import TrainConfig, eopm_step, frozen, train
 from neuralfuse.evaluation import evaluate
 from neuralfuse.generators import create_generator
 from neuralfuse.grid import GridSpecError, parse_spec
-from neuralfuse.models import create_model
 from neuralfuse.precision import autocast, check_precision
 from neuralfuse.tradeoff import SweepError, sweep
 from sramsim import Deployment, OperatingPoint
+from tiny import fitted_model
 
 CLASSES = 4
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -34,16 +33,7 @@ MIN_AGREEMENT = 0.95
 @pytest.fixture(scope="module")
 def fitted():
     """A ResNet18 at width 1/4 fitted to 128 random 8x8 images, so its decisions have margins."""
-    torch.manual_seed(0)
-    x = torch.rand(128, 3, 8, 8) * 2 - 1
-    y = torch.randint(0, CLASSES, (128,))
-    model = create_model("resnet18", num_classes=CLASSES, width=0.25)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(20):
-        optimizer.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        optimizer.step()
-    return model.eval(), TensorDataset(x, y)
+    return fitted_model(0.25, images=128, steps=20, classes=CLASSES)
 
 
 @pytest.fixture(scope="module")
