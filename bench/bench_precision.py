@@ -59,7 +59,8 @@ def cpu_description() -> str:
     return f"{model}; " + ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in CPU_FLAGS)
 
 
-def interleaved(runs: dict[str, Callable[[int], None]], rounds: int, sync: Callable[[], None]) -> dict[str, float]:
+def interleaved(runs: dict[str, Callable[[int], None]], rounds: int,
+                sync: Callable[[], None]) -> dict[str, float]:
     """Median seconds of each ``runs[name](i)`` over ``rounds`` rounds after one warm-up round,
     the runs taking turns (their order alternating)."""
     times: dict[str, list[float]] = {name: [] for name in runs}
@@ -91,7 +92,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="3 rounds, 300 images, 3 chips, N=2 (for a loaded machine)")
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--samples", type=int, default=1000, help="test images (of the default split's 2,000)")
+    parser.add_argument("--samples", type=int, default=1000,
+                        help="test images (of the default split's 2,000)")
     parser.add_argument("--chips", type=int, default=5, help="evaluation chips per BER for the accuracy part")
     parser.add_argument("--bers", type=float, nargs="+", default=[0.01, 0.05])
     parser.add_argument("--n", type=int, default=5, help="perturbed models per EOPM step")
@@ -186,7 +188,8 @@ def main() -> None:
             for name, values in rows.items():
                 pa32, pa16, agree = np.array(values).T
                 diff = pa16 - pa32
-                print(f"{f'{100 * ber:g}%':<7}{name:<16}{pa32.mean():>9.2f}{pa16.mean():>9.2f}{diff.mean():>+11.2f}"
+                print(f"{f'{100 * ber:g}%':<7}{name:<16}{pa32.mean():>9.2f}{pa16.mean():>9.2f}"
+                      f"{diff.mean():>+11.2f}"
                       f"{f'[{diff.min():+.2f}, {diff.max():+.2f}]':>17}{100 * agree.mean():>10.2f}%")
 
 

@@ -10,9 +10,9 @@ Sweeps: one Ray task per :class:`neuralfuse.tradeoff.ChipTask` (one chip, all it
 voltages, every configuration). The base model and the inputs of every configuration are put in
 the object store once and every task reads them from there. Tasks write the same atomic point
 files as a local sweep and return what they measured, at the sweep's arithmetic precision
-(:class:`neuralfuse.tradeoff.SweepWork` carries it; fp16 needs tasks with GPUs). A task whose worker dies is retried
-(``max_retries``); the retry skips the points already on disk, so no point is lost or written
-twice. Application errors are not retried: they are raised here.
+(:class:`neuralfuse.tradeoff.SweepWork` carries it; fp16 needs tasks with GPUs). A task whose
+worker dies is retried (``max_retries``); the retry skips the points already on disk, so no point
+is lost or written twice. Application errors are not retried: they are raised here.
 
 Threads: each task sets torch, numba and OpenMP to its CPUs (:func:`neuralfuse.devices.set_threads`).
 A task given GPUs (``gpus_per_task > 0``) runs on the CUDA device Ray assigns it.

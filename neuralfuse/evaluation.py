@@ -204,7 +204,8 @@ def format_table(result: dict) -> str:
     lines = [
         f"{point.describe()}, {result['bits']}-bit weights, {result['fault_model']} faults, "
         f"{result.get('layout', DEFAULT_LAYOUT)} layout, "
-        f"{result.get('precision', DEFAULT_PRECISION)} arithmetic, {len(result['chips'])} chips, {result['samples']} samples",
+        f"{result.get('precision', DEFAULT_PRECISION)} arithmetic, "
+        f"{len(result['chips'])} chips, {result['samples']} samples",
         f"{'':<16}{'CA (%)':>8}{'PA (%)':>18}{'latency (ms)':>15}",
     ]
     rows = [("base model", result["without_nf"], result["latency_ms"]["base"])]
@@ -332,7 +333,8 @@ def comparison_table(results: dict[str, dict]) -> pd.DataFrame:
             "parameters_m": generator["parameters"] / 1e6 if generator else None,
             "point": OperatingPoint(**result["operating_point"]).describe(), "bits": result["bits"],
             "fault_model": result["fault_model"], "layout": result.get("layout", DEFAULT_LAYOUT),
-            "precision": result.get("precision", DEFAULT_PRECISION), "chips": len(result["chips"]), "samples": result["samples"],
+            "precision": result.get("precision", DEFAULT_PRECISION),
+            "chips": len(result["chips"]), "samples": result["samples"],
             "ca": alone["ca"], "pa_mean": alone["pa_mean"], "pa_std": alone["pa_std"],
             "nf_ca": nf.get("ca"), "nf_pa_mean": nf.get("pa_mean"), "nf_pa_std": nf.get("pa_std"),
             "rp": result["rp"], "efficiency_ratio": result["efficiency_ratio"],

@@ -23,7 +23,8 @@ each chip's accuracy falls, in expectation, as the voltage falls.
 With ``out_dir`` the sweep is resumable. The folder holds
 
 - ``sweep.json``: what was asked (voltages, chips, technology, fault model, arithmetic precision
-  (:mod:`neuralfuse.precision`), fingerprints of the models and the data) plus versions and the command; rerunning with other arguments is an error,
+  (:mod:`neuralfuse.precision`), fingerprints of the models and the data) plus versions and the
+  command; rerunning with other arguments is an error,
   except that a rerun may add generators: it measures only them, at the points already there (it
   must name every generator the folder holds, each the same model as before);
 - ``points/``: one small JSON per finished (voltage, chip), written atomically as it completes;
