@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from characterization import DEFAULT_TECH
+from neuralfuse.precision import DEFAULT_PRECISION, PRECISION_HELP, PRECISIONS
 from neuralfuse.runs import absolute, command_line
 from neuralfuse.shipped import DEFAULT_SETUP as DEFAULT_DEMO_SETUP, SETUPS as DEMO_SETUPS
 from sramsim.cli_types import BER, SEED, WEIGHT_BITS, OutputPath
@@ -36,6 +37,10 @@ def _parse_device(ctx: click.Context, param: click.Parameter, value: str):
 device_option = click.option(
     "--device", default="auto", show_default=True, callback=_parse_device,
     help="Where to run: auto (CUDA when available, else CPU), cpu, cuda or cuda:N.")
+
+precision_option = click.option(
+    "--precision", type=click.Choice(PRECISIONS), default=DEFAULT_PRECISION, show_default=True,
+    help=PRECISION_HELP)
 
 
 def ray_options(command):
@@ -237,6 +242,7 @@ def main() -> None:
               help="Save the weights as 8-bit integers and scales (a quarter of the size; loads bit-identical).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 @device_option
+@precision_option
 def train_base_command(output: str, progress: bool, device, compact: bool, **options) -> None:
     """Train a base model with quantization-aware training (8-bit weights by default).
 
@@ -325,6 +331,7 @@ def train_base_command(output: str, progress: bool, device, compact: bool, **opt
               help="Run directory: new, empty, or holding this same run (then it resumes).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 @device_option
+@precision_option
 def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str, data_root: str | None,
                   image_size: int | None, run_dir: str, progress: bool, voltage: float | None,
                   bits: int | None, init_dir: str | None, device, **options) -> None:
@@ -461,12 +468,13 @@ def grid_command(spec_path: str, output: str, progress: bool, device, ray_addres
               help="Replace a result file made with other settings (refused otherwise).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 @device_option
+@precision_option
 def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None, ber: float | None,
                      chips: int, first_chip: int, on: str, bits: int | None, fault_model: str | None,
                      layout: str | None, tech: str | None, dataset: str | None, data_root: str | None,
                      image_size: int | None, samples: int | None, batch_size: int, latency_repeats: int,
                      allow_other_base: bool, json_path: str | None, overwrite: bool, progress: bool,
-                     device) -> None:
+                     device, precision: str) -> None:
     """Clean and perturbed accuracy of a base model, alone and behind a NeuralFuse generator.
 
     Prints CA, PA (mean ± std over the chips) with and without the generator, the recovery RP, the
@@ -493,12 +501,13 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
     try:
         settings = evaluation_settings(point=point, bits=bits, fault_model=fault_model, layout=layout,
                                        chips=chip_seeds, samples=len(images), split=on, dataset=dataset,
-                                       image_size=image_size)
+                                       image_size=image_size, precision=precision)
         json_path = evaluation_target(settings, run_dir, json_path, overwrite)
         result = evaluate(base, images, point=point, generator=generator,
                           generator_name=trained.get("generator"), chips=chip_seeds, bits=bits,
                           fault_model=fault_model, layout=layout, batch_size=batch_size,
-                          latency_repeats=latency_repeats, progress=progress, device=device)
+                          latency_repeats=latency_repeats, progress=progress, device=device,
+                          precision=precision)
     except ValueError as err:
         raise click.UsageError(str(err)) from err
     result["provenance"] = {"base": absolute(base_path), "generator": absolute(run_dir),
@@ -652,13 +661,14 @@ def show_command(run_dir: str, base_path: str | None, dataset: str | None, data_
                    "measures only the generators added).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 @device_option
+@precision_option
 @ray_options
 def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tuple[float, ...] | None,
                   bers: tuple[float, ...] | None, chips: int, first_chip: int, on: str,
                   fault_model: str, tech: str, bits: int | None, dataset: str,
                   data_root: str | None, image_size: int | None, samples: int | None, batch_size: int,
-                  layout: str, output: str, progress: bool, device, ray_address: str | None,
-                  cpus_per_task: float | None, gpus_per_task: float | None) -> None:
+                  layout: str, output: str, progress: bool, device, precision: str,
+                  ray_address: str | None, cpus_per_task: float | None, gpus_per_task: float | None) -> None:
     """Measure a base model, alone and behind generators, at every voltage on every chip.
 
     Writes OUTPUT/sweep.csv (one row per configuration and voltage: BER, CA, PA mean ± std over
@@ -718,7 +728,7 @@ def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tup
                       split="test" if on == "test" else "validation", tech=tech,
                       fault_model=fault_model, bits=bits or meta.get("bits", 8), layout=layout,
                       batch_size=batch_size, out_dir=output, provenance=provenance, progress=progress,
-                      device=device, runner=runner)
+                      device=device, runner=runner, precision=precision)
     except (OSError, ValueError) as err:
         raise click.UsageError(str(err)) from err
     write_sweep_plots(table, output, tech)
@@ -798,9 +808,10 @@ def pareto_command(sweep_dir: str, min_accuracy: float, criterion, validation_di
 @_layout_option(DEFAULT_LAYOUT)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress.")
 @device_option
+@precision_option
 def demo_command(output: str, setup: str, voltages: tuple[float, ...] | None, chips: int | None,
                  samples: int | None, min_accuracy: float | None, criteria: tuple, layout: str,
-                 progress: bool, device) -> None:
+                 progress: bool, device, precision: str) -> None:
     """The main job: NeuralFuse on a shipped base model and generator, on the default dataset.
 
     Sweeps the weight-memory voltage from Vmin down past the generator's operating voltage with
@@ -820,7 +831,7 @@ def demo_command(output: str, setup: str, voltages: tuple[float, ...] | None, ch
     try:
         summary = run_demo(output, setup=setup, voltages=voltages, chips=chips, samples=samples,
                            min_accuracy=min_accuracy, criteria=criteria or ("mean",), layout=layout,
-                           progress=progress, device=device)
+                           progress=progress, device=device, precision=precision)
     except (OSError, ValueError) as err:
         raise click.UsageError(str(err)) from err
     click.echo("")

@@ -24,7 +24,9 @@ Setups:
 
 The operating voltage is the one the shipped generator was trained at, chosen from its base model's
 own measured robustness (where PA drops into the 35-50% band), not assumed. Like every sweep, the
-demo resumes where it stopped when rerun into the same folder.
+demo resumes where it stopped when rerun into the same folder. ``precision`` (fp32, or bf16: see
+:mod:`neuralfuse.precision`) is the arithmetic of every forward pass, recorded in ``sweep.json``
+and the summary.
 """
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ from neuralfuse.criteria import MEAN, Criterion, parse_criterion
 from neuralfuse.data import fixed_subset, load_dataset
 from neuralfuse.plots import write_sweep_plots
 from neuralfuse import shipped
+from neuralfuse.precision import DEFAULT_PRECISION
 from neuralfuse.shipped import DEFAULT_SETUP
 from neuralfuse.tradeoff import BASE, operating_points, pareto_front, parse_voltages, sweep
 from sramsim.accounting import operating_voltage
@@ -60,12 +63,14 @@ LEAD_DROP = 5.0
 def run_demo(out_dir: str | Path, *, setup: str = DEFAULT_SETUP, voltages: Sequence[float] | None = None,
              chips: int | None = None, samples: int | None = None, min_accuracy: float | None = None,
              criteria: Sequence[Criterion | str] = (MEAN,), layout: str = DEFAULT_LAYOUT, progress: bool = True,
-             device: torch.device | str | None = None) -> dict[str, Any]:
+             device: torch.device | str | None = None,
+             precision: str = DEFAULT_PRECISION) -> dict[str, Any]:
     """Run the demo of ``setup`` into ``out_dir`` (see the module docstring); return the summary dict.
 
     ``voltages`` (× Vmin), ``chips`` and ``samples`` (test images, a fixed random subset of the
     default test split's 2,000) default to the setup's; the generator's operating voltage is always
-    added. Faults follow ``layout`` (see :mod:`sramsim.layouts`); ``device`` defaults to the CPU.
+    added. Faults follow ``layout`` (see :mod:`sramsim.layouts`); ``device`` defaults to the CPU;
+    forward passes run at ``precision``.
     The summary leads with ``min_accuracy`` (PA in %, default: the base CA minus
     :data:`LEAD_DROP` points) among its accuracy floors, judged by each of ``criteria``
     (:mod:`neuralfuse.criteria`; the first is the lead).
@@ -92,7 +97,7 @@ def run_demo(out_dir: str | Path, *, setup: str = DEFAULT_SETUP, voltages: Seque
     assets = f"neuralfuse/assets/{chosen.folder.name}"
     table = sweep(base, test_set, voltages, generators={NF: generator}, chips=chips,
                   tech=gen_meta["tech"], fault_model=gen_meta["fault_model"], bits=gen_meta["bits"],
-                  layout=layout, out_dir=out_dir, progress=progress, device=device,
+                  layout=layout, out_dir=out_dir, progress=progress, device=device, precision=precision,
                   provenance={"setup": chosen.name, "base": f"{assets}/base.pt",
                               "generator": f"{assets}/generator",
                               "dataset": "default", "samples": samples,
@@ -108,7 +113,7 @@ def run_demo(out_dir: str | Path, *, setup: str = DEFAULT_SETUP, voltages: Seque
                    base_model={k: base_meta.get(k) for k in ("arch", "width", "dataset", "test_acc")},
                    generator={"architecture": gen_meta["generator"], "trained_at": operating_voltage,
                               "command": command},
-                   samples=len(test_set), layout=layout, output=str(out_dir))
+                   samples=len(test_set), layout=layout, precision=precision, output=str(out_dir))
     write_json(out_dir / "summary.json", summary)
     with atomic_path(out_dir / "summary.txt") as tmp:
         tmp.write_text(format_summary(summary) + "\n")
@@ -184,7 +189,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines = [
         f"NeuralFuse demo, setup {summary.get('setup', '?')}: {summary.get('description', '')}; "
         f"{summary['samples']} test images x {point['chips']} evaluation chips, "
-        f"{summary.get('layout', DEFAULT_LAYOUT)} fault layout",
+        f"{summary.get('layout', DEFAULT_LAYOUT)} fault layout, "
+        f"{summary.get('precision', DEFAULT_PRECISION)} arithmetic",
         "",
         f"At an accuracy floor of {lead['min_accuracy']:.1f}% "
         f"({criteria[lead.get('criterion', MEAN.label)].describe()}; the base model's CA minus "

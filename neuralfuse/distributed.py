@@ -9,9 +9,10 @@ Only this module imports Ray, and only when it is called: ``import neuralfuse`` 
 Sweeps: one Ray task per :class:`neuralfuse.tradeoff.ChipTask` (one chip, all its missing
 voltages, every configuration). The base model and the inputs of every configuration are put in
 the object store once and every task reads them from there. Tasks write the same atomic point
-files as a local sweep and return what they measured. A task whose worker dies is retried
-(``max_retries``); the retry skips the points already on disk, so no point is lost or written
-twice. Application errors are not retried: they are raised here.
+files as a local sweep and return what they measured, at the sweep's arithmetic precision
+(:class:`neuralfuse.tradeoff.SweepWork` carries it; fp16 needs tasks with GPUs). A task whose
+worker dies is retried (``max_retries``); the retry skips the points already on disk, so no point
+is lost or written twice. Application errors are not retried: they are raised here.
 
 Threads: each task sets torch, numba and OpenMP to its CPUs (:func:`neuralfuse.devices.set_threads`).
 A task given GPUs (``gpus_per_task > 0``) runs on the CUDA device Ray assigns it.
@@ -30,6 +31,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from neuralfuse.devices import set_threads, threads_for
+from neuralfuse.precision import check_precision
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 """The folder holding the ``neuralfuse`` package this process runs."""
@@ -86,6 +88,7 @@ def ray_runner(address: str | None = None, *, cpus_per_task: float = 1.0, gpus_p
     check_resources(cpus_per_task, gpus_per_task)
 
     def run(work, tasks: Sequence, progress: bool = False) -> dict:
+        check_precision(work.precision, task_device(gpus_per_task))
         connect(address)
         shared = import_ray().put(work.to("cpu"))  # one copy in the object store for all tasks
         refs = _submit(_sweep_chip, [(shared, task) for task in tasks], cpus_per_task, gpus_per_task,

@@ -27,6 +27,11 @@ that chose the base model's epochs, and validates on (``val_images`` of) them. T
 validation runs on validation chips (:func:`neuralfuse.chips.validation_chips`), which neither
 training nor evaluation ever draws.
 
+Arithmetic: with ``precision="bf16"`` (:mod:`neuralfuse.precision`) the generator's and the base
+model's forward passes run under autocast; the losses are computed on float32 logits and the
+backward passes outside autocast. The precision is part of the run: a run resumes only with the
+precision it started with (it changes the numbers every step computes).
+
 Runs live in a directory (:mod:`neuralfuse.runs`): ``config.json`` (settings, split, versions,
 resolved BER, command), ``checkpoint.pt`` (latest state: generator, optimizer, position, metrics;
 written atomically every ``checkpoint_every`` steps and after every epoch), ``metrics.csv``,
@@ -72,6 +77,7 @@ from neuralfuse.memory_format import preferred_memory_format
 from neuralfuse.evaluation import (accuracy_summary, chip_accuracies, clean_accuracies,
                                    fault_free, load_batches, transform)
 from neuralfuse.generators import create_generator
+from neuralfuse.precision import DEFAULT_PRECISION, autocast, check_precision
 from neuralfuse.runs import SESSION_KEYS, start_run, with_provenance
 from sramsim.deployment import Deployment
 from sramsim.faults import DEFAULT_FAULT_MODEL, MAX_SEED, check_fault_model
@@ -100,6 +106,7 @@ class TrainConfig:
     layout: str = DEFAULT_LAYOUT  # or "neuralfuse-code" (see sramsim.layouts)
     tech: str = DEFAULT_TECH
     bits: int = 8
+    precision: str = DEFAULT_PRECISION  # arithmetic of the passes: fp32 or bf16 (neuralfuse.precision)
     n_chips: int = 10
     lam: float = 5.0
     lr: float = 1e-3
@@ -119,6 +126,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_fault_model(self.fault_model)
+        check_precision(self.precision, training=True)
         check_bits(self.bits)
         check_layout(self.layout, self.bits)
         if self.lr_schedule not in LR_SCHEDULES:
@@ -158,25 +166,26 @@ class StepStats:
 
 def eopm_step(generator: nn.Module, optimizer: torch.optim.Optimizer, deployments: Sequence[Deployment],
               x: Tensor, y: Tensor, *, chips: Sequence[int], point: OperatingPoint,
-              lam: float) -> StepStats:
+              lam: float, precision: str = DEFAULT_PRECISION) -> StepStats:
     """One optimizer step of EOPM on batch (x, y) with perturbed models on ``chips``.
 
     ``deployments`` are the model(s) the loss runs through: the base model (relaxed access) or the
     surrogates (restricted access); chip i is applied to ``deployments[i % len(deployments)]``. Their
-    models must be in eval mode with ``requires_grad`` off.
+    models must be in eval mode with ``requires_grad`` off. The forward passes run at ``precision``.
     """
     optimizer.zero_grad(set_to_none=True)
-    z = generator(x)
+    with autocast(precision, x.device):
+        z = generator(x)
     leaf = z.detach().requires_grad_(True)
     grad_z = torch.zeros_like(leaf)
     clean = []
     for deployment in deployments:
         with fault_free(deployment) as model:
-            clean.append(_backward_to_input(model, leaf, y, grad_z, 1.0 / len(deployments)))
+            clean.append(_backward_to_input(model, leaf, y, grad_z, 1.0 / len(deployments), precision))
     perturbed = []
     for i, chip in enumerate(chips):
         with deployments[i % len(deployments)].at(point, chip=chip) as model:
-            perturbed.append(_backward_to_input(model, leaf, y, grad_z, lam / len(chips)))
+            perturbed.append(_backward_to_input(model, leaf, y, grad_z, lam / len(chips), precision))
     z.backward(grad_z)
     optimizer.step()
     (clean_loss, clean_acc), (perturbed_loss, perturbed_acc) = np.mean(clean, 0), np.mean(perturbed, 0)
@@ -186,13 +195,15 @@ def eopm_step(generator: nn.Module, optimizer: torch.optim.Optimizer, deployment
 
 
 def _backward_to_input(model: nn.Module, leaf: Tensor, y: Tensor, grad_z: Tensor,
-                       weight: float) -> tuple[float, float]:
+                       weight: float, precision: str) -> tuple[float, float]:
     """Add ``weight`` × d CE(model(leaf), y) / d leaf to ``grad_z``; return (loss, accuracy).
 
     Runs inside the caller's ``Deployment.at`` block: the backward needs the perturbed weights.
+    The forward runs at ``precision``; the loss (on float32 logits) and the backward outside autocast.
     """
-    logits = model(leaf)
-    loss = F.cross_entropy(logits, y)
+    with autocast(precision, leaf.device):
+        logits = model(leaf)
+    loss = F.cross_entropy(logits.float(), y)
     (grad,) = torch.autograd.grad(loss, leaf)
     grad_z.add_(grad, alpha=weight)
     return float(loss.detach()), float((logits.argmax(1) == y).float().mean())
@@ -352,6 +363,7 @@ def train(run_dir: str | Path, config: TrainConfig, base: nn.Module, dataset: Da
         train("runs/unets", config, base_model, load_dataset("default"))
     """
     device = module_device(base) if device is None else torch.device(device)
+    check_precision(config.precision, device, training=True)
     trainer = _Trainer(config, base.to(device), dataset, [s.to(device) for s in surrogates], init,
                        RunDirectory(run_dir, on_epoch))
     trainer.start(provenance or {})
@@ -460,7 +472,8 @@ class _Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             stats = eopm_step(self.generator, self.optimizer, self.deployments, x, y,
-                              chips=chips, point=self.point, lam=config.lam)
+                              chips=chips, point=self.point, lam=config.lam,
+                              precision=config.precision)
             self.totals.add(stats, len(y))
             self.step += 1
             means = self.totals.means()
@@ -477,7 +490,7 @@ class _Trainer:
                "lr": self.optimizer.param_groups[0]["lr"]}
         if self.val_batches:
             row.update(validate(self.generator, self.target, self.point, self.val_batches,
-                                validation_chips(config.val_chips)))
+                                validation_chips(config.val_chips), config.precision))
         if progress:
             tqdm.write("  ".join(f"{k}={v:.4g}" for k, v in row.items()))
         self.rows.append(row)
@@ -507,6 +520,7 @@ class _Trainer:
                 "ber": self.point.ber, "voltage": self.point.voltage, "tech": self.config.tech,
                 "fault_model": self.config.fault_model, "layout": self.config.layout,
                 "bits": self.config.bits, "epochs": self.config.epochs, "seed": self.config.seed,
+                "precision": self.config.precision,
                 "provenance": self.record["provenance"], "epoch": int(row["epoch"]),
                 "metrics": {k: float(v) for k, v in row.items() if k != "epoch"}}
         if selected_from is not None:
@@ -517,15 +531,17 @@ class _Trainer:
 
 
 def validate(generator: nn.Module, target: Deployment, point: OperatingPoint,
-             batches: Sequence[tuple[Tensor, Tensor]], chips: Sequence[int]) -> dict[str, float]:
-    """Per-epoch monitoring on held-out batches, with NeuralFuse and, for reference, without.
+             batches: Sequence[tuple[Tensor, Tensor]], chips: Sequence[int],
+             precision: str = DEFAULT_PRECISION) -> dict[str, float]:
+    """Per-epoch monitoring on held-out batches, with NeuralFuse and, for reference, without, at
+    ``precision``.
 
     Returns ``val_ca``, ``val_pa_mean``, ``val_pa_std`` (with NeuralFuse, PA over ``chips``),
     ``val_base_ca``, ``val_base_pa_mean`` (the base model alone on the same chips) and ``val_rp``.
     """
-    input_sets = [batches, transform(generator, batches)]
-    ca = clean_accuracies(target, input_sets)
-    pa = chip_accuracies(target, point, chips, input_sets)
+    input_sets = [batches, transform(generator, batches, precision)]
+    ca = clean_accuracies(target, input_sets, precision)
+    pa = chip_accuracies(target, point, chips, input_sets, precision=precision)
     alone, with_nf = accuracy_summary(ca[0], pa[:, 0]), accuracy_summary(ca[1], pa[:, 1])
     return {"val_ca": with_nf["ca"], "val_pa_mean": with_nf["pa_mean"], "val_pa_std": with_nf["pa_std"],
             "val_base_ca": alone["ca"], "val_base_pa_mean": alone["pa_mean"],

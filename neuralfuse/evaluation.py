@@ -13,7 +13,8 @@ All accuracies are in percent, computed on the deployed model (weights quantized
     print(format_table(result))
 
 Each chip's faults are applied once (chip loop outside, batch loop inside) and the generator's
-output is computed once per batch and reused on every chip.
+output is computed once per batch and reused on every chip. Every forward pass runs at the
+``precision`` given (:mod:`neuralfuse.precision`; fp32 by default), recorded in the result.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from neuralfuse.chips import evaluation_chips
 from neuralfuse.devices import module_device
 from neuralfuse.memory_format import preferred_memory_format
 from neuralfuse.result_files import RESULT_PREFIX, settings_of
+from neuralfuse.precision import DEFAULT_PRECISION, autocast, check_precision
 from sramsim.deployment import Deployment
 from sramsim.faults import DEFAULT_FAULT_MODEL
 from sramsim.layers import eval_mode
@@ -66,47 +68,57 @@ def load_batches(dataset: Dataset, batch_size: int, device: torch.device | str |
     return [(x.to(device, memory_format=memory_format), y.to(device)) for x, y in batches]
 
 
-def transform(generator: nn.Module, batches: Sequence[Batch]) -> list[Batch]:
-    """``batches`` with every input replaced by F(x), the generator run once per batch in eval mode."""
+def transform(generator: nn.Module, batches: Sequence[Batch],
+              precision: str = DEFAULT_PRECISION) -> list[Batch]:
+    """``batches`` with every input replaced by F(x) (kept in float32), the generator run once per
+    batch in eval mode at ``precision``."""
     with eval_mode(generator), torch.inference_mode():
-        return [(generator(x), y) for x, y in batches]
+        return [(_forward(generator, x, precision).float(), y) for x, y in batches]
 
 
-def accuracy(model: nn.Module, batches: Sequence[Batch]) -> float:
-    """Top-1 accuracy of ``model`` on ``batches``, in percent."""
+def _forward(model: nn.Module, x: Tensor, precision: str) -> Tensor:
+    """``model(x)`` with its arithmetic at ``precision`` on ``x``'s device."""
+    with autocast(precision, x.device):
+        return model(x)
+
+
+def accuracy(model: nn.Module, batches: Sequence[Batch], precision: str = DEFAULT_PRECISION) -> float:
+    """Top-1 accuracy of ``model`` on ``batches`` at ``precision``, in percent."""
     correct = total = 0
     with torch.inference_mode():
         for x, y in batches:
-            correct += int((model(x).argmax(1) == y).sum())
+            correct += int((_forward(model, x, precision).argmax(1) == y).sum())
             total += len(y)
     return 100.0 * correct / total
 
 
-def clean_accuracies(deployment: Deployment, input_sets: Sequence[Sequence[Batch]]) -> np.ndarray:
+def clean_accuracies(deployment: Deployment, input_sets: Sequence[Sequence[Batch]],
+                     precision: str = DEFAULT_PRECISION) -> np.ndarray:
     """CA of the deployed model (quantized, fault-free) on each set of batches; shape (sets,)."""
     with eval_mode(deployment.model), fault_free(deployment) as model:
-        return np.array([accuracy(model, batches) for batches in input_sets])
+        return np.array([accuracy(model, batches, precision) for batches in input_sets])
 
 
 def chip_accuracies(deployment: Deployment, point: OperatingPoint, chips: Sequence[int],
-                    input_sets: Sequence[Sequence[Batch]], *, progress: bool = False) -> np.ndarray:
+                    input_sets: Sequence[Sequence[Batch]], *, progress: bool = False,
+                    precision: str = DEFAULT_PRECISION) -> np.ndarray:
     """PA on each chip (faults applied once per chip) for each set of batches; shape (chips, sets)."""
     rows = []
     with eval_mode(deployment.model):
         for chip in tqdm(chips, desc="chips", unit="chip", disable=not progress, leave=False):
             with deployment.at(point, chip=chip) as model:
-                rows.append([accuracy(model, batches) for batches in input_sets])
+                rows.append([accuracy(model, batches, precision) for batches in input_sets])
     return np.array(rows).reshape(len(chips), len(input_sets))
 
 
 def latencies_ms(forwards: Mapping[str, Callable[[Tensor], Tensor]], x: Tensor,
-                 repeats: int) -> dict[str, float]:
-    """Median wall time of each ``forwards[name](x)`` in milliseconds over ``repeats`` runs (after
-    three warm-up rounds). The forwards take turns, so a machine shared with other work slows them
-    alike and their ratio holds."""
+                 repeats: int, precision: str = DEFAULT_PRECISION) -> dict[str, float]:
+    """Median wall time of each ``forwards[name](x)`` at ``precision`` in milliseconds over
+    ``repeats`` runs (after three warm-up rounds). The forwards take turns, so a machine shared
+    with other work slows them alike and their ratio holds."""
     times: dict[str, list[float]] = {name: [] for name in forwards}
     sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(precision, x.device):
         for i in range(repeats + 3):
             for name, forward in forwards.items():
                 start = time.perf_counter()
@@ -133,18 +145,21 @@ def evaluate(base: nn.Module, dataset: Dataset, *, point: OperatingPoint,
              generator: nn.Module | None = None, generator_name: str | None = None,
              chips: int | Sequence[int] = 10, bits: int = 8, fault_model: str = DEFAULT_FAULT_MODEL,
              layout: str = DEFAULT_LAYOUT, batch_size: int = 500, latency_repeats: int = 30,
-             progress: bool = False, device: torch.device | str | None = None) -> dict:
+             progress: bool = False, device: torch.device | str | None = None,
+             precision: str = DEFAULT_PRECISION) -> dict:
     """Evaluate ``base`` (and ``generator`` in front of it, if given) at ``point``.
 
-    With ``device`` the models are moved there (in place); the data goes where ``base`` is.
+    With ``device`` the models are moved there (in place); the data goes where ``base`` is. Every
+    forward pass runs at ``precision`` (:mod:`neuralfuse.precision`).
 
     ``chips`` is a count K (the first K evaluation chips) or explicit chip seeds. Returns a dict of
     plain values (JSON-ready): ``without_nf`` and ``with_nf`` (None without a generator) each with
     ``ca``, ``pa_mean``, ``pa_std`` (sample std over chips), ``pa_per_chip``; ``rp`` (points),
     ``efficiency_ratio`` (RP per million generator parameters), ``latency_ms`` (``base`` and
     ``with_nf``), and the settings (``operating_point``, ``bits``, ``fault_model``, ``layout``
-    (see :mod:`sramsim.layouts`), ``chips``, ``samples``, ``generator``).
+    (see :mod:`sramsim.layouts`), ``chips``, ``samples``, ``generator``, ``precision``).
     """
+    check_precision(precision, device if device is not None else module_device(base))
     chip_seeds = evaluation_chips(chips) if isinstance(chips, int) else [int(c) for c in chips]
     if device is not None:
         for model in (base, generator):
@@ -152,20 +167,21 @@ def evaluate(base: nn.Module, dataset: Dataset, *, point: OperatingPoint,
                 model.to(device)
     deployment = Deployment(base, bits=bits, tech=point.tech, fault_model=fault_model, layout=layout)
     batches = load_batches(dataset, batch_size, module_device(base), preferred_memory_format(base))
-    input_sets = [batches] if generator is None else [batches, transform(generator, batches)]
+    input_sets = [batches] if generator is None else [batches, transform(generator, batches, precision)]
     sample = batches[0][0][:1]
     forwards = {"base": base}
     if generator is not None:
         forwards["with_nf"] = lambda x: base(generator(x))
     models = [base] if generator is None else [base, generator]
     with eval_mode(*models), deployment.quantized():  # each chip then writes only its faults
-        ca = clean_accuracies(deployment, input_sets)
-        pa = chip_accuracies(deployment, point, chip_seeds, input_sets, progress=progress)
-        latency = latencies_ms(forwards, sample, latency_repeats)
+        ca = clean_accuracies(deployment, input_sets, precision)
+        pa = chip_accuracies(deployment, point, chip_seeds, input_sets, progress=progress,
+                             precision=precision)
+        latency = latencies_ms(forwards, sample, latency_repeats, precision)
 
     result = {
         "operating_point": point.as_dict(), "bits": bits, "fault_model": fault_model, "layout": layout,
-        "chips": chip_seeds, "samples": sum(len(y) for _, y in batches),
+        "chips": chip_seeds, "samples": sum(len(y) for _, y in batches), "precision": precision,
         "generator": None, "without_nf": accuracy_summary(ca[0], pa[:, 0]), "with_nf": None,
         "rp": None, "efficiency_ratio": None,
         "latency_ms": {"base": latency["base"], "with_nf": latency.get("with_nf")},
@@ -187,6 +203,7 @@ def format_table(result: dict) -> str:
     lines = [
         f"{point.describe()}, {result['bits']}-bit weights, {result['fault_model']} faults, "
         f"{result.get('layout', DEFAULT_LAYOUT)} layout, "
+        f"{result.get('precision', DEFAULT_PRECISION)} arithmetic, "
         f"{len(result['chips'])} chips, {result['samples']} samples",
         f"{'':<16}{'CA (%)':>8}{'PA (%)':>18}{'latency (ms)':>15}",
     ]
@@ -271,7 +288,8 @@ def comparison_table(results: dict[str, dict]) -> pd.DataFrame:
     """One row per :func:`evaluate` result (keyed by a label): the settings and the figures side by side.
 
     Columns: ``label``, ``generator``, ``parameters_m`` (millions), ``point``, ``bits``,
-    ``fault_model``, ``layout`` (``"arrays"`` for results saved before layouts), ``chips``,
+    ``fault_model``, ``layout`` (``"arrays"`` for results saved before layouts), ``precision``
+    (``"fp32"`` for results saved before precisions), ``chips``,
     ``first_chip``, ``samples``, ``split``, ``dataset`` (see
     :func:`neuralfuse.result_files.settings_of`), ``ca``, ``pa_mean``, ``pa_std`` (base model alone), ``nf_ca``, ``nf_pa_mean``,
     ``nf_pa_std`` (with NeuralFuse), ``rp``, ``efficiency_ratio``, and for results read from a
@@ -289,6 +307,7 @@ def comparison_table(results: dict[str, dict]) -> pd.DataFrame:
             "parameters_m": generator["parameters"] / 1e6 if generator else None,
             "point": OperatingPoint(**result["operating_point"]).describe(), "bits": result["bits"],
             "fault_model": result["fault_model"], "layout": result.get("layout", DEFAULT_LAYOUT),
+            "precision": result.get("precision", DEFAULT_PRECISION),
             "chips": len(result["chips"]), "first_chip": result["chips"][0], "samples": result["samples"],
             "split": settings["split"], "dataset": settings["dataset"], "ca": alone["ca"], "pa_mean": alone["pa_mean"], "pa_std": alone["pa_std"],
             "nf_ca": nf.get("ca"), "nf_pa_mean": nf.get("pa_mean"), "nf_pa_std": nf.get("pa_std"),
@@ -297,8 +316,8 @@ def comparison_table(results: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-EVALUATION_COLUMNS = ("generator", "point", "bits", "fault_model", "layout", "chips", "first_chip",
-                      "samples", "split", "dataset")
+EVALUATION_COLUMNS = ("generator", "point", "bits", "fault_model", "layout", "precision", "chips",
+                      "first_chip", "samples", "split", "dataset")
 """The columns of :func:`comparison_table` that say what was evaluated (generator and settings)."""
 
 # Settings of a training run that do not change what it learns, or that a rerun may change.
@@ -314,8 +333,9 @@ def _recipe(training: Mapping[str, Any]) -> str | None:
 
 def seed_summary(table: pd.DataFrame) -> pd.DataFrame:
     """The rows of :func:`comparison_table` that differ only in their training seed, one row per
-    group: the same generator, recipe and evaluation (point, bits, fault model, layout, chips,
-    first chip, samples, split, dataset). Rows without a recipe (not read from a run directory) stay alone.
+    group: the same generator, recipe and evaluation (point, bits, fault model, layout, precision,
+    chips, first chip, samples, split, dataset). Rows without a recipe (not read from a run directory)
+    stay alone.
 
     Columns: those settings, ``runs`` (the labels), ``seeds``, ``n_seeds``, the base model's ``ca``
     and ``pa_mean``, then over the seeds the mean, sample standard deviation (``_sd``, NaN for one

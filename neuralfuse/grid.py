@@ -12,6 +12,7 @@ stand for ``lam``)::
     [train]                      # shared by every run
     epochs = 20
     train_subset = 10000
+    # precision = "bf16"         # arithmetic of training and evaluation (neuralfuse.precision)
 
     [grid]                       # one list per axis: 2 x 2 x 2 = 8 runs
     generator = ["UNetL", "UNetS"]
@@ -30,7 +31,8 @@ Every run is an ordinary run directory ``OUT/runs/<name>`` (named after its valu
 so an interrupted grid resumes run by run from each run's last checkpoint when started again, and
 a retried Ray task ends with the same generator as an uninterrupted run. A finished run is
 evaluated once into ``evaluation-<settings>.json`` (the file `neuralfuse evaluate` writes,
-:func:`neuralfuse.result_files.result_file`); ``OUT/compare.csv`` tables them all (as `neuralfuse compare OUT/runs/*`).
+:func:`neuralfuse.result_files.result_file`; each run is evaluated at the precision it trained at);
+``OUT/compare.csv`` tables them all (as `neuralfuse compare OUT/runs/*`).
 """
 from __future__ import annotations
 
@@ -204,7 +206,8 @@ def run_one(spec: GridSpec, run: GridRun, out: str | Path, device: str = "cpu",
     chips = evaluation_chips(spec.evaluate.get("chips", 10))
     result_path = result_file(run_dir, evaluation_settings(
         point=point, bits=config.bits, fault_model=config.fault_model, layout=config.layout, chips=chips,
-        samples=len(test_set), split="test", dataset=spec.dataset, image_size=spec.image_size))
+        samples=len(test_set), split="test", dataset=spec.dataset, image_size=spec.image_size,
+        precision=config.precision))
     if result_path.is_file():
         return result_path
     provenance = {"base": str(spec.base), "surrogates": [], "init_generator": None,
@@ -215,7 +218,8 @@ def run_one(spec: GridSpec, run: GridRun, out: str | Path, device: str = "cpu",
     generator, trained = load_generator(run_dir, base=base)
     result = evaluate(base, test_set, point=point, generator=generator, generator_name=trained["generator"],
                       chips=chips, bits=config.bits, fault_model=config.fault_model,
-                      layout=config.layout, batch_size=spec.evaluate.get("batch_size", 500), latency_repeats=5, device=device)
+                      layout=config.layout, batch_size=spec.evaluate.get("batch_size", 500), latency_repeats=5,
+                      device=device, precision=config.precision)
     result["provenance"] = {"base": str(spec.base), "generator": str(run_dir.resolve()),
                             "dataset": spec.dataset, "data_root": data_root, "image_size": spec.image_size,
                             "split": "test",

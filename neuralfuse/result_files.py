@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from characterization.atomic import check_output_path
+from neuralfuse.precision import DEFAULT_PRECISION
 from sramsim.layouts import DEFAULT_LAYOUT
 from sramsim.operating_point import OperatingPoint
 
@@ -34,9 +35,10 @@ RESULT_PREFIX = "evaluation-"
 
 def evaluation_settings(*, point: OperatingPoint, bits: int, fault_model: str, layout: str,
                         chips: Sequence[int], samples: int, split: str, dataset: str,
-                        image_size: int | None = None) -> dict[str, str]:
+                        image_size: int | None = None, precision: str = DEFAULT_PRECISION) -> dict[str, str]:
     """The settings that change an evaluation's numbers, in file-name order, as short texts
-    (``None`` for a setting left at a value that needs no name, such as a dataset's own image size).
+    (``None`` for a setting left at a value that needs no name, such as a dataset's own image size
+    or fp32 arithmetic).
     """
     chips = list(chips)
     consecutive = chips == list(range(chips[0], chips[0] + len(chips)))
@@ -51,6 +53,7 @@ def evaluation_settings(*, point: OperatingPoint, bits: int, fault_model: str, l
         "dataset": dataset,
         "image_size": None if image_size is None else f"{image_size}px",
         "samples": f"{samples}images",
+        "precision": None if precision == DEFAULT_PRECISION else precision,
     }
 
 
@@ -63,7 +66,8 @@ def settings_of(result: Mapping[str, Any]) -> dict[str, str]:
         point=OperatingPoint(**result["operating_point"]), bits=result["bits"],
         fault_model=result["fault_model"], layout=result.get("layout", DEFAULT_LAYOUT),
         chips=result["chips"], samples=result["samples"], split=provenance.get("split", "test"),
-        dataset=provenance.get("dataset") or "unknown", image_size=provenance.get("image_size"))
+        dataset=provenance.get("dataset") or "unknown", image_size=provenance.get("image_size"),
+        precision=result.get("precision", DEFAULT_PRECISION))
 
 
 def result_file(run_dir: str | os.PathLike[str], settings: Mapping[str, str | None]) -> Path:

@@ -29,8 +29,9 @@ each chip's accuracy falls, in expectation, as the voltage falls.
 With ``out_dir`` the sweep is resumable. The folder holds
 
 - ``sweep.json``: what was asked (voltages, or ``bers`` for a BER sweep, chips, ``split``: test or
-  validation images, technology, fault model, fingerprints of the models and the data) plus
-  versions and the command; rerunning with other arguments is an error,
+  validation images, technology, fault model, arithmetic precision (:mod:`neuralfuse.precision`),
+  fingerprints of the models and the data) plus versions and the command; rerunning with other
+  arguments is an error,
   except that a rerun may add generators: it measures only them, at the points already there (it
   must name every generator the folder holds, each the same model as before);
 - ``points/``: one small JSON per finished (voltage, chip), written atomically as it completes
@@ -73,6 +74,7 @@ from neuralfuse.criteria import MEAN, Criterion, criterion_scores, parse_criteri
 from neuralfuse.chips import evaluation_chips
 from neuralfuse.devices import module_device
 from neuralfuse.memory_format import preferred_memory_format
+from neuralfuse.precision import DEFAULT_PRECISION, check_precision
 from neuralfuse.evaluation import (Batch, chip_accuracies, clean_accuracies,
                                    load_batches, transform)
 from neuralfuse.runs import SESSION_KEYS, start_run, with_provenance
@@ -112,8 +114,8 @@ class ChipTask:
 @dataclass
 class SweepWork:
     """What every :class:`ChipTask` of a sweep shares: the base model, each configuration's inputs
-    (F(x) already computed, ``"base"`` first), how the model is deployed, and the folder where
-    point files go (None: results are only returned)."""
+    (F(x) already computed, ``"base"`` first), how the model is deployed, the folder where
+    point files go (None: results are only returned) and the arithmetic ``precision``."""
 
     base: nn.Module
     input_sets: dict[str, list[Batch]]
@@ -122,6 +124,7 @@ class SweepWork:
     fault_model: str
     points_dir: Path | None = None
     layout: str = DEFAULT_LAYOUT
+    precision: str = DEFAULT_PRECISION
     names: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -154,7 +157,7 @@ class SweepWork:
         moved = {name: [(x.to(device), y.to(device)) for x, y in batches]
                  for name, batches in self.input_sets.items()}
         return SweepWork(copy.deepcopy(self.base).to(device), moved, self.bits, self.tech,
-                         self.fault_model, self.points_dir, self.layout)
+                         self.fault_model, self.points_dir, self.layout, self.precision)
 
 
 Measured = dict[tuple[OperatingPoint, int], dict[str, float]]
@@ -179,7 +182,8 @@ def measure_chip(work: SweepWork, task: ChipTask, deployment: Deployment,
         missing = work.missing(values)
         if missing:
             inputs = [work.input_sets[name] for name in missing]
-            values.update(zip(missing, chip_accuracies(deployment, point, [task.chip], inputs)[0].tolist()))
+            pa = chip_accuracies(deployment, point, [task.chip], inputs, precision=work.precision)
+            values.update(zip(missing, pa[0].tolist()))
             if work.points_dir is not None:
                 write_json(work.point_path(point, task.chip), values)
         measured[point, task.chip] = values
@@ -268,7 +272,8 @@ def sweep(base: nn.Module, dataset: Dataset, voltages: Sequence[float] | None = 
           layout: str = DEFAULT_LAYOUT,
           batch_size: int = 500, out_dir: str | Path | None = None,
           provenance: Mapping[str, Any] | None = None, progress: bool = False,
-          device: torch.device | str | None = None, runner: Runner | None = None) -> pd.DataFrame:
+          device: torch.device | str | None = None, runner: Runner | None = None,
+          precision: str = DEFAULT_PRECISION) -> pd.DataFrame:
     """Measure ``base`` alone and behind each generator at ``voltages`` (or ``bers``) on ``chips``.
 
     ``generators`` maps configuration names to generators (nn.Modules computing F(x)); ``voltages``
@@ -284,7 +289,8 @@ def sweep(base: nn.Module, dataset: Dataset, voltages: Sequence[float] | None = 
     a rerun resumes (see the module docstring); ``provenance`` (plain values such as checkpoint
     paths and the ``command``) is recorded in ``sweep.json``. ``device`` (default: where ``base``
     is) holds the models, which are moved there, and the data. ``runner`` runs the chip tasks
-    (default :func:`run_chips`; see ``neuralfuse.distributed.ray_runner``).
+    (default :func:`run_chips`; see ``neuralfuse.distributed.ray_runner``). Every forward pass
+    runs at ``precision`` (:mod:`neuralfuse.precision`), recorded in ``sweep.json``.
     """
     generators = dict(generators or {})
     check_voltage_or_ber(voltages, bers, ("voltages", "bers"))
@@ -307,17 +313,18 @@ def sweep(base: nn.Module, dataset: Dataset, voltages: Sequence[float] | None = 
     check_bits(bits)
     check_fault_model(fault_model)
     check_layout(layout, bits)
+    check_precision(precision, device if device is not None else module_device(base))
     seeds = evaluation_chips(chips) if isinstance(chips, int) else [int(c) for c in chips]
     if device is not None:
         for network in (base, *generators.values()):
             network.to(device)
 
     batches = load_batches(dataset, batch_size, module_device(base), preferred_memory_format(base))
-    input_sets = {BASE: batches, **{name: transform(g, batches) for name, g in generators.items()}}
+    input_sets = {BASE: batches, **{name: transform(g, batches, precision) for name, g in generators.items()}}
     record = with_provenance({
         "format": SWEEP_FORMAT, "voltages": list(voltages), **({} if bers is None else {"bers": list(bers)}),
-        "split": split, "chips": seeds, "tech": tech,
-        "fault_model": fault_model, "layout": layout, "bits": bits, "batch_size": batch_size,
+        "split": split, "chips": seeds, "tech": tech, "fault_model": fault_model, "layout": layout,
+        "precision": precision, "bits": bits, "batch_size": batch_size,
         "base_fingerprint": model_fingerprint(base), "data_fingerprint": _data_fingerprint(batches),
         "generators": {name: {"architecture": type(g).__name__, "fingerprint": model_fingerprint(g)}
                        for name, g in generators.items()},
@@ -326,12 +333,13 @@ def sweep(base: nn.Module, dataset: Dataset, voltages: Sequence[float] | None = 
 
     input_shape = tuple(batches[0][0].shape[1:])
     energy = _energy(base, generators, input_shape, voltages, model)
-    work = SweepWork(base, input_sets, bits, tech, fault_model, store.points if store else None, layout)
+    work = SweepWork(base, input_sets, bits, tech, fault_model, store.points if store else None, layout,
+                     precision)
     clean = (store.load("clean") if store else None) or {}
     missing = work.missing(clean)
     if missing:
-        clean.update(zip(missing, clean_accuracies(work.deployment(),
-                                                   [input_sets[n] for n in missing]).tolist()))
+        clean.update(zip(missing, clean_accuracies(work.deployment(), [input_sets[n] for n in missing],
+                                                   precision).tolist()))
         if store:
             store.save("clean", clean)
     measured = {(p, chip): work.saved(p, chip) for p in points for chip in seeds}
@@ -440,9 +448,10 @@ class _PointStore:
 def _identity(record: dict[str, Any]) -> dict[str, Any]:
     """What must match to resume a sweep: all but the provenance (paths), command, versions and
     generators (which may grow: :func:`_check_generators_added`); the fingerprints stand for the
-    models and the data. A sweep recorded before layouts, BER sweeps and splits existed ran under
-    ``"arrays"``, over voltages, on test images."""
-    return {k: v for k, v in {"layout": DEFAULT_LAYOUT, "bers": None, "split": "test", **record}.items()
+    models and the data. A sweep recorded before layouts, BER sweeps, splits or precisions existed
+    ran under ``"arrays"``, over voltages, on test images, at fp32."""
+    return {k: v for k, v in {"layout": DEFAULT_LAYOUT, "bers": None, "split": "test",
+                              "precision": DEFAULT_PRECISION, **record}.items()
             if k not in ("provenance", "generators", *SESSION_KEYS)}
 
 

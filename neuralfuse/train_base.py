@@ -6,7 +6,8 @@
 Recipe: SGD (momentum 0.9, Nesterov, weight decay 5e-4), a one-cycle learning-rate schedule
 peaking at ``lr × batch_size / 128``, optional label smoothing, 8-bit fake-quantized weights
 (:mod:`neuralfuse.qat`), random crop (4-pixel padding) and, where the dataset allows it,
-horizontal flips. With ``val_size > 0`` that many training images are held out
+horizontal flips; forward passes at ``precision`` (fp32, or bf16 autocast with the loss on float32
+logits: :mod:`neuralfuse.precision`). With ``val_size > 0`` that many training images are held out
 (:func:`neuralfuse.data.holdout_split`, recorded in the checkpoint) and the validation accuracy is
 measured after every epoch; the test split is evaluated once, at the end.
 
@@ -47,6 +48,7 @@ from neuralfuse.data import holdout_split, load_dataset
 from neuralfuse.devices import module_device
 from neuralfuse.memory_format import preferred_memory_format
 from neuralfuse.models import create_model, list_models
+from neuralfuse.precision import DEFAULT_PRECISION, autocast, check_precision
 from neuralfuse.qat import enable_qat, export_quantized
 from neuralfuse.runs import record_differences
 from sramsim.faults import MAX_SEED
@@ -79,8 +81,10 @@ class TrainBaseConfig:
     val_size: int = 0  # training images held out for validation (the same split later trains generators)
     split_seed: int = 0
     limit_batches: int | None = None  # train on at most this many batches per epoch (smoke runs)
+    precision: str = DEFAULT_PRECISION  # arithmetic of the passes: fp32 or bf16 (neuralfuse.precision)
 
     def __post_init__(self) -> None:
+        check_precision(self.precision, training=True)
         known = {name.casefold(): name for name in list_models()}
         if not isinstance(self.model, str) or self.model.casefold() not in known:
             raise ValueError(f"model={self.model!r} is unknown: choose one of {', '.join(known.values())}")
@@ -120,16 +124,18 @@ def epoch_plan(n: int, seed: int, epoch: int, flip: bool) -> tuple[torch.Tensor,
 
 @torch.no_grad()
 def loss_and_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                      memory_format: torch.memory_format = torch.contiguous_format) -> tuple[float, float]:
+                      memory_format: torch.memory_format = torch.contiguous_format,
+                      precision: str = DEFAULT_PRECISION) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of ``model`` in eval mode on (x, y), batch by batch on the
-    model's device in ``memory_format``."""
+    model's device in ``memory_format``, at ``precision``."""
     model.eval()
     device = module_device(model)
     loss, correct = 0.0, 0
     for i in range(0, len(x), EVAL_BATCH):
         xb = x[i:i + EVAL_BATCH].to(device).contiguous(memory_format=memory_format)
         yb = y[i:i + EVAL_BATCH].to(device)
-        logits = model(xb)
+        with autocast(precision, device):
+            logits = model(xb).float()
         loss += F.cross_entropy(logits, yb, reduction="sum").item()
         correct += (logits.argmax(1) == yb).sum().item()
     return loss / len(x), correct / len(x)
@@ -163,6 +169,7 @@ class BaseTrainer:
                  compact: bool = False) -> None:
         self.config, self.out, self.progress, self.compact = config, Path(out), progress, compact
         self.device = torch.device(device)
+        check_precision(config.precision, self.device, training=True)
         self.checkpoint_every = checkpoint_every
         self.state_path = partial_path(out)
         train_set = load_dataset(config.dataset, config.data_root, split="train",
@@ -203,7 +210,9 @@ class BaseTrainer:
     def _resume(self) -> None:
         saved = read_checkpoint(self.state_path, BASE_TRAINING_STATE)
         current = dataclasses.asdict(self.config)
-        changes = record_differences({k: saved["config"].get(k) for k in current}, current)
+        # a setting the partial state lacks (saved before it existed) counts as its default
+        before = {**dataclasses.asdict(TrainBaseConfig()), **saved["config"]}
+        changes = record_differences({k: before[k] for k in current}, current)
         if changes:
             raise ResumeError(f"{self.state_path} holds a run with other settings ({'; '.join(changes)}): "
                               f"rerun with the original arguments to resume, or delete it to start over")
@@ -232,7 +241,8 @@ class BaseTrainer:
             idx = order[step * batch:(step + 1) * batch]
             x = augment(self.x_train[idx], offsets[idx], flips[idx]).to(self.device)
             y = self.y_train[idx].to(self.device)
-            logits = self.model(x.contiguous(memory_format=self.memory_format))
+            with autocast(cfg.precision, self.device):
+                logits = self.model(x.contiguous(memory_format=self.memory_format)).float()
             loss = self.criterion(logits, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -254,7 +264,7 @@ class BaseTrainer:
         self.metrics.append({**row, "seconds": time.monotonic() - started})
 
     def _evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-        return loss_and_accuracy(self.model, x, y, self.memory_format)
+        return loss_and_accuracy(self.model, x, y, self.memory_format, self.config.precision)
 
     def run(self, callback: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
         """Train to the end, save the exported model to ``out``; return the checkpoint metadata.

@@ -429,9 +429,9 @@ def test_held_out_images_never_train_and_validate_on_validation_chips(tmp_path, 
     seen = spy_on_steps(monkeypatch, lambda generator, optimizer, x: x.clone())
     validated, real_validate = [], eopm.validate
 
-    def spy_validate(generator, target, point, batches, chips):
+    def spy_validate(generator, target, point, batches, chips, *precision):
         validated.append((torch.cat([x for x, _ in batches]), chips))
-        return real_validate(generator, target, point, batches, chips)
+        return real_validate(generator, target, point, batches, chips, *precision)
 
     monkeypatch.setattr(eopm, "validate", spy_validate)
     config = tiny_config(epochs=1, val_size=8, split_seed=5, val_images=6, val_chips=2)

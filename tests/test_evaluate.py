@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
-from torch.utils.data import TensorDataset
 
 import characterization
 from neuralfuse.checkpoint import load_base_model, load_generator, model_fingerprint, save_checkpoint
@@ -20,6 +19,7 @@ from neuralfuse.evaluation import accuracy, evaluate, format_table, latencies_ms
 from neuralfuse.generators import create_generator
 from neuralfuse.models import create_model
 from sramsim import OperatingPoint, deploy
+from tiny import fitted_model
 
 SIDE = 8
 
@@ -27,16 +27,7 @@ SIDE = 8
 @pytest.fixture(scope="module")
 def setup():
     """A tiny ResNet18 fitted a little to 64 random images (so faults change its answers)."""
-    torch.manual_seed(0)
-    x = torch.rand(64, 3, SIDE, SIDE) * 2 - 1
-    y = torch.randint(0, 4, (64,))
-    base = create_model("resnet18", num_classes=4, width=1 / 16)
-    optimizer = torch.optim.Adam(base.parameters(), lr=1e-2)
-    for _ in range(15):
-        optimizer.zero_grad()
-        torch.nn.functional.cross_entropy(base(x), y).backward()
-        optimizer.step()
-    return base.eval(), TensorDataset(x, y)
+    return fitted_model(1 / 16, images=64, steps=15)
 
 
 def reference_accuracy(model, data, **where) -> float:

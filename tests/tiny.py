@@ -1,11 +1,12 @@
-"""Small stand-ins shared by the sweep tests (local and on Ray): a base model, its checkpoint, a
-generator and the sweep command line."""
+"""Small stand-ins shared by the tests: base models, a checkpoint, a generator and the sweep
+command line."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from neuralfuse.checkpoint import save_checkpoint
 from neuralfuse.models import create_model
@@ -22,6 +23,22 @@ def tiny_model() -> nn.Module:
     with torch.no_grad():
         model.train()(torch.rand(128, 3, 8, 8) * 2 - 1)
     return model.eval()
+
+
+def fitted_model(width: float, images: int, steps: int, classes: int = 4) -> tuple[nn.Module, TensorDataset]:
+    """A ResNet18 at ``width`` fitted with ``steps`` Adam steps to ``images`` random 8x8 images in
+    ``classes`` classes (so its decisions have margins and faults change them), in eval mode, and
+    those images."""
+    torch.manual_seed(0)
+    x = torch.rand(images, 3, 8, 8) * 2 - 1
+    y = torch.randint(0, classes, (images,))
+    model = create_model("resnet18", num_classes=classes, width=width)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    return model.eval(), TensorDataset(x, y)
 
 
 class Shift(nn.Module):
