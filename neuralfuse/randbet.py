@@ -44,6 +44,17 @@ def check_storage(storage: str) -> str:
     return storage
 
 
+def check_randbet(ber: float | None, threshold: float, grad_clip: float) -> None:
+    """Raise a ValueError naming the first bad setting: ``ber`` (None: off) must be in (0, 0.5],
+    ``threshold`` a non-negative loss, ``grad_clip`` positive."""
+    if ber is not None:
+        check_scalar(ber, "randbet_ber", float, min_val=0, max_val=0.5, include_boundaries="right",
+                     allowed="a bit-error rate in (0, 0.5]")
+    check_scalar(threshold, "randbet_threshold", float, min_val=0, allowed="a non-negative loss")
+    check_scalar(grad_clip, "randbet_grad_clip", float, min_val=0, include_boundaries="neither",
+                 allowed="a positive number")
+
+
 class RandBET:
     """Bit-error training of ``model`` (QAT-enabled) through ``shadow`` (the same architecture,
     plain); see the module docstring. ``seed`` is the run seed the training chips derive from."""
@@ -51,12 +62,8 @@ class RandBET:
     def __init__(self, model: nn.Module, shadow: nn.Module, *, ber: float, seed: int,
                  threshold: float = 1.75, grad_clip: float = 0.05, bits: int = 8,
                  storage: str = DEFAULT_STORAGE) -> None:
-        self.ber = check_scalar(ber, "randbet_ber", float, min_val=0, max_val=0.5,
-                                include_boundaries="right", allowed="a bit-error rate in (0, 0.5]")
-        self.threshold = check_scalar(threshold, "randbet_threshold", float, min_val=0,
-                                      allowed="a non-negative loss")
-        self.grad_clip = check_scalar(grad_clip, "randbet_grad_clip", float, min_val=0,
-                                      include_boundaries="neither", allowed="a positive number")
+        check_randbet(ber, threshold, grad_clip)
+        self.ber, self.threshold, self.grad_clip = ber, threshold, grad_clip
         self.model, self.shadow, self.seed, self.bits = model, shadow, seed, bits
         self.deploy_options = {} if check_storage(storage) == DEFAULT_STORAGE else {"storage": storage}
         self.chip: int | None = None  # the training chip of the last perturbed step

@@ -57,7 +57,7 @@ from neuralfuse.memory_format import preferred_memory_format
 from neuralfuse.models import create_model, list_models
 from neuralfuse.models.norm import check_norm
 from neuralfuse.qat import enable_qat, export_quantized
-from neuralfuse.randbet import DEFAULT_STORAGE, RandBET, check_storage
+from neuralfuse.randbet import DEFAULT_STORAGE, RandBET, check_randbet, check_storage
 from neuralfuse.runs import record_differences
 from sramsim.faults import MAX_SEED
 from sramsim.quant import check_bits
@@ -121,13 +121,7 @@ class TrainBaseConfig:
         check_storage(self.storage)
         if self.clip is not None:
             object.__setattr__(self, "clip", check_clip(self.clip))
-        if self.randbet_ber is not None:
-            check_scalar(self.randbet_ber, "randbet_ber", float, min_val=0, max_val=0.5,
-                         include_boundaries="right", allowed="a bit-error rate in (0, 0.5]")
-        check_scalar(self.randbet_threshold, "randbet_threshold", float, min_val=0,
-                     allowed="a non-negative loss")
-        check_scalar(self.randbet_grad_clip, "randbet_grad_clip", float, min_val=0,
-                     include_boundaries="neither", allowed="a positive number")
+        check_randbet(self.randbet_ber, self.randbet_threshold, self.randbet_grad_clip)
 
     def command(self, out: str | os.PathLike) -> str:
         """The ``neuralfuse train-base`` command line that runs this configuration."""
