@@ -332,6 +332,10 @@ class BaseTrainer:
             if self.progress:
                 m = self.metrics[-1]
                 val = f", validation acc {m['val_acc']:.2%}" if "val_acc" in m else ""
+                if "randbet_on" in m:
+                    val += f", bit errors on in {m['randbet_on']:.0%} of steps"
+                if "val_pa" in m:
+                    val += f", validation PA {m['val_pa']:.2%} at BER {cfg.randbet_ber:g}"
                 tqdm.write(f"epoch {m['epoch']}/{cfg.epochs}: loss {m['train_loss']:.3f}, "
                            f"train acc {m['train_acc']:.2%}{val} ({m['seconds']:.0f} s)")
         _, test_acc = self._evaluate(*self.test_set.tensors())

@@ -198,3 +198,16 @@ def test_train_base_refuses_bad_robustness_options_in_one_line(tmp_path, option,
 def test_config_rejects_bad_robustness_values_by_name(field, value):
     with pytest.raises(ValueError, match=f"{field}={value!r}"):
         TrainBaseConfig(**{field: value})
+
+
+def test_train_base_command_trains_with_randbet_and_reports_the_validation_pa(tmp_path):
+    out = tmp_path / "rb.pt"
+    args = ["train-base", "--model", "vgg11", "--width", "0.0625", "--batch-size", "32", "--limit-batches", "1",
+            "--epochs", "1", "--val-size", "64", "--norm", "group", "--clip", "0.1", "--randbet-ber", "0.01",
+            "--randbet-threshold", "10", "-o", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "bit errors on in 100% of steps, validation PA" in result.output
+    _, meta = load_base_model(out)
+    assert (meta["norm"], meta["clip"], meta["randbet_ber"]) == ("group", 0.1, 0.01)
+    assert meta["config"]["randbet_threshold"] == 10.0 and meta["metrics"][0]["randbet_on"] == 1.0
