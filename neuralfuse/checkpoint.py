@@ -185,7 +185,8 @@ def load_base_model(path: PathLike, *, expect: dict[str, Any] | None = None
             raise CheckpointError(f"{name!r} holds a model with {key}={meta.get(key)!r}, "
                                   f"but {key}={wanted!r} was expected")
     try:
-        model = create_model(meta["arch"], num_classes=meta["num_classes"], width=meta["width"])
+        model = create_model(meta["arch"], num_classes=meta["num_classes"], width=meta["width"],
+                             norm=meta.get("norm", "batch"))
     except ValueError as err:
         raise CheckpointError(f"{name!r}: cannot rebuild its model: {err}") from err
     state = dict(payload["state_dict"])

@@ -228,6 +228,18 @@ def main() -> None:
               show_default=True)
 @click.option("--bits", type=WEIGHT_BITS, default=8, show_default=True,
               help="Weight bit width of the quantization-aware training.")
+@click.option("--norm", default="batch", show_default=True,
+              help="Normalization layers: batch (BatchNorm) or group (GroupNorm, scale 1 + a').")
+@click.option("--clip", type=click.FloatRange(0, min_open=True), default=None,
+              help="Clamp every stored (conv/linear) weight to [-CLIP, CLIP] after each step, e.g. 0.1.")
+@click.option("--randbet-ber", type=click.FloatRange(0, 0.5, min_open=True), default=None,
+              help="Random bit-error training at this bit-error rate, on fresh training chips.")
+@click.option("--randbet-threshold", type=click.FloatRange(0), default=1.75, show_default=True,
+              help="Bit-error training is on for a batch only while its clean loss is below this.")
+@click.option("--randbet-grad-clip", type=click.FloatRange(0, min_open=True), default=0.05,
+              show_default=True, help="Element-wise bound of the bit-error training gradients.")
+@click.option("--storage", default="symmetric", show_default=True,
+              help="How the weights of bit-error training are stored (sramsim).")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--val-size", type=click.IntRange(0), default=0, show_default=True,
               help="Training images held out for per-epoch validation (e.g. 5000 of CIFAR's 50,000); "

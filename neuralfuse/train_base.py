@@ -11,6 +11,13 @@ logits: :mod:`neuralfuse.precision`). With ``val_size > 0`` that many training i
 (:func:`neuralfuse.data.holdout_split`, recorded in the checkpoint) and the validation accuracy is
 measured after every epoch; the test split is evaluated once, at the end.
 
+Robustness to weight bit errors (Stutz et al., MLSys 2021; see docs/protections.md): ``norm="group"``
+builds the model with GroupNorm (:mod:`neuralfuse.models.norm`), ``clip=wmax`` clamps every stored
+weight to [-wmax, wmax] after each optimizer step (:mod:`neuralfuse.clipping`), and
+``randbet_ber=p`` adds random bit-error training at bit-error rate p (:mod:`neuralfuse.randbet`),
+logging per epoch the perturbed loss, the fraction of steps it was on and, with a validation
+split, the accuracy on the first :data:`RANDBET_VAL_CHIPS` validation chips at p (``val_pa``).
+
 Reproducibility: the weights are initialised from ``seed``; the sample order and augmentation of
 epoch e depend only on (seed, e), drawn with NumPy's platform-independent PCG64. While training,
 the full state (model, optimizer, schedule, position, running metrics) is saved to
@@ -44,18 +51,22 @@ from neuralfuse.augment import augment, augmentation_plan
 from neuralfuse.checkpoint import (
     BASE_TRAINING_STATE, atomic_save, make_payload, read_checkpoint, save_checkpoint,
 )
+from neuralfuse.clipping import check_clip, clip_stored_weights
 from neuralfuse.data import holdout_split, load_dataset
 from neuralfuse.devices import module_device
 from neuralfuse.memory_format import preferred_memory_format
 from neuralfuse.models import create_model, list_models
 from neuralfuse.precision import DEFAULT_PRECISION, autocast, check_precision
+from neuralfuse.models.norm import check_norm
 from neuralfuse.qat import enable_qat, export_quantized
+from neuralfuse.randbet import DEFAULT_STORAGE, RandBET, check_randbet, check_storage
 from neuralfuse.runs import record_differences
 from sramsim.faults import MAX_SEED
 from sramsim.quant import check_bits
 
 REFERENCE_BATCH = 128  # ``lr`` is the peak learning rate at this batch size
 EVAL_BATCH = 500
+RANDBET_VAL_CHIPS = 3  # validation chips of the per-epoch accuracy under bit errors
 
 
 class ResumeError(ValueError):
@@ -82,6 +93,12 @@ class TrainBaseConfig:
     split_seed: int = 0
     limit_batches: int | None = None  # train on at most this many batches per epoch (smoke runs)
     precision: str = DEFAULT_PRECISION  # arithmetic of the passes: fp32 or bf16 (neuralfuse.precision)
+    norm: str = "batch"  # "group": GroupNorm with scale 1 + a' (neuralfuse.models.norm)
+    clip: float | None = None  # clamp stored weights to [-clip, clip] after every step
+    randbet_ber: float | None = None  # random bit-error training at this BER (None: off)
+    randbet_threshold: float = 1.75  # ... once the clean loss of a batch is below this
+    randbet_grad_clip: float = 0.05  # element-wise bound of the perturbed gradients
+    storage: str = DEFAULT_STORAGE  # how the deployed weights are stored (sramsim)
 
     def __post_init__(self) -> None:
         check_precision(self.precision, training=True)
@@ -104,6 +121,11 @@ class TrainBaseConfig:
         for name in ("seed", "split_seed"):
             check_scalar(getattr(self, name), name, int, min_val=0, max_val=MAX_SEED,
                          include_boundaries="left", allowed="an integer in [0, 2**63)")
+        check_norm(self.norm)
+        check_storage(self.storage)
+        if self.clip is not None:
+            object.__setattr__(self, "clip", check_clip(self.clip))
+        check_randbet(self.randbet_ber, self.randbet_threshold, self.randbet_grad_clip)
 
     def command(self, out: str | os.PathLike) -> str:
         """The ``neuralfuse train-base`` command line that runs this configuration."""
@@ -182,11 +204,21 @@ class BaseTrainer:
         self.num_classes, self.flip = train_set.info.num_classes, train_set.info.hflip
 
         _seed_everything(config.seed)
-        model = create_model(config.model, num_classes=self.num_classes, width=config.width)
+        model = create_model(config.model, num_classes=self.num_classes, width=config.width,
+                             norm=config.norm)
         # channels-last where it is safe and faster (see neuralfuse.memory_format); the saved model
         # is contiguous again.
         self.memory_format = preferred_memory_format(model)
         self.model = enable_qat(model.to(self.device, memory_format=self.memory_format), config.bits)
+        self.randbet = None
+        if config.randbet_ber is not None:
+            shadow = create_model(config.model, num_classes=self.num_classes, width=config.width,
+                                  norm=config.norm).to(self.device, memory_format=self.memory_format)
+            self.randbet = RandBET(self.model, shadow, ber=config.randbet_ber, seed=config.seed,
+                                   threshold=config.randbet_threshold,
+                                   grad_clip=config.randbet_grad_clip, bits=config.bits,
+                                   precision=config.precision,
+                                   storage=config.storage)
         self.steps = max(len(self.x_train) // config.batch_size, 1)
         if config.limit_batches is not None:
             self.steps = min(self.steps, config.limit_batches)
@@ -205,7 +237,8 @@ class BaseTrainer:
     @staticmethod
     def _new_epoch(epoch: int) -> dict[str, Any]:
         """Where training stands: epoch, next step, and the epoch's running sums."""
-        return {"epoch": epoch, "step": 0, "loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        return {"epoch": epoch, "step": 0, "loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0,
+                "perturbed_loss_sum": 0.0, "perturbed_seen": 0, "randbet_steps": 0}
 
     def _resume(self) -> None:
         saved = read_checkpoint(self.state_path, BASE_TRAINING_STATE)
@@ -219,7 +252,8 @@ class BaseTrainer:
         self.model.load_state_dict(saved["state_dict"])
         self.optimizer.load_state_dict(saved["optimizer"])
         self.schedule.load_state_dict(saved["schedule"])
-        self.position, self.metrics = dict(saved["position"]), list(saved["metrics"])
+        self.position = {**self._new_epoch(0), **saved["position"]}
+        self.metrics = list(saved["metrics"])
 
     def _save_state(self) -> None:
         meta = {"config": dataclasses.asdict(self.config), "optimizer": self.optimizer.state_dict(),
@@ -246,7 +280,16 @@ class BaseTrainer:
             loss = self.criterion(logits, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if self.randbet is not None:
+                perturbed = self.randbet.step(x.contiguous(memory_format=self.memory_format), y,
+                                              loss.item(), self.criterion, epoch, step)
+                if perturbed is not None:
+                    pos.update(perturbed_loss_sum=pos["perturbed_loss_sum"] + perturbed * len(idx),
+                               perturbed_seen=pos["perturbed_seen"] + len(idx),
+                               randbet_steps=pos["randbet_steps"] + 1)
             self.optimizer.step()
+            if cfg.clip is not None:
+                clip_stored_weights(self.model, cfg.clip)
             self.schedule.step()
             pos.update(step=step + 1, loss_sum=pos["loss_sum"] + loss.item() * len(idx),
                        correct=pos["correct"] + (logits.argmax(1) == y).sum().item(),
@@ -261,10 +304,26 @@ class BaseTrainer:
                "train_loss": pos["loss_sum"] / pos["seen"], "train_acc": pos["correct"] / pos["seen"]}
         if len(self.y_val):
             row["val_loss"], row["val_acc"] = self._evaluate(self.x_val, self.y_val)
+        if self.randbet is not None:
+            row.update(self._randbet_metrics())
         self.metrics.append({**row, "seconds": time.monotonic() - started})
 
     def _evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
         return loss_and_accuracy(self.model, x, y, self.memory_format, self.config.precision)
+
+    def _randbet_metrics(self) -> dict[str, float | None]:
+        """The epoch's perturbed loss, fraction of steps with bit errors on and, with a validation
+        split, the mean accuracy on the first RANDBET_VAL_CHIPS validation chips at the BER."""
+        pos = self.position
+        row = {"perturbed_loss": pos["perturbed_loss_sum"] / pos["perturbed_seen"]
+               if pos["perturbed_seen"] else None,
+               "randbet_on": pos["randbet_steps"] / self.steps}
+        if len(self.y_val):
+            accuracies = self.randbet.validation_accuracies(
+                lambda m: loss_and_accuracy(m, self.x_val, self.y_val, self.memory_format)[1],
+                RANDBET_VAL_CHIPS)
+            row["val_pa"] = sum(accuracies) / len(accuracies)
+        return row
 
     def run(self, callback: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
         """Train to the end, save the exported model to ``out``; return the checkpoint metadata.
@@ -282,11 +341,16 @@ class BaseTrainer:
             if self.progress:
                 m = self.metrics[-1]
                 val = f", validation acc {m['val_acc']:.2%}" if "val_acc" in m else ""
+                if "randbet_on" in m:
+                    val += f", bit errors on in {m['randbet_on']:.0%} of steps"
+                if "val_pa" in m:
+                    val += f", validation PA {m['val_pa']:.2%} at BER {cfg.randbet_ber:g}"
                 tqdm.write(f"epoch {m['epoch']}/{cfg.epochs}: loss {m['train_loss']:.3f}, "
                            f"train acc {m['train_acc']:.2%}{val} ({m['seconds']:.0f} s)")
         _, test_acc = self._evaluate(*self.test_set.tensors())
         export_quantized(self.model.eval()).to(memory_format=torch.contiguous_format)
         meta = {"arch": cfg.model, "width": cfg.width, "num_classes": self.num_classes,
+                "norm": cfg.norm, "clip": cfg.clip, "randbet_ber": cfg.randbet_ber,
                 "dataset": cfg.dataset, "bits": cfg.bits, "epoch": cfg.epochs,
                 "test_acc": test_acc, "val_acc": self.metrics[-1].get("val_acc"),
                 "split": {"val_size": cfg.val_size, "seed": cfg.split_seed},

@@ -22,6 +22,9 @@ from neuralfuse.train_base import (
 TINY = ["--model", "resnet18", "--width", "0.0625", "--batch-size", "32", "--limit-batches", "1"]
 TINY_CONFIG = TrainBaseConfig(model="resnet18", width=0.0625, batch_size=32, limit_batches=3,
                               epochs=2, seed=5)
+# GroupNorm, clipping and bit-error training from the first step (with per-epoch validation chips)
+ROBUST_CONFIG = dataclasses.replace(TINY_CONFIG, model="vgg11", norm="group", clip=0.05, randbet_ber=0.01,
+                                    randbet_threshold=10.0, val_size=64)
 
 
 class Interrupt(Exception):
@@ -86,8 +89,9 @@ def test_train_base_command_writes_a_loadable_qat_model(tmp_path):
     assert sorted(p.name for p in out.parent.iterdir()) == ["base.metrics.csv", "base.pt"]
 
 
-def test_interrupted_run_resumes_to_exactly_the_uninterrupted_weights(tmp_path):
-    reference = BaseTrainer(TINY_CONFIG, tmp_path / "ref.pt", progress=False).run()
+@pytest.mark.parametrize("config", [TINY_CONFIG, ROBUST_CONFIG], ids=["plain", "robust"])
+def test_interrupted_run_resumes_to_exactly_the_uninterrupted_weights(tmp_path, config):
+    reference = BaseTrainer(config, tmp_path / "ref.pt", progress=False).run()
     expected = load_base_model(tmp_path / "ref.pt")[0]
 
     def interrupt(epoch: int, step: int, loss: float) -> None:
@@ -96,9 +100,9 @@ def test_interrupted_run_resumes_to_exactly_the_uninterrupted_weights(tmp_path):
 
     out = tmp_path / "resumed.pt"
     with pytest.raises(Interrupt):
-        BaseTrainer(TINY_CONFIG, out, progress=False, checkpoint_every=0).run(interrupt)
+        BaseTrainer(config, out, progress=False, checkpoint_every=0).run(interrupt)
     assert partial_path(out).exists() and not out.exists()
-    resumed = BaseTrainer(TINY_CONFIG, out, progress=False)
+    resumed = BaseTrainer(config, out, progress=False)
     assert (resumed.position["epoch"], resumed.position["step"]) == (1, 1)
     meta = resumed.run()
     assert same_weights(load_base_model(out)[0], expected)

@@ -12,13 +12,15 @@ MODELS = Registry("model")
 register_model = MODELS.register
 
 
-def create_model(name: str, num_classes: int = 10, width: float = 1.0) -> nn.Module:
+def create_model(name: str, num_classes: int = 10, width: float = 1.0, norm: str = "batch") -> nn.Module:
     """Build base model ``name`` (case-insensitive), e.g. ``create_model("resnet18", width=0.25)``.
 
     ``width`` scales every layer's channels (rounded, at least 1); 1.0 is the standard network.
-    Unknown names, non-positive widths or class counts raise a ValueError naming the value.
+    ``norm`` is "batch" (BatchNorm, the paper's models) or "group" (GroupNorm, see
+    :mod:`neuralfuse.models.norm`). Unknown names or norms, non-positive widths or class counts
+    raise a ValueError naming the value.
     """
-    return MODELS.create(name, num_classes=num_classes, width=width)
+    return MODELS.create(name, num_classes=num_classes, width=width, norm=norm)
 
 
 def list_models() -> list[str]:
