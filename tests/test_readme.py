@@ -19,8 +19,8 @@ def test_python_api_example_runs_from_any_folder(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # not the repository root: an installed package has no assets path there
     namespace: dict = {}
     exec(compile(readme_example(), "README.md", "exec"), namespace)
-    assert namespace["tech"].ber(0.83) == pytest.approx(0.01, rel=0.05)
-    assert namespace["tech"].energy_per_access(0.83) == pytest.approx(0.694, abs=0.001)
+    assert namespace["tech"].ber(0.834) == pytest.approx(0.01, rel=0.05)   # the README's comment
+    assert namespace["tech"].energy_per_access(0.834) == pytest.approx(0.696, abs=0.001)
     assert namespace["logits"].shape == (200, 10)
     assert namespace["report"]["ber"] == pytest.approx(namespace["point"].ber)
     result = namespace["result"]
