@@ -8,8 +8,7 @@ from characterization.exports import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "sramsim.array": ("ArrayGeometry", "MemoryLayout"),
-    "sramsim.faults": ("Chip", "DEFAULT_FAULT_MODEL", "FAULT_MODELS", "FaultMap"),
-    "sramsim.mapfile": ("load_fault_map",),
+    "sramsim.faults": ("Chip", "DEFAULT_FAULT_MODEL", "FAULT_MODELS", "FaultMap", "load_fault_map"),
     "sramsim.memory": ("MemoryConfig",),
     "sramsim.storage": ("STORAGE_FORMATS",),
     "sramsim.deployment": ("Deployment", "deploy"),
