@@ -5,6 +5,14 @@
         logits = perturbed(x)                                   # restored bit-exactly on exit
     deployment.report(voltage=0.83, chip=3)                      # BER, faulty cells, flipped bits
 
+How weights are stored is one :class:`~sramsim.memory.MemoryConfig` (bits, storage format, tech,
+fault model, layout), given as ``memory=`` or built from the keywords ``bits=``, ``tech=``,
+``fault_model=`` and ``layout=`` (not both); ``deployment.memory`` holds it:
+
+    deployment = Deployment(model, memory=MemoryConfig(bits=8, storage="robust"))
+    with deployment.at(fault_map=load_fault_map("chip3.npz")) as perturbed:   # a measured chip
+        ...
+
 What is stored in the faulty weight memory (:func:`stored_tensors`): the ``weight`` of every
 ``nn.Linear`` and every convolution (``nn.Conv1d/2d/3d`` and ``nn.ConvTranspose1d/2d/3d``),
 ``nn.MultiheadAttention``'s input projection (``in_proj_weight``, or ``q/k/v_proj_weight``; its
@@ -12,19 +20,24 @@ What is stored in the faulty weight memory (:func:`stored_tensors`): the ``weigh
 ``include_bias=True``; embedding tables with ``include_embeddings=True``; any other parameter named
 in ``extra_tensors``. Biases (by default), normalization parameters and embeddings (by default) are
 not touched, as in the paper; a large weight tensor left out draws a warning, and ``report()``
-gives the coverage per kind of layer. Every stored tensor is quantized per tensor
-(:mod:`sramsim.quant`) and laid out one after another in arrays (:mod:`sramsim.array`);
-``layout="neuralfuse-code"`` places the faults as the NeuralFuse authors' code does instead
-(:mod:`sramsim.layouts`).
+gives the coverage per kind of layer. Every stored tensor is quantized per tensor in the storage
+format (:mod:`sramsim.storage`: ``"symmetric"`` two's complement, the default, or ``"robust"``,
+Stutz et al.'s asymmetric unsigned codes read back clamped into the tensor's range) and laid out
+one after another in arrays (:mod:`sramsim.array`); ``layout="neuralfuse-code"`` places the faults
+as the NeuralFuse authors' code does instead (:mod:`sramsim.layouts`, registered layout objects).
 
 Inside ``at(...)`` the model runs as the chip would: *all* stored tensors hold their quantized values
-``Wq * s`` and the weights that sit on faulty cells hold ``Wq' * s``, where ``Wq'`` is ``Wq`` with
-the fault model applied to its two's-complement bits (see :mod:`sramsim.faults`). ``quantized()``
-gives the fault-free chip. On exit the original weights come back bit for bit, also after an
-exception.
+and the weights that sit on faulty cells hold what their faulty codes read as: the fault model
+(see :mod:`sramsim.faults`) applied to the bits of their b-bit codes, decoded by the format.
+``quantized()`` gives the fault-free chip. A chip is a seed (``chip=``, with a voltage or BER) or
+a fault map (``fault_map=``, e.g. a file from ``sramsim faultmap`` or one measured on silicon,
+loaded with :func:`sramsim.load_fault_map`): the map's faulty cells and stuck values are applied
+to the stored codes at the map's own rate, exactly as the seed's own map would be; a map of other
+arrays, too few cells or another layout's geometry is refused. On exit the original weights come
+back bit for bit, also after an exception.
 
 No copy of the model is made: its own ``Parameter`` objects hold the chip's weights. A stored
-tensor whose weights are already on their quantization grid (e.g. a model exported after
+tensor whose weights are already on their format's quantization grid (e.g. a model exported after
 quantization-aware training) is written in place, only where a fault changes a weight, and
 cleared on exit. Any other gets a scratch tensor of its shape and strides, made once (as much
 memory as a copy of those weights), that receives its quantized weights; inside the block the
@@ -180,8 +193,11 @@ class _Faults:
 
 
 class Deployment:
-    """A model's weights quantized to ``bits`` and laid out in arrays of ``geometry`` of
-    technology ``tech``, ready to run on any chip at any voltage (see the module docstring).
+    """A model's weights stored as ``memory`` says (a :class:`MemoryConfig`; or the shorthands
+    ``bits``, ``tech``, ``fault_model``, ``layout``, defaults 8, the default technology,
+    ``"stuck-at"``, ``"arrays"``) in arrays of ``geometry``, ready to run on any chip at any
+    voltage (see the module docstring). ``self.memory`` is the config, ``self.storage`` its
+    :class:`~sramsim.storage.StorageFormat`.
 
     ``fault_model`` is ``"stuck-at"`` (default, the paper's) or ``"flip"``; see
     :mod:`sramsim.faults`. Chips are ints (seeds, any integer in [0, 2**63)) or :class:`Chip`\\ s.

@@ -172,7 +172,8 @@ class Chip:
 def load_fault_map(path: str | os.PathLike[str]) -> FaultMap:
     """Load a fault-map file (:meth:`FaultMap.save`'s keys; :func:`sramsim.mapfile.read_fault_map`
     checks them) as a :class:`FaultMap`, e.g. to deploy on it: ``deployment.at(fault_map=...)``.
-    The hazards are recomputed from the stored quantiles. Anything else (a text file, a torch
+    The hazards are recomputed from the stored quantiles; the file's ``fault_model`` is a label:
+    a deployment applies its own fault model to the map's cells. Anything else (a text file, a torch
     checkpoint, a map with keys missing or inconsistent) raises a one-line ValueError
     ``"not a fault-map file: ..."``."""
     return FaultMap.load(path)

@@ -23,7 +23,7 @@ as ``qmin``, the value of ``q = -(2^(b-1) - 1)``: on the integers the clamp is
     >>> w = torch.tensor([-0.5, 0.0, 0.25, 1.0])
     >>> codes, params = get("robust").quantize(w, bits=4)
     >>> codes.tolist()
-    [1, 6, 9, 15]
+    [1, 6, 8, 15]
     >>> get("robust").decode(torch.tensor([0, 15], dtype=torch.uint8), params, bits=4).tolist()
     [-0.5, 1.0]
 """
