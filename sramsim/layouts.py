@@ -158,11 +158,8 @@ def apply_code_faults(fault_map: FaultMap, q: np.ndarray, offsets: np.ndarray,
     integer (int8), and per tensor (faulty weight bits read, flipped bits, changed weights). Work is
     proportional to the number of weights that read a faulty cell.
     """
-    word = fault_map.cells // WORD_BITS                     # cells are sorted, so words are too
-    words, first = np.unique(word, return_index=True)
-    bit = (fault_map.cells % WORD_BITS).astype(np.uint8)
-    faulty = np.add.reduceat(np.left_shift(1, bit, dtype=np.uint8), first).astype(np.uint8)
-    stuck = np.add.reduceat(np.left_shift(fault_map.stuck, bit), first).astype(np.uint8)
+    words, faulty, stuck = _word_masks(fault_map.cells // WORD_BITS,   # cells are sorted, so words are too
+                                       fault_map.cells % WORD_BITS, fault_map.stuck)
     row, slot = np.divmod(words, WORDS_PER_ROW)
     found, counts = [], np.zeros((len(offsets) - 1, 3), dtype=np.int64)
     for t, (start, stop) in enumerate(zip(offsets[:-1], offsets[1:])):
@@ -195,13 +192,7 @@ def apply_array_faults(fault_map: FaultMap, q: np.ndarray, offsets: np.ndarray, 
     g = fault_map.geometry
     word, bit = _kernels.cells_to_words(fault_map.cells, g.rows, g.cols, bits, q.size)
     keep = word >= 0                                    # words follow the sorted cells' order
-    word, bit, stuck = word[keep], bit[keep].astype(np.uint8), fault_map.stuck[keep]
-    words, first = np.unique(word, return_index=True)
-    if words.size == 0:
-        return (np.empty(0, np.int64), np.empty(0, np.int8), np.empty(0, np.int8),
-                np.zeros((len(offsets) - 1, 3), dtype=np.int64))
-    mask = np.add.reduceat(np.left_shift(1, bit, dtype=np.uint8), first).astype(np.uint8)
-    stuck = np.add.reduceat(np.left_shift(stuck, bit), first).astype(np.uint8)
+    words, mask, stuck = _word_masks(word[keep], bit[keep], fault_map.stuck[keep])
     clean = q[words]
     read, changed, flipped = read_faulty_codes(clean, mask, stuck, flip, bits, code_xor)
     tensor = np.searchsorted(offsets, words, side="right") - 1
@@ -209,6 +200,17 @@ def apply_array_faults(fault_map: FaultMap, q: np.ndarray, offsets: np.ndarray, 
     counts = np.stack([np.bincount(tensor, weights, minlength=n_tensors)
                        for weights in (_POPCOUNT[mask], flipped, changed)], axis=1).astype(np.int64)
     return words[changed] - offsets[tensor[changed]], read[changed], clean[changed], counts
+
+
+def _word_masks(word: np.ndarray, bit: np.ndarray, stuck: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per distinct word of the faulty cells (``word`` sorted, one entry per cell, ``bit`` its bit
+    in the word, ``stuck`` its stuck value): the word, its faulty-bit mask and stuck-value mask."""
+    words, first = np.unique(word, return_index=True)
+    if words.size == 0:
+        return words, np.empty(0, np.uint8), np.empty(0, np.uint8)
+    bit = bit.astype(np.uint8)
+    return (words, np.add.reduceat(np.left_shift(1, bit, dtype=np.uint8), first).astype(np.uint8),
+            np.add.reduceat(np.left_shift(stuck, bit), first).astype(np.uint8))
 
 
 def read_faulty_codes(clean: np.ndarray, mask: np.ndarray, stuck: np.ndarray, flip: bool, bits: int,
