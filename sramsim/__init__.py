@@ -8,7 +8,9 @@ from characterization.exports import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "sramsim.array": ("ArrayGeometry", "MemoryLayout"),
-    "sramsim.faults": ("Chip", "DEFAULT_FAULT_MODEL", "FAULT_MODELS", "FaultMap"),
+    "sramsim.faults": ("Chip", "DEFAULT_FAULT_MODEL", "FAULT_MODELS", "FaultMap", "load_fault_map"),
+    "sramsim.memory": ("MemoryConfig",),
+    "sramsim.storage": ("STORAGE_FORMATS",),
     "sramsim.deployment": ("Deployment", "deploy"),
     "sramsim.operating_point": ("OperatingPoint",),
     "sramsim.accounting": ("SystolicConfig", "count_macs", "create_network", "energy_saving",

@@ -333,22 +333,24 @@ def chunk_table(members, starts, stops, size):
 
 
 # The two writes of a deployment's tensors, one parallel call over pieces of many tensors
-# (``flats``: a typed list of flat float32 or float64 arrays; ``chunks`` from chunk_table). The
-# product of an int8 and a float is exact in float64, so rounding it to the tensor's type equals
-# NumPy's product in that type.
+# (``flats``: a typed list of flat float32 or float64 arrays; ``chunks`` from chunk_table). A
+# weight is ``q * scale + offset`` in float64 rounded to the tensor's type, as
+# :meth:`sramsim.storage.StorageFormat.dequantize` computes it; with offset 0 (symmetric) that is
+# the product alone, which is exact in float64, so it equals NumPy's product in the tensor's type.
 
 @njit(cache=True, parallel=True)
-def scatter_scaled(flats, scales, index, q, chunks):
-    """``flats[m][index[i]] = q[i] * scales[m]`` for the entries ``i`` of each chunk ``(m, a, b)``."""
+def scatter_scaled(flats, scales, shifts, index, q, chunks):
+    """``flats[m][index[i]] = q[i] * scales[m] + shifts[m]`` for the entries ``i`` of each chunk
+    ``(m, a, b)``."""
     for c in prange(chunks.shape[0]):
-        flat, scale = flats[chunks[c, 0]], scales[chunks[c, 0]]
+        flat, scale, shift = flats[chunks[c, 0]], scales[chunks[c, 0]], shifts[chunks[c, 0]]
         for i in range(chunks[c, 1], chunks[c, 2]):
-            flat[index[i]] = np.float64(q[i]) * scale
+            flat[index[i]] = np.float64(q[i]) * scale + shift
 
 
 @njit(cache=True, parallel=True)
-def write_scaled(flats, qs, scales, chunks, index, q_at, starts, stops, streaming):
-    """``flats[m][a:b] = qs[m][a:b] * scales[m]`` for each chunk ``(m, a, b)``, where, unless
+def write_scaled(flats, qs, scales, shifts, chunks, index, q_at, starts, stops, streaming):
+    """``flats[m][a:b] = qs[m][a:b] * scales[m] + shifts[m]`` for each chunk ``(m, a, b)``, where, unless
     ``starts`` is empty, the entries ``i`` of ``starts[m]:stops[m]`` (``index`` increasing there)
     that fall in ``[a, b)`` write ``q_at[i]`` in place of ``qs[m][index[i]]``: patched into a copy
     of the chunk's integers in cache, so that the chunk is written once. With ``streaming``, with
@@ -363,12 +365,12 @@ def write_scaled(flats, qs, scales, chunks, index, q_at, starts, stops, streamin
                 while i < stops[m] and index[i] < b:
                     q[index[i] - a] = q_at[i]
                     i += 1
-        out, scale = flats[m][a:b], scales[m]
+        out, scale, shift = flats[m][a:b], scales[m], shifts[m]
         if streaming:
-            stream_scaled(out, q, scale)
+            stream_scaled(out, q, scale, shift)
         else:
             for i in range(out.size):  # slices: indices from 0 need no wraparound check, so SIMD
-                out[i] = np.float64(q[i]) * scale
+                out[i] = np.float64(q[i]) * scale + shift
 
 
 @njit(cache=True, parallel=True)
@@ -411,8 +413,8 @@ def _perturb_rows(buffers):
 
 
 @njit(cache=True)
-def _perturb_arrays(seed, first, stop, rows, cols, bits, max_hazard, q, offsets, flip, buffers,
-                    index, value, clean, counts):
+def _perturb_arrays(seed, first, stop, rows, cols, bits, max_hazard, q, offsets, flip, code_xor,
+                    buffers, index, value, clean, counts):
     """The faults of arrays ``first .. stop - 1`` applied to the codes of ``q`` (see
     :func:`perturb_chip`): writes as many changed weights as fit to ``index``/``value``/``clean``,
     adds to ``counts``; returns (changed weights, faulty cells).
@@ -467,12 +469,13 @@ def _perturb_arrays(seed, first, stop, rows, cols, bits, max_hazard, q, offsets,
                     while word >= offsets[t + 1]:
                         t += 1
                     tensor_start, tensor_end = offsets[t], offsets[t + 1]
-                code = np.int64(q[word]) & code_mask
+                code = (np.int64(q[word]) & code_mask) ^ code_xor
                 new = code ^ faults if flip else (code & ~faults) | stuck
                 changed = np.int64(new != code)
                 if m < index.size:  # written always, kept (m advanced) only if the weight changed
                     index[m] = word - tensor_start
-                    value[m] = new - ((new & half) << 1)
+                    read = new ^ code_xor
+                    value[m] = read - ((read & half) << 1)
                     clean[m] = q[word]
                 t_faulty += _POPCOUNT8[faults]
                 t_flipped += _POPCOUNT8[new ^ code]
@@ -485,17 +488,18 @@ def _perturb_arrays(seed, first, stop, rows, cols, bits, max_hazard, q, offsets,
 
 
 @njit(cache=True, parallel=True)
-def perturb_chip(seed, n_arrays, rows, cols, bits, max_hazard, q, offsets, flip, buffers, threads,
-                 slot):
-    """One chip's faults applied to the b-bit two's-complement codes of the integer weights ``q``
+def perturb_chip(seed, n_arrays, rows, cols, bits, max_hazard, q, offsets, flip, code_xor, buffers,
+                 threads, slot):
+    """One chip's faults applied to the b-bit codes of the integer weights ``q``: their
+    two's-complement codes XOR ``code_xor`` (see :mod:`sramsim.storage`)
     (one stream for all tensors; tensor t is ``q[offsets[t]:offsets[t+1]]``), computed by (at most)
     ``threads``, numba's current thread count (see :func:`parallel`), with slots of ``slot``
     weights (0: the expected number of faulty cells of a chunk plus 6 sigma, enough but for rare
     chunks, as a weight changes only where a cell is faulty).
 
     Stuck-at: a faulty cell's bit becomes its stuck value; flip (``flip=True``): the bit inverts.
-    Writes, for each weight whose value changes, in stream order, its index within its tensor,
-    its new value and its clean value to the first three ``buffers`` (int64, int8, int8; the last
+    Writes, for each weight whose code changes, in stream order, its index within its tensor,
+    the integer its new code reads as and its clean integer to the first three ``buffers`` (int64, int8, int8; the last
     three are scratch of the same types) and returns (buffers, grown where too small, number
     written, counts, faulty cells of all arrays), where ``counts[t]`` is (faulty cells, flipped
     bits, changed weights) of tensor t.
@@ -517,7 +521,7 @@ def perturb_chip(seed, n_arrays, rows, cols, bits, max_hazard, q, offsets, flip,
         first, s = c * ARRAYS_PER_CHUNK, c * slot
         changed[c], faulty[c] = _perturb_arrays(
             seed, first, min(first + ARRAYS_PER_CHUNK, n_arrays), rows, cols, bits, max_hazard,
-            q, offsets, flip, _perturb_rows(scratch), s_index[s:s + slot], s_value[s:s + slot],
+            q, offsets, flip, code_xor, _perturb_rows(scratch), s_index[s:s + slot], s_value[s:s + slot],
             s_clean[s:s + slot], thread_counts[get_thread_id()])
     starts = _starts(changed)
     total = starts[-1]
@@ -532,7 +536,7 @@ def perturb_chip(seed, n_arrays, rows, cols, bits, max_hazard, q, offsets, flip,
         else:
             first = c * ARRAYS_PER_CHUNK
             _perturb_arrays(seed, first, min(first + ARRAYS_PER_CHUNK, n_arrays), rows, cols, bits,
-                            max_hazard, q, offsets, flip, _perturb_rows(scratch), index[a:b], value[a:b],
+                            max_hazard, q, offsets, flip, code_xor, _perturb_rows(scratch), index[a:b], value[a:b],
                             clean[a:b], np.zeros((n_tensors, 3), np.int64))
     counts = np.zeros((n_tensors, 3), dtype=np.int64)
     for i in range(thread_counts.shape[0]):

@@ -37,6 +37,7 @@ from torch import nn
 from torch.autograd.graph import increment_version
 
 from sramsim import _kernels
+from sramsim.storage import QuantParams, StorageFormat
 
 #: Elements (or changed weights) per work item of the batched writes.
 CHUNK = 1 << 16
@@ -48,38 +49,39 @@ _NO_INDEX, _NO_VALUES = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int8)
 
 
 class StoredTensor:
-    """One stored tensor: its parameter, integer weights ``q`` and scale. ``scratch`` receives
-    the quantized weights of a tensor not on its grid (None for one on its grid); ``target`` is
-    where the weights are written (``scratch``, or the parameter's own tensor ``home``)."""
+    """One stored tensor: its parameter, integer weights ``q``, their :class:`QuantParams` and
+    :class:`StorageFormat`. ``scratch`` receives the quantized weights of a tensor not on its grid
+    (None for one on its grid, which the format decides); ``target`` is where the weights are
+    written (``scratch``, or the parameter's own tensor ``home``)."""
 
-    def __init__(self, name: str, param: nn.Parameter, q: torch.Tensor, scale: torch.Tensor) -> None:
-        self.name, self.param, self.q, self.scale = name, param, q, scale.to(param.dtype)
+    def __init__(self, name: str, param: nn.Parameter, q: torch.Tensor, params: QuantParams,
+                 storage: StorageFormat) -> None:
+        self.name, self.param, self.q, self.params, self.storage = name, param, q, params, storage
         self.home = param.data
-        on_grid = _bit_equal(param, torch.mul(self.q, self.scale))
+        on_grid = _bit_equal(param, self._values(self.q))
         self.scratch = None if on_grid else torch.empty_like(self.home)   # the same strides
         self.target = self.home if on_grid else self.scratch
-        numpy_ok = param.device.type == "cpu" and param.dtype in (torch.float16, torch.float32, torch.float64)
-        self.array = self.target.numpy() if numpy_ok else None
-        self.array_scale = self.array.dtype.type(self.scale.item()) if numpy_ok else None
-        self.batched = (numpy_ok and self.array.dtype != np.float16 and self.array.flags.c_contiguous)
+        # The batched kernels write q * scale + offset without a clamp: exact for float32 (the
+        # grid's ends, computed in float64, round to the range's ends), so a clamping format's
+        # float64 tensors go one at a time through the format's own dequantize.
+        self.batched = (param.device.type == "cpu" and self.target.is_contiguous()
+                        and (param.dtype == torch.float32
+                             or (param.dtype == torch.float64 and not storage.clamps)))
+        self.array = self.target.numpy() if self.batched else None
         self.data_ptr, self.version = param.data_ptr(), param._version
+
+    def _values(self, q: torch.Tensor) -> torch.Tensor:
+        return self.storage.dequantize(q, self.params, self.param.dtype)
 
     def put(self, index: np.ndarray, q: np.ndarray) -> None:
         """Write the integers ``q``, dequantized, at flat indices ``index`` (row-major order)."""
-        if self.array is not None:
-            np.put(self.array, index, q * self.array_scale)
-        else:
-            device = self.param.device
-            self.target.put_(torch.from_numpy(index).to(device),
-                             torch.mul(torch.from_numpy(q).to(device), self.scale))
+        device = self.param.device
+        self.target.put_(torch.from_numpy(index).to(device), self._values(torch.from_numpy(q).to(device)))
         increment_version(self.param)
 
     def write_quantized(self) -> None:
-        """Write every weight's quantized value ``q * s`` into ``target``."""
-        if self.array is not None:
-            np.multiply(self.q.numpy(), self.array_scale, out=self.array)
-        else:
-            torch.mul(self.q, self.scale, out=self.target)
+        """Write every weight's quantized value into ``target``."""
+        self.target.copy_(self._values(self.q))
 
     def swap(self, to_scratch: bool) -> None:
         """Point the parameter at its scratch tensor, or back at its own; tell autograd (a graph
@@ -100,7 +102,8 @@ class _Batch:
         self.params = [t.param for t in tensors]
         self.flats = List([t.array.reshape(-1) for t in tensors])
         self.qs = List([t.q.numpy().reshape(-1) for t in tensors])
-        self.scales = np.array([float(t.array_scale) for t in tensors])
+        self.scales = np.array([t.params.scale for t in tensors])
+        self.shifts = np.array([t.params.offset for t in tensors])
         rewritten = np.array([t.scratch is not None for t in tensors], dtype=bool)
         self.rewritten, self.on_grid = np.flatnonzero(rewritten), np.flatnonzero(~rewritten)  # members
         self.everyone = np.arange(len(tensors))
@@ -118,9 +121,9 @@ class _Batch:
         dense = stops - starts > DENSE_FRACTION * self.sizes[members]
         chunks = _kernels.chunk_table(members[~dense], starts[~dense], stops[~dense], CHUNK)
         if chunks.size:
-            _kernels.scatter_scaled(self.flats, self.scales, index, values, chunks)
+            _kernels.scatter_scaled(self.flats, self.scales, self.shifts, index, values, chunks)
         if dense.any():   # their other weights hold their quantized values: rewritten as they are
-            _kernels.write_scaled(self.flats, self.qs, self.scales, self._whole(members[dense]), index, values,
+            _kernels.write_scaled(self.flats, self.qs, self.scales, self.shifts, self._whole(members[dense]), index, values,
                                   bounds[self.positions], bounds[self.positions + 1], True)
         for m in members[stops > starts]:   # autograd: a graph that saved them then refuses
             increment_version(self.params[m])
@@ -129,7 +132,7 @@ class _Batch:
         if self.rewrite_chunks.size:
             starts = bounds[self.positions] if bounds is not None else _NO_INDEX
             stops = bounds[self.positions + 1] if bounds is not None else starts
-            _kernels.write_scaled(self.flats, self.qs, self.scales, self.rewrite_chunks, index, values,
+            _kernels.write_scaled(self.flats, self.qs, self.scales, self.shifts, self.rewrite_chunks, index, values,
                                   starts, stops, bounds is not None)   # streamed: a chip's weights
         if bounds is not None:
             self.put(bounds, index, values, skip_rewritten=True)

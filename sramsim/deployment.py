@@ -5,6 +5,14 @@
         logits = perturbed(x)                                   # restored bit-exactly on exit
     deployment.report(voltage=0.83, chip=3)                      # BER, faulty cells, flipped bits
 
+How weights are stored is one :class:`~sramsim.memory.MemoryConfig` (bits, storage format, tech,
+fault model, layout), given as ``memory=`` or built from the keywords ``bits=``, ``tech=``,
+``fault_model=`` and ``layout=`` (not both); ``deployment.memory`` holds it:
+
+    deployment = Deployment(model, memory=MemoryConfig(bits=8, storage="robust"))
+    with deployment.at(fault_map=load_fault_map("chip3.npz")) as perturbed:   # a measured chip
+        ...
+
 What is stored in the faulty weight memory (:func:`stored_tensors`): the ``weight`` of every
 ``nn.Linear`` and every convolution (``nn.Conv1d/2d/3d`` and ``nn.ConvTranspose1d/2d/3d``),
 ``nn.MultiheadAttention``'s input projection (``in_proj_weight``, or ``q/k/v_proj_weight``; its
@@ -12,19 +20,24 @@ What is stored in the faulty weight memory (:func:`stored_tensors`): the ``weigh
 ``include_bias=True``; embedding tables with ``include_embeddings=True``; any other parameter named
 in ``extra_tensors``. Biases (by default), normalization parameters and embeddings (by default) are
 not touched, as in the paper; a large weight tensor left out draws a warning, and ``report()``
-gives the coverage per kind of layer. Every stored tensor is quantized per tensor
-(:mod:`sramsim.quant`) and laid out one after another in arrays (:mod:`sramsim.array`);
-``layout="neuralfuse-code"`` places the faults as the NeuralFuse authors' code does instead
-(:mod:`sramsim.layouts`).
+gives the coverage per kind of layer. Every stored tensor is quantized per tensor in the storage
+format (:mod:`sramsim.storage`: ``"symmetric"`` two's complement, the default, or ``"robust"``,
+Stutz et al.'s asymmetric unsigned codes read back clamped into the tensor's range) and laid out
+one after another in arrays (:mod:`sramsim.array`); ``layout="neuralfuse-code"`` places the faults
+as the NeuralFuse authors' code does instead (:mod:`sramsim.layouts`, registered layout objects).
 
 Inside ``at(...)`` the model runs as the chip would: *all* stored tensors hold their quantized values
-``Wq * s`` and the weights that sit on faulty cells hold ``Wq' * s``, where ``Wq'`` is ``Wq`` with
-the fault model applied to its two's-complement bits (see :mod:`sramsim.faults`). ``quantized()``
-gives the fault-free chip. On exit the original weights come back bit for bit, also after an
-exception.
+and the weights that sit on faulty cells hold what their faulty codes read as: the fault model
+(see :mod:`sramsim.faults`) applied to the bits of their b-bit codes, decoded by the format.
+``quantized()`` gives the fault-free chip. A chip is a seed (``chip=``, with a voltage or BER) or
+a fault map (``fault_map=``, e.g. a file from ``sramsim faultmap`` or one measured on silicon,
+loaded with :func:`sramsim.load_fault_map`): the map's faulty cells and stuck values are applied
+to the stored codes at the map's own rate, exactly as the seed's own map would be; a map of other
+arrays, too few cells or another layout's geometry is refused. On exit the original weights come
+back bit for bit, also after an exception.
 
 No copy of the model is made: its own ``Parameter`` objects hold the chip's weights. A stored
-tensor whose weights are already on their quantization grid (e.g. a model exported after
+tensor whose weights are already on their format's quantization grid (e.g. a model exported after
 quantization-aware training) is written in place, only where a fault changes a weight, and
 cleared on exit. Any other gets a scratch tensor of its shape and strides, made once (as much
 memory as a copy of those weights), that receives its quantized weights; inside the block the
@@ -53,7 +66,6 @@ ms at 0.90 Vmin (``bench/bench_deploy.py``, with a forward pass between chips).
 from __future__ import annotations
 
 import copy
-import os
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -65,14 +77,13 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 import characterization
-from characterization import DEFAULT_TECH
 from sramsim import _kernels, layouts
 from sramsim._writes import StoredTensor, WeightWriter
 from sramsim.array import ArrayGeometry, MemoryLayout
-from sramsim.faults import FAULT_MODEL_SEMANTICS, Chip, check_fault_model, max_hazard
+from sramsim.faults import FAULT_MODEL_SEMANTICS, Chip, FaultMap, max_hazard
 from sramsim.layers import STORED_LAYERS
+from sramsim.memory import MemoryConfig
 from sramsim.operating_point import OperatingPoint
-from sramsim.quant import check_bits, quantize
 
 #: Embedding tables: stored only with ``include_embeddings=True``.
 EMBEDDING_LAYERS = (nn.Embedding, nn.EmbeddingBag)
@@ -170,7 +181,7 @@ def _warn_unstored(model: nn.Module, stored: set[int]) -> None:
 class _Faults:
     """A chip's faults applied to the stored integers: what to write and what to report."""
 
-    chip: Chip
+    seed: int
     ber: float
     voltage: float | None
     index: np.ndarray    # per changed weight, tensor by tensor, increasing: its flat index in its tensor
@@ -182,8 +193,11 @@ class _Faults:
 
 
 class Deployment:
-    """A model's weights quantized to ``bits`` and laid out in arrays of ``geometry`` of
-    technology ``tech``, ready to run on any chip at any voltage (see the module docstring).
+    """A model's weights stored as ``memory`` says (a :class:`MemoryConfig`; or the shorthands
+    ``bits``, ``tech``, ``fault_model``, ``layout``, defaults 8, the default technology,
+    ``"stuck-at"``, ``"arrays"``) in arrays of ``geometry``, ready to run on any chip at any
+    voltage (see the module docstring). ``self.memory`` is the config, ``self.storage`` its
+    :class:`~sramsim.storage.StorageFormat`.
 
     ``fault_model`` is ``"stuck-at"`` (default, the paper's) or ``"flip"``; see
     :mod:`sramsim.faults`. Chips are ints (seeds, any integer in [0, 2**63)) or :class:`Chip`\\ s.
@@ -203,19 +217,18 @@ class Deployment:
     'stuck-at'
     """
 
-    def __init__(self, model: nn.Module, bits: int = 8, tech: str = DEFAULT_TECH,
-                 fault_model: str = "stuck-at", include_bias: bool = False,
-                 geometry: ArrayGeometry = ArrayGeometry(), layout: str = "arrays",
-                 include_embeddings: bool = False, extra_tensors: Sequence[str] = ()) -> None:
+    def __init__(self, model: nn.Module, bits: int | None = None, tech: str | None = None,
+                 fault_model: str | None = None, include_bias: bool = False,
+                 geometry: ArrayGeometry = ArrayGeometry(), layout: str | None = None,
+                 include_embeddings: bool = False, extra_tensors: Sequence[str] = (), *,
+                 memory: MemoryConfig | None = None) -> None:
         self.model = model
-        self.bits = check_bits(bits)
-        self.layout_name = layouts.check_layout(layout, self.bits)
-        if layout == "neuralfuse-code" and geometry != ArrayGeometry():
-            raise ValueError(f"layout 'neuralfuse-code' uses its own {layouts.MAP_ROWS}x{layouts.MAP_COLS} "
-                             f"map: do not give a geometry (got {geometry})")
-        self.tech = os.fspath(tech)
+        self.memory = _memory_config(memory, bits=bits, tech=tech, fault_model=fault_model, layout=layout)
+        self.bits, self.tech, self.fault_model = self.memory.bits, self.memory.tech, self.memory.fault_model
+        self.layout_name, self.storage = self.memory.layout, self.memory.storage_format
+        self._fault_layout = self.memory.fault_layout
+        self._fault_layout.geometry(geometry)   # a layout with a map of its own refuses a geometry
         self.voltage_model = characterization.load(self.tech)
-        self.fault_model = check_fault_model(fault_model)
         self.include_bias = bool(include_bias)
         self.include_embeddings = bool(include_embeddings)
         self.geometry = geometry
@@ -227,11 +240,11 @@ class Deployment:
         self._q = np.empty(self.layout.n_words, dtype=np.int8)
         stored = []
         for (name, param), start, stop in zip(params, self.layout.offsets, self.layout.offsets[1:]):
-            q, scale = quantize(param, self.bits)
+            q, quant_params = self.storage.integers(param, self.bits)
             self._q[start:stop] = q.cpu().reshape(-1).numpy()
             if param.device.type == "cpu":   # share the one copy of the integers
                 q = torch.from_numpy(self._q[start:stop]).view(param.shape)
-            stored.append(StoredTensor(name, param, q, scale))
+            stored.append(StoredTensor(name, param, q, quant_params, self.storage))
         self._writer = WeightWriter(stored)
         self._state = "original"
         self._buffers: tuple[np.ndarray, ...] | None = None
@@ -268,12 +281,14 @@ class Deployment:
 
     @contextmanager
     def at(self, point: OperatingPoint | None = None, *, voltage: float | None = None,
-           ber: float | None = None, chip: int | Chip) -> Iterator[nn.Module]:
+           ber: float | None = None, chip: int | Chip | None = None,
+           fault_map: FaultMap | None = None) -> Iterator[nn.Module]:
         """The model on ``chip`` at ``point``, or at ``voltage`` (V/Vmin) or bit-error rate
-        ``ber`` (exactly one); the weights are restored bit-exactly on exit. ``at(ber=0, chip=...)``
-        is the fault-free quantized model."""
+        ``ber`` (exactly one), or on the chip a ``fault_map`` describes (e.g. one measured, loaded
+        with :func:`sramsim.load_fault_map`; alone, at the map's own rate); the weights are
+        restored bit-exactly on exit. ``at(ber=0, chip=...)`` is the fault-free quantized model."""
         self._require_state(("original", "quantized"), "at()")
-        faults = self._faults(chip, self.point(point, voltage=voltage, ber=ber), reuse_buffers=True)
+        faults = self._faults_of(point, voltage, ber, chip, fault_map, reuse_buffers=True)
         outer = self._state == "original"
         if outer:
             self._check_unchanged()
@@ -291,32 +306,34 @@ class Deployment:
             self._state = "original" if outer else "quantized"
 
     def report(self, point: OperatingPoint | None = None, *, voltage: float | None = None,
-               ber: float | None = None, chip: int | Chip) -> dict:
-        """What ``at(voltage=|ber=, chip=)`` does to the model, as a JSON-serializable dict: tech,
-        fault model and layout and their semantics, voltage, BER, energy per access (relative to
+               ber: float | None = None, chip: int | Chip | None = None,
+               fault_map: FaultMap | None = None) -> dict:
+        """What ``at(voltage=|ber=, chip=)`` (or ``at(fault_map=)``) does to the model, as a
+        JSON-serializable dict: tech, storage format, fault model and layout and their semantics,
+        voltage, BER, energy per access (relative to
         Vmin; None when asked by BER), cells, faulty cells, flipped bits, changed weights, and the
         same counts per stored tensor under ``"layers"`` (records; ``pandas.DataFrame(report["layers"])``),
         and the coverage: ``stored_parameters`` of ``parameters`` (their ratio ``coverage``), per kind
         of layer (see :func:`parameter_kind`) under ``"coverage_by_kind"`` (records).
         Under ``"neuralfuse-code"`` the cells are those of the one shared map, and a tensor's
         ``faulty_cells`` counts the faulty bits its weights read (a cell is read by many weights)."""
-        faults = self._faults(chip, self.point(point, voltage=voltage, ber=ber))
-        layout, counts = self.layout, faults.counts
-        if self.layout_name == "arrays":
-            rows, cols, arrays, cells = self.geometry.rows, self.geometry.cols, layout.n_arrays, layout.n_cells
-        else:
-            rows, cols, arrays, cells = layouts.MAP_ROWS, layouts.MAP_COLS, 1, layouts.MAP_GEOMETRY.cells
+        faults = self._faults_of(point, voltage, ber, chip, fault_map)
+        layout, counts, cell_layout = self.layout, faults.counts, self._fault_layout
+        g = cell_layout.geometry(self.geometry)
+        rows, cols, arrays, cells = g.rows, g.cols, cell_layout.n_arrays(layout), cell_layout.n_cells(layout)
         layers = [{"name": stored.name, "shape": list(stored.param.shape), "weights": size,
                    "faulty_cells": int(faulty), "flipped_bits": int(flipped),
                    "changed_weights": int(changed)}
                   for stored, size, (faulty, flipped, changed) in zip(self._writer.tensors, layout.sizes, counts)]
         return {
             "tech": self.tech,
+            "storage": self.memory.storage,
+            "storage_semantics": self.storage.semantics,
             "fault_model": self.fault_model,
             "fault_model_semantics": FAULT_MODEL_SEMANTICS[self.fault_model],
             "layout": self.layout_name,
-            "layout_semantics": layouts.LAYOUT_SEMANTICS[self.layout_name],
-            "chip": faults.chip.seed,
+            "layout_semantics": self._fault_layout.semantics,
+            "chip": faults.seed,
             "voltage": faults.voltage,
             "ber": faults.ber,
             "energy_per_access": None if faults.voltage is None
@@ -359,11 +376,12 @@ class Deployment:
 
     def __repr__(self) -> str:
         return (f"Deployment({len(self._writer.tensors)} tensors, {self.layout.n_words} weights, "
-                f"bits={self.bits}, tech={self.tech!r}, fault_model={self.fault_model!r}, "
-                f"include_bias={self.include_bias}, include_embeddings={self.include_embeddings}, "
-                f"layout={self.layout_name!r}, "
+                f"bits={self.bits}, storage={self.memory.storage!r}, tech={self.tech!r}, "
+                f"fault_model={self.fault_model!r}, include_bias={self.include_bias}, "
+                f"include_embeddings={self.include_embeddings}, layout={self.layout_name!r}, "
                 + (f"arrays={self.layout.n_arrays} of {self.geometry.rows}x{self.geometry.cols})"
-                   if self.layout_name == "arrays" else f"map of {layouts.MAP_ROWS}x{layouts.MAP_COLS})"))
+                   if self._fault_layout.own_geometry is None else
+                   f"map of {self._fault_layout.own_geometry.rows}x{self._fault_layout.own_geometry.cols})"))
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -375,30 +393,65 @@ class Deployment:
                              f"deployment's tech {self.tech!r} with {self.geometry}")
         return chip
 
+    def _faults_of(self, point: OperatingPoint | None, voltage: float | None, ber: float | None,
+                   chip: int | Chip | None, fault_map: FaultMap | None, reuse_buffers: bool = False) -> _Faults:
+        """The faults of ``chip`` at the point given, or of ``fault_map`` (given alone)."""
+        if fault_map is None:
+            if chip is None:
+                raise ValueError("give chip= (a seed or a Chip) with a voltage or BER, or fault_map=")
+            return self._faults(chip, self.point(point, voltage=voltage, ber=ber), reuse_buffers)
+        if chip is not None or point is not None or voltage is not None or ber is not None:
+            raise ValueError("a fault map is one chip at one rate: give fault_map= alone, without "
+                             f"chip=, a point, voltage= or ber= (got chip={chip!r}, voltage={voltage!r}, "
+                             f"ber={ber!r})")
+        return self._map_faults(fault_map)
+
     def _faults(self, chip: int | Chip, point: OperatingPoint, reuse_buffers: bool = False) -> _Faults:
         """Generate ``chip``'s faults and apply them to the stored integers. With
         ``reuse_buffers`` the result lives in buffers kept for the next call (fresh memory is slow
         to fault in); only one such result may be alive at a time."""
         chip = self._chip(chip)
         rate = point.ber
-        if self.layout_name == "neuralfuse-code":
+        flip, code_xor = self.fault_model == "flip", self.storage.code_xor(self.bits)
+        if self._fault_layout.shared_map:
             fault_map = layouts.code_fault_map(chip.seed, self.tech, rate)
-            index, value, clean, counts = layouts.apply_code_faults(
-                fault_map, self._q, self.layout.offsets, self.fault_model == "flip")
-            bounds = np.concatenate(([0], np.cumsum(counts[:, 2])))
-            return _Faults(chip, rate, point.voltage, index, value, clean, bounds, counts, len(fault_map))
+            return self._read(chip.seed, rate, point.voltage, *layouts.apply_code_faults(
+                fault_map, self._q, self.layout.offsets, flip, code_xor), len(fault_map))
         buffers = self._buffers if reuse_buffers and self._buffers is not None else _empty_buffers()
         g = self.geometry
         buffers, n, counts, faulty = _kernels.parallel(
             _kernels.perturb_chip, np.uint64(chip.seed), self.layout.n_arrays, g.rows, g.cols,
-            self.bits, max_hazard(rate), self._q, self.layout.offsets, self.fault_model == "flip",
-            buffers)
+            self.bits, max_hazard(rate), self._q, self.layout.offsets, flip, code_xor, buffers)
         if reuse_buffers:
             self._buffers = buffers
         index, value, clean = buffers[:3]
+        return self._read(chip.seed, rate, point.voltage, index[:n], value[:n], clean[:n], counts, int(faulty))
+
+    def _map_faults(self, fault_map: FaultMap) -> _Faults:
+        """The faults of a loaded or generated map, applied as :meth:`_faults` applies a chip's."""
+        if not isinstance(fault_map, FaultMap):
+            raise TypeError(f"fault_map must be a FaultMap (see sramsim.load_fault_map), got "
+                            f"{type(fault_map).__name__}")
+        if fault_map.tech != self.tech:
+            raise ValueError(f"fault map of tech {fault_map.tech!r} does not match the deployment's "
+                             f"tech {self.tech!r}")
+        cell_layout = self._fault_layout
+        cell_layout.check_map(fault_map, self.layout, self.geometry)
+        flip, code_xor = self.fault_model == "flip", self.storage.code_xor(self.bits)
+        if cell_layout.shared_map:
+            found = layouts.apply_code_faults(fault_map, self._q, self.layout.offsets, flip, code_xor)
+        else:
+            found = layouts.apply_array_faults(fault_map, self._q, self.layout.offsets, self.bits, flip,
+                                               code_xor)
+        faulty = int(np.searchsorted(fault_map.cells, cell_layout.n_cells(self.layout)))
+        return self._read(fault_map.seed, fault_map.ber, fault_map.voltage, *found, faulty)
+
+    def _read(self, seed: int, ber: float, voltage: float | None, index: np.ndarray, value: np.ndarray,
+              clean: np.ndarray, counts: np.ndarray, faulty_cells: int) -> _Faults:
+        """The faults found, with the integers read from faulty codes clamped as the format reads them."""
+        self.storage.clamp_integers(value, self.bits)
         bounds = np.concatenate(([0], np.cumsum(counts[:, 2])))
-        return _Faults(chip, rate, point.voltage, index[:n], value[:n],
-                       clean[:n], bounds, counts, int(faulty))
+        return _Faults(seed, ber, voltage, index, value, clean, bounds, counts, faulty_cells)
 
     def _require_state(self, allowed: str | tuple[str, ...], what: str) -> None:
         if self._state not in allowed:
@@ -412,23 +465,39 @@ class Deployment:
                                "Deployment was made: make a new Deployment of the model")
 
 
+def _memory_config(memory: MemoryConfig | None, **shorthands: object) -> MemoryConfig:
+    """``memory``, or a :class:`MemoryConfig` of the shorthand keywords given (not both)."""
+    given = {name: value for name, value in shorthands.items() if value is not None}
+    if memory is None:
+        return MemoryConfig(**given)
+    if given:
+        raise ValueError(f"give memory= or the shorthands {', '.join(shorthands)}, not both "
+                         f"(got memory={memory.describe()!r} and {', '.join(f'{k}={v!r}' for k, v in given.items())})")
+    if not isinstance(memory, MemoryConfig):
+        raise TypeError(f"memory must be a MemoryConfig, got {type(memory).__name__}")
+    return memory
+
+
 def _empty_buffers() -> tuple[np.ndarray, ...]:
     """Output and scratch buffers for :func:`sramsim._kernels.perturb_chip`, grown by it."""
     return tuple(np.empty(0, dtype) for dtype in (np.int64, np.int8, np.int8) * 2)
 
 
 def deploy(model: nn.Module, *, voltage: float | None = None, ber: float | None = None,
-           chip: int | Chip, bits: int = 8, tech: str = DEFAULT_TECH,
-           fault_model: str = "stuck-at", include_bias: bool = False, layout: str = "arrays",
-           include_embeddings: bool = False, extra_tensors: Sequence[str] = ()) -> nn.Module:
-    """A perturbed deep copy of ``model`` as it runs on ``chip`` at ``voltage`` or ``ber``, for
-    one-off use (``model`` is untouched). To evaluate many chips use :class:`Deployment`.
+           chip: int | Chip | None = None, fault_map: FaultMap | None = None, bits: int | None = None,
+           tech: str | None = None, fault_model: str | None = None, include_bias: bool = False,
+           layout: str | None = None, include_embeddings: bool = False, extra_tensors: Sequence[str] = (),
+           memory: MemoryConfig | None = None) -> nn.Module:
+    """A perturbed deep copy of ``model`` as it runs on ``chip`` at ``voltage`` or ``ber`` (or on
+    ``fault_map``), for one-off use (``model`` is untouched). To evaluate many chips use
+    :class:`Deployment`.
 
     >>> perturbed = deploy(nn.Linear(64, 10), ber=0.01, chip=0)
     """
     clone = copy.deepcopy(model)
     deployment = Deployment(clone, bits, tech, fault_model, include_bias, layout=layout,
-                            include_embeddings=include_embeddings, extra_tensors=extra_tensors)
-    faults = deployment._faults(chip, deployment.point(voltage=voltage, ber=ber))
+                            include_embeddings=include_embeddings, extra_tensors=extra_tensors,
+                            memory=memory)
+    faults = deployment._faults_of(None, voltage, ber, chip, fault_map)
     deployment._writer.write_quantized(faults.bounds, faults.index, faults.value)
     return clone

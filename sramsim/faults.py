@@ -31,34 +31,23 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from characterization import DEFAULT_TECH
+from characterization.validation import check_scalar
 from sramsim import _kernels
 from sramsim.array import ArrayGeometry
+from sramsim.fault_models import DEFAULT_FAULT_MODEL, FAULT_MODEL_SEMANTICS, FAULT_MODELS, check_fault_model
+from sramsim.mapfile import read_fault_map, write_fault_map
 from sramsim.operating_point import OperatingPoint, check_ber
 
-FAULT_MODELS = ("stuck-at", "flip")
-DEFAULT_FAULT_MODEL = "stuck-at"
-FAULT_MODEL_SEMANTICS = {
-    "stuck-at": "each faulty cell holds a fixed random value (0 or 1 with equal probability), so "
-                "about half of the faulty cells change the stored bit; BER = fraction of faulty "
-                "cells (the NeuralFuse authors' model)",
-    "flip": "every faulty cell inverts the stored bit; BER = fraction of faulty cells = fraction "
-            "of flipped bits",
-}
+__all__ = ["DEFAULT_FAULT_MODEL", "FAULT_MODELS", "FAULT_MODEL_SEMANTICS", "MAX_SEED", "Chip", "FaultMap",
+           "check_fault_model", "check_seed", "load_fault_map", "max_hazard"]
+
 MAX_SEED = 2**63
-
-
-def check_fault_model(name: str) -> str:
-    """Return ``name`` if it is one of :data:`FAULT_MODELS`, else raise a ValueError naming it."""
-    if name not in FAULT_MODELS:
-        raise ValueError(f"unknown fault model {name!r}: use one of {', '.join(FAULT_MODELS)}")
-    return name
 
 
 def check_seed(seed: int) -> int:
     """Return ``seed`` as an int if it is an integer in [0, 2**63), else raise a ValueError."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < MAX_SEED:
-        raise ValueError(f"chip seed {seed!r} is not valid: use an integer in [0, 2**63)")
-    return int(seed)
+    return int(check_scalar(seed, "chip seed", int, min_val=0, max_val=MAX_SEED,
+                            include_boundaries="left", allowed="an integer in [0, 2**63)"))
 
 
 def max_hazard(ber: float) -> float:
@@ -121,9 +110,17 @@ class FaultMap:
         touched), ``ber``, ``voltage`` (NaN if given by BER), ``seed``, ``tech``, ``fault_model``
         and ``fault_model_semantics``.
         """
-        from sramsim.mapfile import write_fault_map  # mapfile imports this module
-
         write_fault_map(path, self, fault_model)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> FaultMap:
+        """A map written by :meth:`save` or ``sramsim faultmap`` (whole or streamed), or one
+        measured on real silicon in the same format; see :func:`load_fault_map`."""
+        keys = read_fault_map(path)
+        geometry = ArrayGeometry(keys["rows"], keys["cols"])
+        hazard = -np.log1p(-keys["quantile"])
+        return cls(keys["cell_index"], keys["stuck_value"], hazard, keys["start"], keys["n_cells"],
+                   keys["ber"], keys["voltage"], keys["seed"], keys["tech"], geometry)
 
     def __repr__(self) -> str:
         at = f"voltage={self.voltage:g}, " if self.voltage is not None else ""
@@ -159,8 +156,7 @@ class Chip:
         or at bit-error rate ``ber`` (exactly one). A region gives the same cells as the same
         region cut from a larger map."""
         for name, value in (("n_cells", n_cells), ("start", start)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise ValueError(f"{name}={value!r} is not valid: use a non-negative integer")
+            check_scalar(value, name, int, min_val=0, allowed="a non-negative integer")
         rate = self.ber(voltage=voltage, ber=ber)
         per_array = self.geometry.cells
         stop = start + n_cells
@@ -171,3 +167,13 @@ class Chip:
         return FaultMap(cells, stuck, hazard, int(start), int(n_cells), rate,
                         None if voltage is None else float(voltage), self.seed, self.tech,
                         self.geometry)
+
+
+def load_fault_map(path: str | os.PathLike[str]) -> FaultMap:
+    """Load a fault-map file (:meth:`FaultMap.save`'s keys; :func:`sramsim.mapfile.read_fault_map`
+    checks them) as a :class:`FaultMap`, e.g. to deploy on it: ``deployment.at(fault_map=...)``.
+    The hazards are recomputed from the stored quantiles; the file's ``fault_model`` is a label:
+    a deployment applies its own fault model to the map's cells. Anything else (a text file, a torch
+    checkpoint, a map with keys missing or inconsistent) raises a one-line ValueError
+    ``"not a fault-map file: ..."``."""
+    return FaultMap.load(path)

@@ -1,4 +1,5 @@
-"""Fault-map files (``.npz``) of any size: the size estimate, and writing whole or streamed.
+"""Fault-map files (``.npz``) of any size: the size estimate, writing whole or streamed, and
+reading one back (:func:`read_fault_map`, behind :func:`sramsim.load_fault_map`).
 
 A map that fits in memory is generated at once and written by :meth:`FaultMap.save`. A larger one
 is generated a chunk of arrays at a time by :func:`stream_fault_map`: each chunk's faulty cells go
@@ -15,12 +16,17 @@ import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
 
 from characterization.atomic import atomic_path
-from sramsim.faults import FAULT_MODEL_SEMANTICS, Chip, FaultMap, check_fault_model
+from characterization.validation import check_scalar
+from sramsim.fault_models import FAULT_MODEL_SEMANTICS, check_fault_model
+
+if TYPE_CHECKING:   # sramsim.faults imports this module
+    from sramsim.faults import Chip, FaultMap
 
 #: Bytes per faulty cell in the file: cell index (int64), stuck value (uint8), quantile (float64).
 FILE_BYTES_PER_FAULT = 17
@@ -130,8 +136,7 @@ def stream_fault_map(path: str | os.PathLike[str], chip: Chip, n_cells: int, *,
     ``chunk_arrays`` arrays at a time (the file equals ``chip.fault_map(...).save(path)``); return
     the number of faulty cells. Needs twice the file's size on disk until it ends (spool files
     next to ``path``); a progress bar counts cells (``progress=None``: only on a terminal)."""
-    if isinstance(chunk_arrays, bool) or not isinstance(chunk_arrays, (int, np.integer)) or chunk_arrays < 1:
-        raise ValueError(f"chunk_arrays={chunk_arrays!r} is not valid: use a positive integer")
+    check_scalar(chunk_arrays, "chunk_arrays", int, min_val=1, allowed="a positive integer")
     rate = chip.ber(voltage=voltage, ber=ber)
     g = chip.geometry
     scalars = metadata(start, n_cells, rate, voltage, chip.seed, chip.tech, g.rows, g.cols, fault_model)
@@ -155,6 +160,61 @@ def stream_fault_map(path: str | os.PathLike[str], chip: Chip, n_cells: int, *,
             for f in files.values():
                 f.close()
     return count
+
+
+def read_fault_map(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The keys of a fault-map file (see :meth:`sramsim.FaultMap.save`), checked: the three
+    arrays (``cell_index`` sorted, unique and inside the map's cells, ``stuck_value`` 0 or 1,
+    ``quantile`` in [0, 1)) and the scalars as Python values (``voltage`` None when NaN). Anything
+    else raises a one-line ValueError ``"not a fault-map file: PATH (why)"``."""
+    def refuse(why: str) -> ValueError:
+        return ValueError(f"not a fault-map file: {os.fspath(path)} ({why})")
+
+    names = (*(key for key, _ in _ARRAYS), *_SCALARS)
+    if not os.path.isfile(path):
+        raise refuse("no such file")
+    if not zipfile.is_zipfile(path):
+        raise refuse("not an .npz archive")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            keys = {key: npz[key] for key in names if key in npz.files}
+    except (OSError, EOFError, zipfile.BadZipFile, ValueError) as err:
+        raise refuse(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
+    missing = [key for key in names if key not in keys]
+    if missing:
+        raise refuse(f"keys {', '.join(missing)} are missing")
+    for key, dtype in _ARRAYS:
+        if keys[key].ndim != 1 or keys[key].dtype != dtype or len(keys[key]) != len(keys["cell_index"]):
+            raise refuse(f"{key} must be a 1-D {np.dtype(dtype).name} array as long as cell_index")
+    try:
+        scalars = {key: convert(keys[key]) for key, convert in _SCALARS.items()}
+    except (TypeError, ValueError) as err:
+        raise refuse(f"a scalar key is not a scalar of its type: {err}") from None
+    cells, start, stop = keys["cell_index"], scalars["start"], scalars["start"] + scalars["n_cells"]
+    if min(start, scalars["n_cells"], scalars["rows"] - 1, scalars["cols"] - 1) < 0 or not 0 <= scalars["ber"] <= 1:
+        raise refuse(f"start {start}, n_cells {scalars['n_cells']}, rows {scalars['rows']}, cols "
+                     f"{scalars['cols']} or ber {scalars['ber']} out of range")
+    if cells.size and (np.any(np.diff(cells) <= 0) or cells[0] < start or cells[-1] >= stop):
+        raise refuse(f"cell_index must be increasing and inside cells {start}..{stop}")
+    if np.any(keys["stuck_value"] > 1) or np.any(~((keys["quantile"] >= 0) & (keys["quantile"] < 1))):
+        raise refuse("stuck_value must be 0 or 1 and quantile in [0, 1)")
+    voltage = scalars["voltage"]
+    return {**{key: keys[key] for key, _ in _ARRAYS}, **scalars,
+            "voltage": None if np.isnan(voltage) else voltage}
+
+
+def _scalar(kind: type) -> Any:
+    """A converter of a 0-d array to a Python ``kind`` that refuses arrays of other shapes or kinds."""
+    def convert(value: np.ndarray) -> Any:
+        if value.ndim != 0 or (kind is str) != (value.dtype.kind == "U"):
+            raise ValueError(f"{value.dtype}{list(value.shape)}")
+        return kind(value.item())
+    return convert
+
+
+_SCALARS = {"start": _scalar(int), "n_cells": _scalar(int), "rows": _scalar(int), "cols": _scalar(int),
+            "ber": _scalar(float), "voltage": _scalar(float), "seed": _scalar(int), "tech": _scalar(str),
+            "fault_model": _scalar(str)}
 
 
 def _chunks(lo: int, hi: int, size: int) -> Iterator[tuple[int, int]]:

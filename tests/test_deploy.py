@@ -377,7 +377,7 @@ def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="does not match"):
         with deployment.at(ber=0.01, chip=Chip(0, geometry=ArrayGeometry(256, 64))):
             pass
-    with pytest.raises(ValueError, match="seed -4"):
+    with pytest.raises(ValueError, match="seed=-4"):
         deployment.report(ber=0.01, chip=-4)
     with pytest.raises(ValueError, match="no nn.Linear"):
         Deployment(nn.Sequential(nn.ReLU()))

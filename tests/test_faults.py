@@ -186,7 +186,7 @@ def test_bad_requests_are_refused_with_the_value_named():
         chip.fault_map(100, voltage=0.3)
     with pytest.raises(ValueError, match="n_cells=-1"):
         chip.fault_map(-1, ber=0.01)
-    with pytest.raises(ValueError, match="seed -1"):
+    with pytest.raises(ValueError, match="seed=-1"):
         Chip(seed=-1)
     with pytest.raises(ValueError, match="seed"):
         Chip(seed=2**63)

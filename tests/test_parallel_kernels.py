@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from sramsim import Chip, Deployment, _kernels, _stores
+from sramsim import Chip, Deployment, MemoryConfig, _kernels, _stores
 from sramsim.array import ArrayGeometry
 from sramsim.faults import max_hazard
 
@@ -68,23 +68,25 @@ def serial_perturb(deployment: Deployment, seed: int, ber: float, flip: bool):
     scratch = tuple(row[0] for row in _kernels._perturb_buffers(1, g.cells, g.rows * (g.cols // deployment.bits)))
     m, faulty = _kernels._perturb_arrays(np.uint64(seed), 0, layout.n_arrays, g.rows, g.cols,
                                          deployment.bits, max_hazard(ber), deployment._q, layout.offsets,
-                                         flip, scratch, *out, counts)
+                                         flip, deployment.storage.code_xor(deployment.bits), scratch,
+                                         *out, counts)
     return (*(a[:m] for a in out), counts, faulty)
 
 
 @pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("slot", [0, 2])
-@pytest.mark.parametrize("fault_model, bits", [("stuck-at", 8), ("flip", 5)])
-def test_perturb_chip_equals_the_serial_kernel(numba_threads, threads, slot, fault_model, bits):
+@pytest.mark.parametrize("fault_model, bits, storage", [("stuck-at", 8, "symmetric"), ("flip", 5, "robust")])
+def test_perturb_chip_equals_the_serial_kernel(numba_threads, threads, slot, fault_model, bits, storage):
     numba_threads(threads)
-    deployment = Deployment(_model(), bits=bits, fault_model=fault_model, geometry=GEOMETRY)
+    deployment = Deployment(_model(), geometry=GEOMETRY,
+                            memory=MemoryConfig(bits=bits, fault_model=fault_model, storage=storage))
     flip = fault_model == "flip"
     index, value, clean, counts, faulty = serial_perturb(deployment, 5, 0.03, flip)
     layout, g = deployment.layout, GEOMETRY
     buffers = tuple(np.empty(0, t) for t in (np.int64, np.int8, np.int8) * 2)
     buffers, n, got_counts, got_faulty = _kernels.perturb_chip(
         np.uint64(5), layout.n_arrays, g.rows, g.cols, bits, max_hazard(0.03), deployment._q,
-        layout.offsets, flip, buffers, threads, slot)
+        layout.offsets, flip, deployment.storage.code_xor(bits), buffers, threads, slot)
     assert layout.n_arrays > 2 * _kernels.ARRAYS_PER_CHUNK and n > 500
     assert n == index.size and got_faulty == faulty
     np.testing.assert_array_equal(got_counts, counts)
@@ -111,10 +113,10 @@ def test_streaming_stores_write_what_plain_stores_write(dtype):
     rng = np.random.default_rng(0)
     q = rng.integers(-128, 128, 300, dtype=np.int8)
     scale = float(dtype(0.0123))
-    for start in range(9):
+    for start, shift in ((start, shift) for start in range(9) for shift in (0.0, 0.3 / 7)):
         for size in (0, 1, 7, 8, 9, 100, 300 - start):
             out = np.full(310, -1.0, dtype)
-            _stores.stream_scaled(out[start:start + size], q[:size], scale)
+            _stores.stream_scaled(out[start:start + size], q[:size], scale, shift)
             expected = np.full(310, -1.0, dtype)
-            expected[start:start + size] = q[:size] * dtype(scale)
+            expected[start:start + size] = (q[:size] * scale + shift).astype(dtype)
             assert np.array_equal(out.view(np.uint8), expected.view(np.uint8)), (start, size)
