@@ -13,6 +13,7 @@ from neuralfuse.shipped import DEFAULT_SETUP as DEFAULT_DEMO_SETUP, SETUPS as DE
 from sramsim.cli_types import BER, SEED, WEIGHT_BITS, OutputPath
 from sramsim.faults import DEFAULT_FAULT_MODEL, FAULT_MODELS
 from sramsim.layouts import DEFAULT_LAYOUT, LAYOUTS
+from sramsim.storage import STORAGE_FORMATS
 
 
 def _layout_option(default: str | None, default_help: str = ""):
@@ -238,7 +239,7 @@ def main() -> None:
               help="Bit-error training is on for a batch only while its clean loss is below this.")
 @click.option("--randbet-grad-clip", type=click.FloatRange(0, min_open=True), default=0.05,
               show_default=True, help="Element-wise bound of the bit-error training gradients.")
-@click.option("--storage", default="symmetric", show_default=True,
+@click.option("--storage", type=click.Choice(STORAGE_FORMATS), default=STORAGE_FORMATS[0], show_default=True,
               help="How the weights of bit-error training are stored (sramsim).")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--val-size", type=click.IntRange(0), default=0, show_default=True,

@@ -21,7 +21,6 @@ weights each time, as it quantizes and lays them out once at construction.
 """
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 
 import torch
@@ -31,19 +30,8 @@ from torch.nn.utils import parametrize
 from characterization.validation import check_scalar
 from neuralfuse.chips import training_chips, validation_chips
 from neuralfuse.precision import DEFAULT_PRECISION, autocast
-from sramsim import Deployment
-
-#: Weight storage formats: ``"symmetric"`` is sramsim's per-tensor two's complement.
-DEFAULT_STORAGE = "symmetric"
-
-
-def check_storage(storage: str) -> str:
-    """Return ``storage`` if this sramsim's :class:`Deployment` can store weights that way."""
-    if storage != DEFAULT_STORAGE and "storage" not in inspect.signature(Deployment).parameters:
-        raise ValueError(f"storage={storage!r} is not available: this sramsim stores weights only "
-                         f"as {DEFAULT_STORAGE!r}")
-    return storage
-
+from sramsim import Deployment, MemoryConfig
+from sramsim.storage import DEFAULT_STORAGE
 
 def check_randbet(ber: float | None, threshold: float, grad_clip: float) -> None:
     """Raise a ValueError naming the first bad setting: ``ber`` (None: off) must be in (0, 0.5],
@@ -67,7 +55,7 @@ class RandBET:
         self.precision = precision
         self.ber, self.threshold, self.grad_clip = ber, threshold, grad_clip
         self.model, self.shadow, self.seed, self.bits = model, shadow, seed, bits
-        self.deploy_options = {} if check_storage(storage) == DEFAULT_STORAGE else {"storage": storage}
+        self.memory = MemoryConfig(bits=bits, storage=storage)
         self.chip: int | None = None  # the training chip of the last perturbed step
         shadow_params = dict(shadow.named_parameters())
         self._weights, self._params = [], []
@@ -92,7 +80,7 @@ class RandBET:
 
     def deployment(self) -> Deployment:
         """A :class:`Deployment` of the model's current quantized weights (on the shadow)."""
-        return Deployment(self.sync(), bits=self.bits, **self.deploy_options)
+        return Deployment(self.sync(), memory=self.memory)
 
     def step(self, x: torch.Tensor, y: torch.Tensor, clean_loss: float,
              criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],

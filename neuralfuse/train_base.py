@@ -59,10 +59,12 @@ from neuralfuse.models import create_model, list_models
 from neuralfuse.precision import DEFAULT_PRECISION, autocast, check_precision
 from neuralfuse.models.norm import check_norm
 from neuralfuse.qat import enable_qat, export_quantized
-from neuralfuse.randbet import DEFAULT_STORAGE, RandBET, check_randbet, check_storage
+from neuralfuse.randbet import RandBET, check_randbet
 from neuralfuse.runs import record_differences
 from sramsim.faults import MAX_SEED
 from sramsim.quant import check_bits
+from sramsim.storage import DEFAULT_STORAGE
+from sramsim.storage import get as storage_format
 
 REFERENCE_BATCH = 128  # ``lr`` is the peak learning rate at this batch size
 EVAL_BATCH = 500
@@ -122,7 +124,7 @@ class TrainBaseConfig:
             check_scalar(getattr(self, name), name, int, min_val=0, max_val=MAX_SEED,
                          include_boundaries="left", allowed="an integer in [0, 2**63)")
         check_norm(self.norm)
-        check_storage(self.storage)
+        storage_format(self.storage)
         if self.clip is not None:
             object.__setattr__(self, "clip", check_clip(self.clip))
         check_randbet(self.randbet_ber, self.randbet_threshold, self.randbet_grad_clip)

@@ -34,11 +34,21 @@ def stored_weights(model: nn.Module) -> list[torch.Tensor]:
     return [layer.weight.detach() for _, layer in quantized_layers(model)]
 
 
-def tiny_randbet(threshold: float = 10.0, grad_clip: float = 0.05) -> tuple[nn.Module, RandBET]:
+def tiny_randbet(threshold: float = 10.0, grad_clip: float = 0.05, **options) -> tuple[nn.Module, RandBET]:
     torch.manual_seed(0)
     model = enable_qat(create_model("vgg11", width=0.0625, norm="group")).train()
     shadow = create_model("vgg11", width=0.0625, norm="group")
-    return model, RandBET(model, shadow, ber=0.02, seed=7, threshold=threshold, grad_clip=grad_clip)
+    return model, RandBET(model, shadow, ber=0.02, seed=7, threshold=threshold, grad_clip=grad_clip, **options)
+
+
+def test_randbet_deploys_in_the_chosen_storage_format_and_robust_weights_stay_in_range():
+    model, randbet = tiny_randbet(storage="robust")
+    deployment = randbet.deployment()
+    assert deployment.memory.storage == "robust" and deployment.storage.name == "robust"
+    ranges = [(w.min(), w.max()) for w in stored_weights(model)]
+    with deployment.at(ber=0.3, chip=1) as perturbed:   # a flipped bit cannot leave a layer's range
+        for (low, high), (_, layer) in zip(ranges, quantized_layers(perturbed)):
+            assert low - 1e-6 <= layer.weight.min() and layer.weight.max() <= high + 1e-6
 
 
 def batch() -> tuple[torch.Tensor, torch.Tensor]:
