@@ -6,7 +6,7 @@ and the allowed range of a BER are checked in one place.
     >>> OperatingPoint.resolve(ber=0.01).describe()
     'BER 1.000%'
     >>> OperatingPoint.resolve(voltage=0.83).describe()
-    '0.830 Vmin (BER 1.000%)'
+    '0.830 Vmin (BER 1.212%)'
 """
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ class OperatingPoint:
         return cls(ber=check_ber(ber), tech=tech)
 
     def describe(self) -> str:
-        """A short human-readable label, e.g. ``'0.830 Vmin (BER 1.000%)'``."""
+        """A short human-readable label, e.g. ``'0.830 Vmin (BER 1.212%)'``."""
         ber = f"BER {100 * self.ber:.3f}%"
         return ber if self.voltage is None else f"{self.voltage:.3f} Vmin ({ber})"
 

@@ -168,15 +168,20 @@ def test_train_writes_a_complete_run_directory(tmp_path):
     assert meta["input_shape"] == [3, 8, 8] and not generator.training
 
 
-def test_the_run_keeps_every_epoch_and_its_generator_is_the_best_on_validation(tmp_path, monkeypatch):
-    val_pa = iter([50.0, 70.0, 60.0])  # epoch 2 validates best
+def script_validation(monkeypatch, val_pa: list[float]) -> None:
+    """Make each epoch's validation report the next of ``val_pa`` as its PA."""
+    scripted_pa = iter(val_pa)
 
     def scripted(generator, *args, **kwargs):
-        pa = next(val_pa)
+        pa = next(scripted_pa)
         return {"val_ca": 80.0, "val_pa_mean": pa, "val_pa_std": 1.0, "val_base_ca": 85.0,
                 "val_base_pa_mean": 40.0, "val_rp": pa - 40.0}
 
     monkeypatch.setattr(eopm, "validate", scripted)
+
+
+def test_the_run_keeps_every_epoch_and_its_generator_is_the_best_on_validation(tmp_path, monkeypatch):
+    script_validation(monkeypatch, [50.0, 70.0, 60.0])  # epoch 2 validates best
     run = tmp_path / "run"
     train(run, tiny_config(epochs=3, max_steps_per_epoch=1), tiny_base(), tiny_data(), progress=False)
     kept = [read_checkpoint(run / "epochs" / f"generator-epoch00{e}.pt", "neuralfuse.generator")
@@ -190,14 +195,7 @@ def test_the_run_keeps_every_epoch_and_its_generator_is_the_best_on_validation(t
 
 def test_patience_stops_a_run_once_validation_pa_stalls_and_resuming_with_more_epochs_is_allowed(
         tmp_path, monkeypatch):
-    val_pa = iter([50.0, 70.0, 60.0, 65.0, 80.0])  # epochs 3 and 4 do not beat epoch 2
-
-    def scripted(generator, *args, **kwargs):
-        pa = next(val_pa)
-        return {"val_ca": 80.0, "val_pa_mean": pa, "val_pa_std": 1.0, "val_base_ca": 85.0,
-                "val_base_pa_mean": 40.0, "val_rp": pa - 40.0}
-
-    monkeypatch.setattr(eopm, "validate", scripted)
+    script_validation(monkeypatch, [50.0, 70.0, 60.0, 65.0, 80.0])  # epochs 3 and 4 do not beat epoch 2
     run = tmp_path / "run"
     train(run, tiny_config(epochs=10, max_steps_per_epoch=1, patience=2), tiny_base(), tiny_data(),
           progress=False)
