@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from characterization import DEFAULT_TECH
+from neuralfuse.models.norm import NORMS
 from neuralfuse.precision import DEFAULT_PRECISION, PRECISION_HELP, PRECISIONS
 from neuralfuse.runs import absolute, command_line
 from neuralfuse.shipped import DEFAULT_SETUP as DEFAULT_DEMO_SETUP, SETUPS as DEMO_SETUPS
@@ -229,7 +230,7 @@ def main() -> None:
               show_default=True)
 @click.option("--bits", type=WEIGHT_BITS, default=8, show_default=True,
               help="Weight bit width of the quantization-aware training.")
-@click.option("--norm", default="batch", show_default=True,
+@click.option("--norm", type=click.Choice(NORMS), default=NORMS[0], show_default=True,
               help="Normalization layers: batch (BatchNorm) or group (GroupNorm, scale 1 + a').")
 @click.option("--clip", type=click.FloatRange(0, min_open=True), default=None,
               help="Clamp every stored (conv/linear) weight to [-CLIP, CLIP] after each step, e.g. 0.1.")
