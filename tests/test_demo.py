@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from neuralfuse.cli import main
 from neuralfuse.demo import NF, format_summary, summarize
-from neuralfuse.shipped import DEFAULT_SETUP, SETUPS
+from neuralfuse.shipped import DEFAULT_SETUP
 from neuralfuse.tradeoff import BASE
 
 
