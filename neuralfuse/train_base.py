@@ -63,8 +63,7 @@ from neuralfuse.randbet import RandBET, check_randbet
 from neuralfuse.runs import record_differences
 from sramsim.faults import MAX_SEED
 from sramsim.quant import check_bits
-from sramsim.storage import DEFAULT_STORAGE
-from sramsim.storage import get as storage_format
+from sramsim.storage import DEFAULT_STORAGE, get as storage_format
 
 REFERENCE_BATCH = 128  # ``lr`` is the peak learning rate at this batch size
 EVAL_BATCH = 500
