@@ -2,7 +2,9 @@
 
 A spec names the base model and the data, the settings every run shares, and the axes whose
 cartesian product gives the runs (any :class:`neuralfuse.eopm.TrainConfig` field; ``lambda`` may
-stand for ``lam``)::
+stand for ``lam``; the memory config's fields ``bits``, ``storage``, ``tech``, ``fault_model`` and
+``layout`` are given flat, and those not given are the base model's, as ``neuralfuse train``
+inherits them)::
 
     base = "r18.pt"              # relative paths are relative to the spec file
     dataset = "cifar10"
@@ -13,6 +15,7 @@ stand for ``lam``)::
     epochs = 20
     train_subset = 10000
     # precision = "bf16"         # arithmetic of training and evaluation (neuralfuse.precision)
+    # storage = "robust"         # how the weights are stored (sramsim.MemoryConfig)
 
     [grid]                       # one list per axis: 2 x 2 x 2 = 8 runs
     generator = ["UNetL", "UNetS"]
@@ -107,13 +110,14 @@ def load_spec(path: str | Path) -> GridSpec:
 def parse_spec(raw: Mapping[str, Any], folder: str | Path = ".") -> GridSpec:
     """A :class:`GridSpec` from the TOML contents ``raw``; relative paths are taken from ``folder``."""
     from neuralfuse.eopm import TrainConfig
+    from sramsim.memory import FIELDS as MEMORY_FIELDS
 
     unknown = set(raw) - TOP_LEVEL
     if unknown:
         raise GridSpecError(f"unknown grid spec key(s) {sorted(unknown)}: use {sorted(TOP_LEVEL)}")
     if "base" not in raw or "grid" not in raw:
         raise GridSpecError("a grid spec needs 'base' (a base-model checkpoint) and a [grid] table")
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"memory"} | set(MEMORY_FIELDS)
     train = _train_keys(raw.get("train", {}), "[train]", fields)
     grid = _train_keys(raw["grid"], "[grid]", fields)
     for key, values in grid.items():
@@ -138,7 +142,7 @@ def parse_spec(raw: Mapping[str, Any], folder: str | Path = ".") -> GridSpec:
     for values in itertools.product(*grid.values()):
         settings = {**train, **dict(zip(grid, values))}
         try:
-            TrainConfig(**settings).point()
+            TrainConfig.from_dict(settings).point()
         except (TypeError, ValueError) as err:
             raise GridSpecError(f"run {dict(zip(grid, values))} is not valid: {err}") from None
         runs.append(GridRun(run_name(dict(zip(grid, values))), settings))
@@ -187,43 +191,39 @@ def run_one(spec: GridSpec, run: GridRun, out: str | Path, device: str = "cpu",
             progress: bool = False) -> Path:
     """Train ``run`` into ``out/runs/<name>`` (resuming it), evaluate it once; return the evaluation file."""
     from neuralfuse.checkpoint import load_base_model, load_generator
-    from neuralfuse.chips import evaluation_chips
-    from neuralfuse.data import fixed_subset, load_dataset
+    from neuralfuse.data import load_dataset
     from neuralfuse.eopm import TrainConfig, base_split, train
-    from neuralfuse.evaluation import evaluate
+    from neuralfuse.evaluation import evaluate, inherited_memory, plan_evaluation
     from neuralfuse.plots import write_learning_curve
-    from neuralfuse.result_files import evaluation_settings, result_file
+    from neuralfuse.result_files import result_file
+    from sramsim.memory import FIELDS as MEMORY_FIELDS
 
     run_dir = Path(out) / "runs" / run.name
     base, meta = load_base_model(spec.base)
     split = base_split(meta, spec.dataset, val_size=run.settings.get("val_size"),
                        split_seed=run.settings.get("split_seed"))
-    config = TrainConfig(**{"bits": meta.get("bits", 8), **run.settings, **split})
+    memory = inherited_memory({str(spec.base): meta}, **{k: run.settings.get(k) for k in MEMORY_FIELDS})
+    settings = {k: v for k, v in run.settings.items() if k not in MEMORY_FIELDS}
+    config = TrainConfig(**{**settings, **split}, memory=memory)
     point = config.point()
     data_root = None if spec.data_root is None else str(spec.data_root)
-    test_set = fixed_subset(load_dataset(spec.dataset, data_root, split="test", image_size=spec.image_size),
-                            spec.evaluate.get("samples"))
-    chips = evaluation_chips(spec.evaluate.get("chips", 10))
-    result_path = result_file(run_dir, evaluation_settings(
-        point=point, bits=config.bits, fault_model=config.fault_model, layout=config.layout, chips=chips,
-        samples=len(test_set), split="test", dataset=spec.dataset, image_size=spec.image_size,
-        precision=config.precision))
+    plan = plan_evaluation(meta, point=point, memory=memory, chips=spec.evaluate.get("chips", 10),
+                           dataset=spec.dataset, data_root=data_root, image_size=spec.image_size,
+                           samples=spec.evaluate.get("samples"), precision=config.precision)
+    result_path = result_file(run_dir, plan.settings)
     if result_path.is_file():
         return result_path
+    command = f"neuralfuse grid (run {run.name})"
     provenance = {"base": str(spec.base), "surrogates": [], "init_generator": None,
                   "dataset": spec.dataset, "data_root": data_root, "image_size": spec.image_size,
-                  "command": f"neuralfuse grid (run {run.name})"}
+                  "command": command}
     train(run_dir, config, base, load_dataset(spec.dataset, data_root, split="train", image_size=spec.image_size),
           provenance=provenance, progress=progress, device=device, on_epoch=write_learning_curve)
     generator, trained = load_generator(run_dir, base=base)
-    result = evaluate(base, test_set, point=point, generator=generator, generator_name=trained["generator"],
-                      chips=chips, bits=config.bits, fault_model=config.fault_model,
-                      layout=config.layout, batch_size=spec.evaluate.get("batch_size", 500), latency_repeats=5,
-                      device=device, precision=config.precision)
-    result["provenance"] = {"base": str(spec.base), "generator": str(run_dir.resolve()),
-                            "dataset": spec.dataset, "data_root": data_root, "image_size": spec.image_size,
-                            "split": "test",
-                            "command": f"neuralfuse grid (run {run.name})"}
+    result = evaluate(base, plan.images, point=point, generator=generator, generator_name=trained["generator"],
+                      chips=plan.chips, memory=memory, batch_size=spec.evaluate.get("batch_size", 500),
+                      latency_repeats=5, device=device, precision=config.precision)
+    result["provenance"] = plan.provenance(base=str(spec.base), generator=str(run_dir.resolve()), command=command)
     write_json(result_path, result)
     return result_path
 

@@ -15,10 +15,11 @@ from neuralfuse.checkpoint import load_base_model, load_generator, model_fingerp
 from neuralfuse.chips import validation_chips
 from neuralfuse.cli import main
 from neuralfuse.data import base_validation_set, holdout_split, load_dataset
-from neuralfuse.evaluation import accuracy, evaluate, format_table, latencies_ms, load_batches
+from neuralfuse.evaluation import (accuracy, evaluate, format_table, inherited_memory, latencies_ms,
+                                   load_batches, plan_evaluation)
 from neuralfuse.generators import create_generator
 from neuralfuse.models import create_model
-from sramsim import OperatingPoint, deploy
+from sramsim import Chip, Deployment, MemoryConfig, OperatingPoint, deploy, load_fault_map
 from tiny import fitted_model
 
 SIDE = 8
@@ -65,10 +66,88 @@ def test_an_identity_generator_changes_nothing(setup):
 
 def test_reduced_precision_and_a_fault_free_point(setup):
     base, data = setup
-    result = evaluate(base, data, point=OperatingPoint.resolve(ber=0.0), chips=3, bits=4, latency_repeats=2)
+    result = evaluate(base, data, point=OperatingPoint.resolve(ber=0.0), chips=3, memory=MemoryConfig(bits=4),
+                      latency_repeats=2)
     four_bit = reference_accuracy(base, data, ber=0.0, chip=0, bits=4)
-    assert result["bits"] == 4 and result["without_nf"]["ca"] == pytest.approx(four_bit)
+    assert result["memory"]["bits"] == 4 and result["without_nf"]["ca"] == pytest.approx(four_bit)
     assert result["without_nf"]["pa_per_chip"] == [four_bit] * 3  # no faults: PA = CA on every chip
+
+
+def test_robust_storage_is_evaluated_as_deployed_and_recorded(setup):
+    base, data = setup
+    memory = MemoryConfig(storage="robust")
+    point = OperatingPoint.resolve(ber=0.05)
+    robust = evaluate(base, data, point=point, chips=[1, 2], memory=memory, latency_repeats=1)
+    expected = [reference_accuracy(base, data, ber=0.05, chip=c, memory=memory) for c in (1, 2)]
+    assert robust["without_nf"]["pa_per_chip"] == pytest.approx(expected)
+    assert robust["memory"] == memory.to_dict() and "8-bit robust weights" in format_table(robust)
+    symmetric = evaluate(base, data, point=point, chips=[1, 2], latency_repeats=1)
+    assert symmetric["without_nf"]["pa_per_chip"] != robust["without_nf"]["pa_per_chip"]
+
+
+def test_fault_maps_saved_from_chips_evaluate_exactly_as_those_chips(setup, tmp_path):
+    base, data = setup
+    n_cells = Deployment(base).layout.n_cells
+    for seed in (3, 7):   # saved at 0.80 Vmin; evaluated there and, nested, at a lower rate
+        Chip(seed).fault_map(n_cells, voltage=0.80).save(tmp_path / f"chip{seed}.npz")
+    maps = [load_fault_map(tmp_path / f"chip{seed}.npz") for seed in (3, 7)]
+    for point in (OperatingPoint.resolve(voltage=0.80), OperatingPoint.resolve(ber=0.01)):
+        from_maps = evaluate(base, data, point=point, chips=maps, latency_repeats=1)
+        from_seeds = evaluate(base, data, point=point, chips=[3, 7], latency_repeats=1)
+        assert from_maps["without_nf"]["pa_per_chip"] == from_seeds["without_nf"]["pa_per_chip"]
+        assert from_maps["chips"] == [3, 7] and len(from_maps["fault_maps"]) == 2
+        assert "fault_maps" not in from_seeds and "2 fault maps" in format_table(from_maps)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("short", r"fault map covers cells 0\.\.100: the stored weights need cells 0\.\.\d+"),
+    ("rate", "holds its faults up to BER 0.01, so it cannot run at BER 0.05"),
+    ("twice", "two fault maps carry chip seed 3"),
+])
+def test_a_fault_map_that_does_not_fit_is_refused_before_any_work(setup, monkeypatch, bad, message):
+    base, data = setup
+    n_cells = Deployment(base).layout.n_cells
+    maps = {"short": [Chip(3).fault_map(100, ber=0.05)], "rate": [Chip(3).fault_map(n_cells, ber=0.01)],
+            "twice": [Chip(3).fault_map(n_cells, ber=0.05)] * 2}[bad]
+    monkeypatch.setattr("neuralfuse.evaluation.load_batches", lambda *a, **k: pytest.fail("work started"))
+    with pytest.raises(ValueError, match=message) as err:
+        evaluate(base, data, point=OperatingPoint.resolve(ber=0.05), chips=maps, latency_repeats=1)
+    assert "\n" not in str(err.value)
+
+
+def test_a_command_inherits_the_memory_config_its_runs_recorded():
+    old_generator = {"bits": 8, "tech": "14nm-512x64", "fault_model": "flip", "layout": "arrays"}
+    robust_base = {"arch": "vgg11", "memory": MemoryConfig(bits=6, storage="robust").to_dict()}
+    assert inherited_memory({"g": old_generator}) == MemoryConfig(fault_model="flip")  # symmetric then
+    assert inherited_memory({"base.pt": robust_base}) == MemoryConfig(bits=6, storage="robust")
+    assert inherited_memory({"base.pt": robust_base}, storage="symmetric", layout=None) == MemoryConfig(bits=6)
+    assert inherited_memory({}, bits=4) == MemoryConfig(bits=4)
+    code = {"memory": MemoryConfig(layout="neuralfuse-code").to_dict()}
+    with pytest.raises(ValueError, match=r"different layouts \(arrays in a, neuralfuse-code in b\): "
+                                         r"give one \(--layout\)"):
+        inherited_memory({"a": old_generator | {"fault_model": "stuck-at"}, "b": code})
+    assert inherited_memory({"a": {}, "b": code}, layout="arrays") == MemoryConfig()
+
+
+def test_an_evaluation_plan_names_its_images_chips_and_settings(tmp_path):
+    point, memory = OperatingPoint.resolve(ber=0.01), MemoryConfig(storage="robust")
+    plan = plan_evaluation({}, point=point, memory=memory, chips=3, first_chip=5, samples=30)
+    assert plan.chips == [5, 6, 7] and len(plan.images) == 30
+    assert plan.settings["chips"] == "chips5-7" and plan.settings["storage"] == "robust"
+    assert plan.provenance(base="b.pt") == {"base": "b.pt", "dataset": "default", "data_root": None,
+                                            "image_size": None, "split": "test"}
+    held = {"dataset": "default", "split": {"val_size": 20, "seed": 1}}
+    validation = plan_evaluation(held, point=point, memory=memory, on="validation", chips=2)
+    assert validation.chips == validation_chips(2) and len(validation.images) == 20
+    fault_map = Chip(4).fault_map(1000, ber=0.02)
+    measured = plan_evaluation({}, point=point, memory=memory, fault_maps=[fault_map], samples=10)
+    assert measured.chips == [fault_map] and measured.settings["chips"].startswith("maps4-4-")
+    for bad, message in ((dict(on="validation", first_chip=2), "--first-chip"),
+                         (dict(fault_maps=[fault_map], chips=3), "without a chip count"),
+                         (dict(on="validation", fault_maps=[fault_map]), "on test or calibration"),
+                         (dict(on="train"), "on='train' is not valid")):
+        with pytest.raises(ValueError, match=message):
+            plan_evaluation(held, point=point, memory=memory, **bad)
 
 
 def test_latencies_take_turns_so_a_busy_machine_slows_both_alike():
@@ -121,7 +200,7 @@ def test_cli_evaluate_prints_a_table_and_writes_json(files, tmp_path):
     assert "base model" in result.output and "+ UNetS" in result.output and "RP =" in result.output
     saved = json.loads(out.read_text())
     assert saved["operating_point"]["voltage"] == 0.83 and saved["samples"] == 40
-    assert saved["fault_model"] == "stuck-at" and saved["provenance"]["dataset"] == "default"
+    assert saved["memory"] == MemoryConfig().to_dict() and saved["provenance"]["dataset"] == "default"
     assert saved["rp"] == pytest.approx(saved["with_nf"]["pa_mean"] - saved["without_nf"]["pa_mean"])
 
 
@@ -132,7 +211,7 @@ def test_cli_evaluate_writes_into_the_run_directory_by_default(files):
         "--chips", "1", "--samples", "20", "--latency-repeats", "1", "--no-progress"])
     assert result.exit_code == 0, result.output
     name = "evaluation-ber0.005-6bit-stuck-at-arrays-14nm-512x64-chips0-0-test-default-20images.json"
-    assert json.loads((run / name).read_text())["bits"] == 6
+    assert json.loads((run / name).read_text())["memory"]["bits"] == 6
 
 
 @pytest.mark.parametrize("args, message", [
@@ -329,13 +408,18 @@ def test_cli_evaluate_a_quick_check_keeps_the_full_evaluation_and_compare_tells_
 def test_result_file_names_every_setting():
     from neuralfuse.result_files import evaluation_settings, result_file
 
-    base = dict(point=OperatingPoint.resolve(ber=0.01), bits=8, fault_model="stuck-at", layout="arrays",
-                chips=range(10), samples=2000, split="test", dataset="default")
+    base = dict(point=OperatingPoint.resolve(ber=0.01), memory=MemoryConfig(), chips=range(10), samples=2000,
+                split="test", dataset="default")
+    memory = MemoryConfig()
     changes = [dict(samples=30), dict(chips=range(3, 13)), dict(chips=range(5)), dict(split="validation"),
-               dict(dataset="cifar10"), dict(image_size=32), dict(bits=6), dict(fault_model="flip"),
-               dict(layout="neuralfuse-code"), dict(point=OperatingPoint.resolve(voltage=0.83))]
+               dict(dataset="cifar10"), dict(image_size=32), dict(memory=memory.replace(bits=6)),
+               dict(memory=memory.replace(fault_model="flip")), dict(memory=memory.replace(layout="neuralfuse-code")),
+               dict(memory=memory.replace(storage="robust")), dict(point=OperatingPoint.resolve(voltage=0.83)),
+               dict(chips=range(10), fault_maps=[f"{i:016x}" for i in range(10)]), dict(precision="bf16")]
     names = {result_file("run", evaluation_settings(**{**base, **change})).name for change in [{}, *changes]}
     assert len(names) == len(changes) + 1
+    robust = result_file("run", evaluation_settings(**{**base, "memory": memory.replace(storage="robust")})).name
+    assert robust == "evaluation-ber0.01-8bit-robust-stuck-at-arrays-14nm-512x64-chips0-9-test-default-2000images.json"
 
 
 def test_cli_evaluate_refuses_a_file_made_with_other_settings_unless_overwrite(files, tmp_path):

@@ -22,7 +22,7 @@ from neuralfuse.plots import write_sweep_plots
 from neuralfuse.data import fixed_subset
 from neuralfuse.tradeoff import (SWEEP_COLUMNS, SweepError, operating_points, pareto_front,
                                  parse_bers, parse_voltages, sweep)
-from sramsim import Deployment
+from sramsim import Chip, Deployment, MemoryConfig, load_fault_map
 from sramsim.accounting import energy_saving
 from tiny import Shift, save_tiny_checkpoint, sweep_args, tiny_model
 
@@ -202,6 +202,47 @@ def test_sweep_folder_with_other_arguments_is_refused(setup, swept, tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(SweepError, match="not a sweep folder"):
         run(setup, tmp_path / "file")
+
+
+def test_a_sweep_records_its_memory_config_and_never_resumes_another(setup, tmp_path):
+    robust = MemoryConfig(storage="robust")
+    stored = run(setup, tmp_path / "robust", generators={}, memory=robust)
+    plain = run(setup, generators={})
+    assert stored.pa_mean.tolist() != plain.pa_mean.tolist()   # the storage format reaches the chips
+    assert json.loads((tmp_path / "robust" / "sweep.json").read_text())["memory"] == robust.to_dict()
+    with pytest.raises(SweepError, match="memory.storage: 'robust' before, 'symmetric' now"):
+        run(setup, tmp_path / "robust", generators={})
+
+
+def test_a_sweep_recorded_before_memory_configs_resumes_under_its_flat_settings(setup, tmp_path, monkeypatch):
+    out = tmp_path / "old"
+    table = run(setup, out, generators={}, chips=2)
+    record = json.loads((out / "sweep.json").read_text())
+    memory = record.pop("memory")
+    record.update(bits=memory["bits"], tech=memory["tech"], fault_model=memory["fault_model"])   # no layout, storage
+    (out / "sweep.json").write_text(json.dumps(record))
+    monkeypatch.setattr(tradeoff, "chip_accuracies", lambda *a, **k: pytest.fail("measured again"))
+    pd.testing.assert_frame_equal(run(setup, out, generators={}, chips=2), table)
+    with pytest.raises(SweepError, match="memory.bits: 8 before, 6 now"):
+        run(setup, out, generators={}, chips=2, memory=MemoryConfig(bits=6))
+
+
+def test_a_sweep_on_fault_maps_is_the_sweep_on_their_chips(setup, tmp_path):
+    n_cells = Deployment(setup[0]).layout.n_cells
+    for seed in (0, 1):   # measured at the lowest voltage, so every swept voltage is nested in it
+        Chip(seed).fault_map(n_cells, voltage=min(VOLTAGES)).save(tmp_path / f"chip{seed}.npz")
+    maps = [load_fault_map(tmp_path / f"chip{seed}.npz") for seed in (0, 1)]
+    on_maps = run(setup, tmp_path / "maps", chips=maps)
+    pd.testing.assert_frame_equal(on_maps, run(setup, chips=2))
+    record = json.loads((tmp_path / "maps" / "sweep.json").read_text())
+    assert record["chips"] == [0, 1] and len(record["fault_maps"]) == 2
+    pd.testing.assert_frame_equal(run(setup, tmp_path / "maps", chips=maps), on_maps)   # resumes
+    with pytest.raises(SweepError, match="fault_maps"):
+        run(setup, tmp_path / "maps", chips=2)   # simulated chips are other chips
+    high = [Chip(0).fault_map(n_cells, voltage=0.85)]
+    with pytest.raises(ValueError, match="cannot run at BER"):
+        run(setup, tmp_path / "high", chips=high)
+    assert not (tmp_path / "high").exists()   # refused before any work
 
 
 def test_sweep_rejects_bad_arguments(setup):
