@@ -35,6 +35,7 @@ import numpy as np
 
 from characterization.validation import check_scalar
 from sramsim.faults import MAX_SEED, FaultMap
+from sramsim.operating_point import OperatingPoint
 
 VALIDATION_SEED_BASE = 2**39
 """Validation chips are ≥ this; evaluation chips are below it."""
@@ -109,6 +110,18 @@ def map_at(fault_map: FaultMap, ber: float) -> FaultMap:
                          f"{fault_map.ber:.4g}{at}, so it cannot run at BER {ber:.4g}: give a map "
                          "measured at a lower voltage, or higher voltages")
     return fault_map.restrict(ber)
+
+
+def map_point(fault_maps: Sequence[FaultMap]) -> OperatingPoint:
+    """The operating point fault maps were made at (their own rate, and voltage where they record
+    one), for an evaluation on them at that rate; maps of different rates raise a ValueError."""
+    rates = sorted({(m.ber, m.voltage) for m in fault_maps}, key=lambda rate: rate[0])
+    if len(rates) != 1:
+        listed = ", ".join(f"BER {ber:.4g}" + ("" if v is None else f" ({v:g} Vmin)") for ber, v in rates)
+        raise ValueError(f"the fault maps hold different rates ({listed}): give the voltage or BER to "
+                         "evaluate them at (--voltage/--ber), at most the lowest of them")
+    (ber, voltage), = rates
+    return OperatingPoint(ber=ber, voltage=voltage, tech=fault_maps[0].tech)
 
 
 def map_fingerprint(fault_map: FaultMap) -> str:

@@ -196,8 +196,8 @@ def evaluate(base: nn.Module, dataset: Dataset, *, point: OperatingPoint,
             if model is not None:
                 model.to(device)
     deployment = Deployment(base, memory=memory)
-    deployment.point(point)   # of the memory's technology
     check_fault_maps(deployment, fault_maps, [point])
+    deployment.point(point)   # of the memory's technology
     batches = load_batches(dataset, batch_size, module_device(base), preferred_memory_format(base))
     input_sets = [batches] if generator is None else [batches, transform(generator, batches, precision)]
     sample = batches[0][0][:1]
@@ -319,15 +319,12 @@ SPLITS = ("test", "validation", "calibration")
 """Images and chips an evaluation runs on (see :func:`plan_evaluation`)."""
 
 
-def plan_evaluation(base_meta: Mapping[str, Any], *, point: OperatingPoint, memory: MemoryConfig,
-                    on: str = "test", chips: int | None = None, first_chip: int = 0,
-                    fault_maps: Sequence[FaultMap] | None = None, dataset: str = "default",
-                    data_root: str | None = None, image_size: int | None = None,
-                    samples: int | None = None, precision: str = DEFAULT_PRECISION) -> EvaluationPlan:
-    """The images and chips ``on`` names, and the settings naming the result, for the base model
-    of ``base_meta`` (its checkpoint metadata) at ``point`` under ``memory``.
-
-    ``on``: "test" (test images of ``dataset`` on evaluation chips ``first_chip``.., for the
+def evaluation_inputs(base_meta: Mapping[str, Any], *, on: str = "test", chips: int | None = None,
+                      first_chip: int = 0, fault_maps: Sequence[FaultMap] | None = None,
+                      dataset: str = "default", data_root: str | None = None, image_size: int | None = None,
+                      samples: int | None = None) -> tuple[Dataset, list[int] | list[FaultMap]]:
+    """(images, chips) that ``on`` names, for the base model of ``base_meta`` (its checkpoint
+    metadata): "test" (test images of ``dataset`` on evaluation chips ``first_chip``.., for the
     numbers you report), "validation" (the base model's held-out training images on validation
     chips, for every choice) or "calibration" (those held-out images on the evaluation chips: a
     chip calibrating its own voltage). ``chips`` counts the chips (default 10); ``fault_maps``
@@ -337,28 +334,40 @@ def plan_evaluation(base_meta: Mapping[str, Any], *, point: OperatingPoint, memo
     if on not in SPLITS:
         raise ValueError(f"on={on!r} is not valid: use one of {', '.join(SPLITS)}")
     if on == "validation" and first_chip:
-        raise ValueError(f"first chip {first_chip} (--first-chip) picks evaluation chips: leave it out "
-                         "with validation images, which run on validation chips")
+        raise ValueError(f"--first-chip picks evaluation chips (got {first_chip}): leave it out with "
+                         "validation images, which run on validation chips")
     if fault_maps is not None:
         if chips is not None or first_chip:
             raise ValueError("fault maps are the chips: give them without a chip count or first chip")
         if on == "validation":
             raise ValueError("fault maps are evaluation chips: use them on test or calibration images")
-        seeds, maps = resolve_chips(fault_maps)
+        resolve_chips(fault_maps)   # distinct seeds
+        chosen = list(fault_maps)
     else:
         chips = 10 if chips is None else chips
-        seeds = validation_chips(chips) if on == "validation" else evaluation_chips(chips, first=first_chip)
-        maps = None
+        chosen = validation_chips(chips) if on == "validation" else evaluation_chips(chips, first=first_chip)
     if on == "test":
         images = load_dataset(dataset, data_root, split="test", image_size=image_size)
     else:
         images = base_validation_set(load_dataset(dataset, data_root, split="train", image_size=image_size),
                                      base_meta)
-    images = fixed_subset(images, samples)
+    return fixed_subset(images, samples), chosen
+
+
+def plan_evaluation(base_meta: Mapping[str, Any], *, point: OperatingPoint, memory: MemoryConfig,
+                    on: str = "test", dataset: str = "default", data_root: str | None = None,
+                    image_size: int | None = None, precision: str = DEFAULT_PRECISION,
+                    **inputs: Any) -> EvaluationPlan:
+    """The images and chips of an evaluation at ``point`` under ``memory``
+    (:func:`evaluation_inputs`: ``on``, the data, and ``inputs``: ``chips``, ``first_chip``,
+    ``fault_maps``, ``samples``) and the settings naming its result."""
+    images, chips = evaluation_inputs(base_meta, on=on, dataset=dataset, data_root=data_root,
+                                      image_size=image_size, **inputs)
+    seeds, maps = resolve_chips(chips)
     settings = evaluation_settings(point=point, memory=memory, chips=seeds, samples=len(images), split=on,
                                    dataset=dataset, image_size=image_size, precision=precision,
                                    fault_maps=None if maps is None else [map_fingerprint(m) for m in maps])
-    return EvaluationPlan(images, maps or seeds, settings, on, dataset, data_root, image_size)
+    return EvaluationPlan(images, chips, settings, on, dataset, data_root, image_size)
 
 
 def load_evaluations(paths: Sequence[str | os.PathLike[str]]) -> dict[str, dict]:

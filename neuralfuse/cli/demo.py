@@ -6,9 +6,8 @@ import click
 from characterization import DEFAULT_TECH
 from neuralfuse.cli.options import (CRITERION_HELP, chips_option, device_option, layout_option,
                                     output_option, parse_criterion, parse_voltages, precision_option,
-                                    progress_option)
+                                    progress_option, storage_option)
 from neuralfuse.shipped import DEFAULT_SETUP, SETUPS
-from sramsim.layouts import DEFAULT_LAYOUT
 
 
 @click.command("demo", epilog="Example: neuralfuse demo -o demo-output\n\n"
@@ -31,13 +30,14 @@ from sramsim.layouts import DEFAULT_LAYOUT
 @click.option("--criterion", "criteria", multiple=True, callback=parse_criterion,
               help=CRITERION_HELP + " Repeat for a table per criterion (the first leads), e.g. "
               "--criterion mean --criterion quantile:0.1 --criterion yield:0.95 [default: mean].")
-@layout_option(DEFAULT_LAYOUT)
+@layout_option("the shipped generator's training")
+@storage_option("the shipped generator's training")
 @progress_option
 @device_option
 @precision_option
 def demo_command(output: str, setup: str, voltages: tuple[float, ...] | None, chips: int | None,
-                 samples: int | None, min_accuracy: float | None, criteria: tuple, layout: str,
-                 progress: bool, device, precision: str) -> None:
+                 samples: int | None, min_accuracy: float | None, criteria: tuple, layout: str | None,
+                 storage: str | None, progress: bool, device, precision: str) -> None:
     """The main job: NeuralFuse on a shipped base model and generator, on the default dataset.
 
     Sweeps the weight-memory voltage from Vmin down past the generator's operating voltage with
@@ -57,7 +57,7 @@ def demo_command(output: str, setup: str, voltages: tuple[float, ...] | None, ch
     try:
         summary = run_demo(output, setup=setup, voltages=voltages, chips=chips, samples=samples,
                            min_accuracy=min_accuracy, criteria=criteria or ("mean",), layout=layout,
-                           progress=progress, device=device, precision=precision)
+                           storage=storage, progress=progress, device=device, precision=precision)
     except (OSError, ValueError) as err:
         raise click.UsageError(str(err)) from err
     click.echo("")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from neuralfuse.cli.inputs import chips_and_images, load_base, load_data, operating_point
-from neuralfuse.cli.options import (base_option, batch_size_option, bits_option, chips_option,
-                                    device_option, fault_model_option, first_chip_option,
-                                    generator_run_option, layout_option, output_option,
-                                    precision_option, progress_option, samples_option, tech_option,
-                                    training_data_options, voltage_or_ber_options)
+from neuralfuse.cli.inputs import (check_image_size, load_base, load_data, load_fault_maps, operating_point,
+                                   usage_errors)
+from neuralfuse.cli.options import (base_option, batch_size_option, chips_option, device_option,
+                                    fault_map_option, first_chip_option, generator_run_option,
+                                    memory_options, output_option, precision_option, progress_option,
+                                    samples_option, training_data_options, voltage_or_ber_options)
 from neuralfuse.runs import absolute, command_line
 from sramsim.cli_types import OutputPath
 
@@ -18,18 +18,18 @@ from sramsim.cli_types import OutputPath
                "--generator-run runs/unets --ber 0.01 --chips 10")
 @base_option()
 @generator_run_option("Training run directory (from `neuralfuse train`) whose generator to put in front.")
-@voltage_or_ber_options(voltage="Supply voltage in units of Vmin, e.g. 0.83. Give this or --ber.",
+@voltage_or_ber_options(voltage="Supply voltage in units of Vmin, e.g. 0.83. Give this or --ber "
+                        "(with --fault-map: [default: the maps' own]).",
                         ber="Bit-error rate (fraction of faulty cells), e.g. 0.01.")
-@chips_option()
+@chips_option(None, "Number of evaluation chips (their own seed stream, used in neither training nor "
+              "validation) [default: 10].")
 @first_chip_option
+@fault_map_option
 @click.option("--on", "on", type=click.Choice(["test", "validation"]), default="test", show_default=True,
               help="test: test images and evaluation chips, for the numbers you report. validation: the "
               "base model's held-out training images and validation chips, for every choice (operating "
               "point, epoch, λ).")
-@bits_option()
-@fault_model_option(None, help="[default: the generator's training fault model, else stuck-at]")
-@layout_option(None, " [default: the generator's training layout, else arrays]")
-@tech_option(None, " [default: the generator's, else 14nm-512x64]")
+@memory_options("the generator's training (without one: the base model's)")
 @training_data_options
 @samples_option
 @batch_size_option(500)
@@ -46,20 +46,24 @@ from sramsim.cli_types import OutputPath
 @device_option
 @precision_option
 def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None, ber: float | None,
-                     chips: int, first_chip: int, on: str, bits: int | None, fault_model: str | None,
-                     layout: str | None, tech: str | None, dataset: str | None, data_root: str | None,
-                     image_size: int | None, samples: int | None, batch_size: int, latency_repeats: int,
-                     allow_other_base: bool, json_path: str | None, overwrite: bool, progress: bool,
-                     device, precision: str) -> None:
+                     chips: int | None, first_chip: int, fault_map_paths: tuple[str, ...], on: str,
+                     dataset: str | None, data_root: str | None, image_size: int | None,
+                     samples: int | None, batch_size: int, latency_repeats: int, allow_other_base: bool,
+                     json_path: str | None, overwrite: bool, progress: bool, device, precision: str,
+                     **memory) -> None:
     """Clean and perturbed accuracy of a base model, alone and behind a NeuralFuse generator.
 
     Prints CA, PA (mean ± std over the chips) with and without the generator, the recovery RP, the
-    efficiency ratio (RP per million generator parameters) and the batch-1 latencies.
+    efficiency ratio (RP per million generator parameters) and the batch-1 latencies. The weights
+    are stored as the generator was trained (bits, storage, fault model, technology, layout) unless
+    an option says otherwise. With --fault-map the chips are measured ones, evaluated at the maps'
+    own rate unless --voltage or --ber gives a lower one.
     """
     from characterization.atomic import write_json
     from neuralfuse.checkpoint import load_generator
-    from neuralfuse.evaluation import evaluate, format_table, settings_from_training
-    from neuralfuse.result_files import evaluation_settings, evaluation_target
+    from neuralfuse.chips import map_point
+    from neuralfuse.evaluation import evaluate, format_table, inherited_memory, plan_evaluation, settings_from_training
+    from neuralfuse.result_files import evaluation_target
 
     base, meta = load_base(base_path, "--base")
     generator, trained = None, {}
@@ -68,28 +72,27 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
             generator, trained = load_generator(run_dir, base=None if allow_other_base else base)
         except (OSError, ValueError) as err:
             raise click.BadParameter(str(err), param_hint="--generator-run") from err
-    tech, fault_model, dataset, data_root, layout, image_size = settings_from_training(
-        trained, tech=tech, fault_model=fault_model, dataset=dataset, data_root=data_root,
-        layout=layout, image_size=image_size).values()
-    point = operating_point(voltage, ber, tech)
-    bits = bits or meta.get("bits", 8)
-    chip_seeds, images = chips_and_images(on, chips, first_chip, meta, dataset, data_root, image_size, samples)
-    try:
-        settings = evaluation_settings(point=point, bits=bits, fault_model=fault_model, layout=layout,
-                                       chips=chip_seeds, samples=len(images), split=on, dataset=dataset,
-                                       image_size=image_size, precision=precision)
-        json_path = evaluation_target(settings, run_dir, json_path, overwrite)
-        result = evaluate(base, images, point=point, generator=generator,
-                          generator_name=trained.get("generator"), chips=chip_seeds, bits=bits,
-                          fault_model=fault_model, layout=layout, batch_size=batch_size,
-                          latency_repeats=latency_repeats, progress=progress, device=device,
-                          precision=precision)
-    except ValueError as err:
-        raise click.UsageError(str(err)) from err
-    result["provenance"] = {"base": absolute(base_path), "generator": absolute(run_dir),
-                            "dataset": dataset, "data_root": absolute(data_root),
-                            "image_size": image_size, "split": on,
-                            "command": command_line()}
+    dataset, data_root, image_size = settings_from_training(
+        trained, dataset=dataset, data_root=data_root, image_size=image_size).values()
+    memory = usage_errors(inherited_memory, {run_dir: trained} if run_dir else {base_path: meta}, **memory)
+    fault_maps = load_fault_maps(fault_map_paths)
+    if fault_maps and voltage is None and ber is None:
+        point = usage_errors(map_point, fault_maps)
+    else:
+        point = operating_point(voltage, ber, memory.tech)
+    check_image_size(dataset, image_size)
+    plan = usage_errors(plan_evaluation, meta, point=point, memory=memory, on=on, chips=chips,
+                        first_chip=first_chip, fault_maps=fault_maps, dataset=dataset,
+                        data_root=absolute(data_root), image_size=image_size, samples=samples,
+                        precision=precision)
+    json_path = usage_errors(evaluation_target, plan.settings, run_dir, json_path, overwrite)
+    result = usage_errors(evaluate, base, plan.images, point=point, generator=generator,
+                          generator_name=trained.get("generator"), chips=plan.chips, memory=memory,
+                          batch_size=batch_size, latency_repeats=latency_repeats, progress=progress,
+                          device=device, precision=precision)
+    maps = {"fault_maps": [absolute(path) for path in fault_map_paths]} if fault_maps else {}
+    result["provenance"] = plan.provenance(base=absolute(base_path), generator=absolute(run_dir),
+                                           **maps, command=command_line())
     click.echo(format_table(result))
     if json_path is not None:
         write_json(json_path, result)
@@ -117,7 +120,7 @@ def compare_command(paths: tuple[str, ...], over_seeds: bool, csv_path: str | No
     PATHS are JSON files written by `neuralfuse evaluate` or training run directories (all their
     evaluation-*.json files are read). Rows are labelled "RUN_DIR SETTINGS" for the files a run
     directory holds, else by file name; the table shows every setting in which the rows differ
-    (bits, fault model, layout, chips, first chip, samples, split, dataset).
+    (bits, storage, fault model, layout, chips, first chip, samples, split, dataset).
     """
     import pandas as pd
 

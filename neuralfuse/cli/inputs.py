@@ -1,5 +1,6 @@
-"""Loading a command's inputs (checkpoints, data, operating points, chips), turning the library's
-errors into click's one-line usage errors that name the option at fault."""
+"""Loading a command's inputs (checkpoints, data, operating points, memory configs, chips and
+fault maps), turning the library's errors into click's one-line usage errors that name the option
+at fault."""
 from __future__ import annotations
 
 import click
@@ -48,22 +49,21 @@ def operating_point(voltage: float | None, ber: float | None, tech: str):
         raise click.BadParameter(str(err), param_hint="--voltage/--tech") from err
 
 
-def chips_and_images(on: str, chips: int, first_chip: int, meta: dict, dataset: str,
-                     data_root: str | None, image_size: int | None, samples: int | None):
-    """(chip seeds, images) that ``--on`` names: test images on evaluation chips FIRST..;
-    validation: the base model's held-out images on validation chips; calibration: those images on
-    evaluation chips FIRST.. (a chip calibrating its own voltage). A click error otherwise."""
-    from neuralfuse.chips import evaluation_chips, validation_chips
-    from neuralfuse.data import base_validation_set, fixed_subset
-
-    if on == "validation" and first_chip:
-        raise click.UsageError("--first-chip picks evaluation chips: leave it out with --on validation")
+def usage_errors(function, *args, **kwargs):
+    """``function(*args, **kwargs)`` of the library, its ValueError or OSError as click's one-line
+    usage error (e.g. :func:`neuralfuse.evaluation.plan_evaluation` or
+    :func:`~neuralfuse.evaluation.inherited_memory`)."""
     try:
-        seeds = validation_chips(chips) if on == "validation" else evaluation_chips(chips, first=first_chip)
-        if on == "test":
-            images = load_data(dataset, data_root, "test", image_size)
-        else:
-            images = base_validation_set(load_data(dataset, data_root, "train", image_size), meta)
-        return seeds, fixed_subset(images, samples)
-    except ValueError as err:
+        return function(*args, **kwargs)
+    except (OSError, ValueError) as err:
         raise click.UsageError(str(err)) from err
+
+
+def load_fault_maps(paths: tuple[str, ...]):
+    """The fault maps of ``--fault-map`` files (None for none), or a click error naming the file."""
+    from sramsim.faults import load_fault_map
+
+    try:
+        return [load_fault_map(path) for path in paths] or None
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--fault-map") from err

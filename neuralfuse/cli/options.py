@@ -13,7 +13,8 @@ from characterization import DEFAULT_TECH
 from neuralfuse.precision import DEFAULT_PRECISION, PRECISION_HELP, PRECISIONS
 from sramsim.cli_types import BER, WEIGHT_BITS, OutputPath
 from sramsim.faults import DEFAULT_FAULT_MODEL, FAULT_MODELS
-from sramsim.layouts import LAYOUTS
+from sramsim.layouts import DEFAULT_LAYOUT, LAYOUTS
+from sramsim.storage import DEFAULT_STORAGE, STORAGE_FORMATS
 
 
 def _stacked(*options):
@@ -96,12 +97,6 @@ def generator_run_option(help: str, *, dest: str = "run_dir", required: bool = F
                         required=required, multiple=multiple, default=None, help=help)
 
 
-def bits_option(help: str = "Weight bit width [default: the checkpoint's, else 8].", default: int | None = None):
-    """``--bits``: bits per stored weight, 2..8."""
-    return click.option("--bits", type=WEIGHT_BITS, default=default, show_default=default is not None,
-                        help=help)
-
-
 # --- how the weights are stored and fail ----------------------------------------------------
 
 def voltage_or_ber_options(voltage: str, ber: str):
@@ -110,25 +105,45 @@ def voltage_or_ber_options(voltage: str, ber: str):
                     click.option("--ber", type=BER, default=None, help=ber))
 
 
-def fault_model_option(default: str | None = DEFAULT_FAULT_MODEL, help: str | None = None):
-    """``--fault-model``: what a faulty cell does to the bit stored in it."""
-    return click.option("--fault-model", type=click.Choice(FAULT_MODELS), default=default,
-                        show_default=default is not None, help=help)
+def _inherited(value: object, inherited: str | None) -> str:
+    """The ``[default: ...]`` of an option that takes, unless given, what ``inherited`` recorded."""
+    return f" [default: {inherited}, else {value}]" if inherited else f" [default: {value}]"
 
 
-def tech_option(default: str | None = DEFAULT_TECH, default_help: str = ""):
-    """``--tech``: a technology name or characterization file."""
-    return click.option("--tech", default=default, show_default=default is not None,
-                        help="Technology name or characterization file." + default_help)
-
-
-def layout_option(default: str | None, default_help: str = ""):
-    """``--layout``: which weight bits a chip's faulty cells corrupt."""
+def storage_option(inherited: str | None = None):
+    """``--storage``: how a weight is stored (:mod:`sramsim.storage`); unset: ``inherited``'s."""
     return click.option(
-        "--layout", type=click.Choice(LAYOUTS), default=default, show_default=default is not None,
+        "--storage", type=click.Choice(STORAGE_FORMATS), default=None,
+        help="How each weight is stored: symmetric (per-tensor two's complement) or robust (Stutz et "
+        "al.: per-tensor range, unsigned codes, every read clamped back into the range)."
+        + _inherited(DEFAULT_STORAGE, inherited))
+
+
+def layout_option(inherited: str | None = None):
+    """``--layout``: which weight bits a chip's faulty cells corrupt; unset: ``inherited``'s."""
+    return click.option(
+        "--layout", type=click.Choice(LAYOUTS), default=None,
         help="Fault layout: arrays (physical: every weight bit has its own cell) or neuralfuse-code "
         "(as the NeuralFuse authors' code places faults, under which the paper's numbers were "
-        "measured: one 8192x128 map shared by all layers, repeating every 16 weights)." + default_help)
+        "measured: one 8192x128 map shared by all layers, repeating every 16 weights)."
+        + _inherited(DEFAULT_LAYOUT, inherited))
+
+
+def memory_options(inherited: str | None = None):
+    """``--bits``, ``--storage``, ``--fault-model``, ``--tech`` and ``--layout``: how the weights are
+    stored (:class:`sramsim.MemoryConfig`). Each is None unless given: the command then takes the
+    value that ``inherited`` (e.g. "the generator's training") recorded, else the config's default
+    (:func:`neuralfuse.evaluation.inherited_memory`)."""
+    return _stacked(
+        click.option("--bits", type=WEIGHT_BITS, default=None,
+                     help="Weight bit width." + _inherited(8, inherited)),
+        storage_option(inherited),
+        click.option("--fault-model", type=click.Choice(FAULT_MODELS), default=None,
+                     help="What a faulty cell does: stuck-at (the paper's) holds a random value, flip "
+                     "inverts the bit." + _inherited(DEFAULT_FAULT_MODEL, inherited)),
+        click.option("--tech", default=None, help="Technology name or characterization file."
+                     + _inherited(DEFAULT_TECH, inherited)),
+        layout_option(inherited))
 
 
 # --- chips and images -----------------------------------------------------------------------
@@ -144,6 +159,12 @@ first_chip_option = click.option(
     "--first-chip", type=click.IntRange(0), default=0, show_default=True,
     help="First evaluation chip: chips FIRST..FIRST+CHIPS-1 (e.g. chips a generator was never "
     "compared on).")
+
+fault_map_option = click.option(
+    "--fault-map", "fault_map_paths", type=click.Path(exists=True, dir_okay=False), multiple=True,
+    help="A measured chip instead of the simulated ones: a fault-map file as `sramsim faultmap` writes "
+    "it (one file, one chip, named by its seed); repeat for several. It holds the chip's faults at its "
+    "own rate and every lower one; a map that does not fit the model is refused before any work.")
 
 samples_option = click.option("--samples", type=click.IntRange(1), default=None,
                               help="Evaluate on a fixed random subset of N images [default: all].")

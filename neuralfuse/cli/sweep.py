@@ -6,15 +6,13 @@ from pathlib import Path
 
 import click
 
-from neuralfuse.cli.inputs import chips_and_images, load_base
-from neuralfuse.cli.options import (CRITERION_HELP, base_option, batch_size_option, bits_option,
-                                    chips_option, data_options, device_option, fault_model_option,
-                                    first_chip_option, generator_run_option, layout_option,
-                                    output_option, parse_bers, parse_criterion, parse_voltages,
-                                    precision_option, progress_option, ray_options, ray_resources,
-                                    samples_option, tech_option)
+from neuralfuse.cli.inputs import check_image_size, load_base, load_fault_maps, usage_errors
+from neuralfuse.cli.options import (CRITERION_HELP, base_option, batch_size_option, chips_option,
+                                    data_options, device_option, fault_map_option, first_chip_option,
+                                    generator_run_option, memory_options, output_option, parse_bers,
+                                    parse_criterion, parse_voltages, precision_option, progress_option,
+                                    ray_options, ray_resources, samples_option)
 from neuralfuse.runs import absolute, command_line
-from sramsim.layouts import DEFAULT_LAYOUT
 
 
 @click.command("sweep", epilog="Example: neuralfuse sweep --base base.pt --generator-run runs/unets "
@@ -28,19 +26,18 @@ from sramsim.layouts import DEFAULT_LAYOUT
 @click.option("--bers", callback=parse_bers,
               help="Bit-error rates instead (the paper's axis), same syntax, e.g. 0.01,0.02,0.05: "
               "faults at exactly these BERs, each at its voltage by the technology.")
-@chips_option()
+@chips_option(None, "Number of evaluation chips (their own seed stream, used in neither training nor "
+              "validation) [default: 10].")
 @first_chip_option
+@fault_map_option
 @click.option("--on", "on", type=click.Choice(["test", "validation", "calibration"]), default="test",
               show_default=True, help="test: test images on evaluation chips. validation: the base "
               "model's held-out training images on validation chips (for choices). calibration: those "
               "held-out images on the evaluation chips, for per-chip voltage (`pareto --per-chip-from`).")
-@fault_model_option()
-@tech_option()
-@bits_option()
+@memory_options("the generators' training (without one: the base model's)")
 @data_options()
 @samples_option
 @batch_size_option(500)
-@layout_option(DEFAULT_LAYOUT)
 @output_option("Sweep folder: new, empty, or holding this same sweep (then it resumes, or "
                "measures only the generators added).", folder=True)
 @progress_option
@@ -48,11 +45,11 @@ from sramsim.layouts import DEFAULT_LAYOUT
 @precision_option
 @ray_options
 def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tuple[float, ...] | None,
-                  bers: tuple[float, ...] | None, chips: int, first_chip: int, on: str,
-                  fault_model: str, tech: str, bits: int | None, dataset: str,
-                  data_root: str | None, image_size: int | None, samples: int | None, batch_size: int,
-                  layout: str, output: str, progress: bool, device, precision: str,
-                  ray_address: str | None, cpus_per_task: float | None, gpus_per_task: float | None) -> None:
+                  bers: tuple[float, ...] | None, chips: int | None, first_chip: int,
+                  fault_map_paths: tuple[str, ...], on: str, dataset: str, data_root: str | None,
+                  image_size: int | None, samples: int | None, batch_size: int, output: str,
+                  progress: bool, device, precision: str, ray_address: str | None,
+                  cpus_per_task: float | None, gpus_per_task: float | None, **memory) -> None:
     """Measure a base model, alone and behind generators, at every voltage on every chip.
 
     Writes OUTPUT/sweep.csv (one row per configuration and voltage: BER, CA, PA mean ± std over
@@ -60,7 +57,11 @@ def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tup
     sweep.json (arguments, seeds, versions) and the plots pareto, accuracy and curves (PNG, SVG).
     Finished points are kept: rerunning an interrupted command computes only what is missing,
     and rerunning it with more --generator-run options measures only the new generators; a
-    folder holding a sweep with other settings (voltages or BERs, chips, images) is refused.
+    folder holding a sweep with other settings (voltages or BERs, chips, images, memory config) is
+    refused. The weights are stored as the generators were trained (bits, storage, fault model,
+    technology, layout; generators trained otherwise need the option that settles it), else as the
+    base model records, unless an option says otherwise. With --fault-map the chips are measured
+    ones; each map must hold the faults of the highest BER swept.
 
     With --ray, each chip (all its voltages, every configuration) is one Ray task writing the same
     point files; a sweep started locally can finish on Ray and the reverse. --device is where
@@ -69,6 +70,7 @@ def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tup
     """
     import characterization
     from neuralfuse.checkpoint import load_generator
+    from neuralfuse.evaluation import evaluation_inputs, inherited_memory
     from neuralfuse.plots import write_sweep_plots
     from neuralfuse.tradeoff import BASE, sweep
     from sramsim.operating_point import check_voltage_or_ber
@@ -78,29 +80,34 @@ def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tup
         check_voltage_or_ber(voltages, bers, ("--voltages", "--bers"))
     except ValueError as err:
         raise click.UsageError(str(err)) from None
-    try:
-        technology = characterization.load(tech)
-        if bers is None:
-            technology.ber(list(voltages))
-        else:
-            technology.voltage_at_ber(list(bers))
-    except ValueError as err:  # unknown technology, or voltages outside its range
-        raise click.BadParameter(str(err), param_hint="--voltages/--bers/--tech") from err
     base, meta = load_base(base_path, "--base")
-    generators = {}
+    generators, trained = {}, {}
     for run_dir in generator_dirs:
         name = Path(run_dir).resolve().name
         if name in generators or name == BASE:
             raise click.BadParameter(f"two configurations would be named {name!r}: give the run "
                                      f"directories distinct names (not {BASE!r})", param_hint="--generator-run")
         try:
-            generators[name] = load_generator(run_dir, base=base)[0]
+            generators[name], trained[run_dir] = load_generator(run_dir, base=base)
         except (OSError, ValueError) as err:
             raise click.BadParameter(str(err), param_hint="--generator-run") from err
-    chip_seeds, images = chips_and_images(on, chips, first_chip, meta, dataset, data_root, image_size, samples)
+    memory = usage_errors(inherited_memory, trained or {base_path: meta}, **memory)
+    try:
+        technology = characterization.load(memory.tech)
+        if bers is None:
+            technology.ber(list(voltages))
+        else:
+            technology.voltage_at_ber(list(bers))
+    except ValueError as err:  # voltages outside the technology's range
+        raise click.BadParameter(str(err), param_hint="--voltages/--bers/--tech") from err
+    check_image_size(dataset, image_size)
+    images, chip_list = usage_errors(evaluation_inputs, meta, on=on, chips=chips, first_chip=first_chip,
+                                     fault_maps=load_fault_maps(fault_map_paths), dataset=dataset,
+                                     data_root=data_root, image_size=image_size, samples=samples)
     provenance = {"base": absolute(base_path),
                   "generators": {name: absolute(d) for name, d in zip(generators, generator_dirs)},
                   "dataset": dataset, "data_root": absolute(data_root), "image_size": image_size, "samples": samples,
+                  **({"fault_maps": [absolute(path) for path in fault_map_paths]} if fault_map_paths else {}),
                   "command": command_line()}
     runner = None
     if resources:
@@ -108,14 +115,13 @@ def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tup
 
         runner = ray_runner(**resources)
     try:
-        table = sweep(base, images, voltages, bers=bers, generators=generators, chips=chip_seeds,
-                      split="test" if on == "test" else "validation", tech=tech,
-                      fault_model=fault_model, bits=bits or meta.get("bits", 8), layout=layout,
+        table = sweep(base, images, voltages, bers=bers, generators=generators, chips=chip_list,
+                      split="test" if on == "test" else "validation", memory=memory,
                       batch_size=batch_size, out_dir=output, provenance=provenance, progress=progress,
                       device=device, runner=runner, precision=precision)
     except (OSError, ValueError) as err:
         raise click.UsageError(str(err)) from err
-    write_sweep_plots(table, output, tech)
+    write_sweep_plots(table, output, memory.tech)
     click.echo(f"wrote {len(table)} points to {Path(output) / 'sweep.csv'} and the plots to {output}")
 
 

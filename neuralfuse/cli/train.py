@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import click
 
-from neuralfuse.cli.inputs import load_base, load_data, operating_point
-from neuralfuse.cli.options import (base_option, batch_size_option, bits_option, data_options,
-                                    device_option, fault_model_option, layout_option, output_option,
-                                    precision_option, progress_option, tech_option,
+from neuralfuse.cli.inputs import load_base, load_data, operating_point, usage_errors
+from neuralfuse.cli.options import (base_option, batch_size_option, data_options, device_option,
+                                    memory_options, output_option, precision_option, progress_option,
                                     voltage_or_ber_options)
 from neuralfuse.runs import absolute, command_line
 from sramsim.cli_types import SEED
-from sramsim.layouts import DEFAULT_LAYOUT
 
 
 @click.command("train", epilog="Example: neuralfuse train --base resnet18-w025.pt --generator UNetS "
@@ -23,10 +21,7 @@ from sramsim.layouts import DEFAULT_LAYOUT
     voltage="Training voltage in units of Vmin, e.g. 0.83 (turned into a BER by the technology's "
     "characterization). Give this or --ber.",
     ber="Training bit-error rate (fraction of faulty cells), e.g. 0.01.")
-@fault_model_option(help="stuck-at reproduces the paper; flip inverts every faulty bit.")
-@tech_option()
-@bits_option()
-@layout_option(DEFAULT_LAYOUT)
+@memory_options("the base model's")
 @click.option("--n-chips", type=click.IntRange(1), default=10, show_default=True,
               help="Perturbed models (fresh chips) per step.")
 @click.option("--lambda", "lam", type=click.FloatRange(0), default=5.0, show_default=True,
@@ -76,17 +71,21 @@ from sramsim.layouts import DEFAULT_LAYOUT
 @precision_option
 def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str, data_root: str | None,
                   image_size: int | None, run_dir: str, progress: bool, voltage: float | None,
-                  bits: int | None, init_dir: str | None, device, **options) -> None:
+                  init_dir: str | None, device, bits: int | None, storage: str | None, tech: str | None,
+                  fault_model: str | None, layout: str | None, **options) -> None:
     """Train a NeuralFuse generator with EOPM (expectation over perturbed models).
 
     Writes RUN_DIR/config.json, checkpoint.pt (every epoch and every --checkpoint-every steps),
     metrics.csv, learning_curve.png, epochs/generator-epochNNN.pt (after each epoch) and, at the
     end, generator.pt: the epoch with the highest validation PA (validation images and chips
     only). Rerunning an interrupted command resumes it and ends with the same generator as an
-    uninterrupted run; rerunning a finished one with more --epochs continues it.
+    uninterrupted run; rerunning a finished one with more --epochs continues it. The base model's
+    weights are stored as its checkpoint records (bits, storage, ...) unless an option says
+    otherwise; the run records it, and `evaluate` and `sweep` take it from there.
     """
     from neuralfuse.checkpoint import load_generator
     from neuralfuse.eopm import TrainConfig, base_split, train
+    from neuralfuse.evaluation import inherited_memory
     from neuralfuse.generators.registry import GENERATORS
     from neuralfuse.plots import write_learning_curve
 
@@ -94,8 +93,10 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
         GENERATORS.info(options["generator"])
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--generator") from err
-    operating_point(voltage, options["ber"], options["tech"])
     base, meta = load_base(base_path, "--base")
+    memory = usage_errors(inherited_memory, {base_path: meta}, bits=bits, storage=storage, tech=tech,
+                          fault_model=fault_model, layout=layout)
+    operating_point(voltage, options["ber"], memory.tech)
     surrogates = []
     for path in surrogate_paths:
         model, surrogate_meta = load_base(path, "--surrogate")
@@ -126,7 +127,7 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
                   "data_root": absolute(data_root), "image_size": image_size,
                   "command": command_line()}
     try:
-        config = TrainConfig(voltage=voltage, bits=bits or meta.get("bits", 8), **options)
+        config = TrainConfig(voltage=voltage, memory=memory, **options)
         path = train(run_dir, config, base, data, surrogates=surrogates, init=init,
                      provenance=provenance, progress=progress, device=device, on_epoch=write_learning_curve)
     except (OSError, ValueError) as err:

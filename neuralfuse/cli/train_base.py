@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import click
 
-from neuralfuse.cli.inputs import check_image_size
-from neuralfuse.cli.options import (batch_size_option, bits_option, data_options, device_option,
+from neuralfuse.cli.inputs import check_image_size, usage_errors
+from neuralfuse.cli.options import (batch_size_option, data_options, device_option, memory_options,
                                     output_option, precision_option, progress_option)
 from neuralfuse.models.norm import NORMS
 from sramsim.cli_types import BER, SEED
-from sramsim.storage import STORAGE_FORMATS
 
 
 @click.command("train-base", epilog="Example: neuralfuse train-base --model resnet18 --width 0.25 "
@@ -25,7 +24,7 @@ from sramsim.storage import STORAGE_FORMATS
 @click.option("--weight-decay", type=click.FloatRange(0), default=5e-4, show_default=True)
 @click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0,
               show_default=True)
-@bits_option("Weight bit width of the quantization-aware training.", default=8)
+@memory_options()
 @click.option("--norm", type=click.Choice(NORMS), default=NORMS[0], show_default=True,
               help="Normalization layers: batch (BatchNorm) or group (GroupNorm, scale 1 + a').")
 @click.option("--clip", type=click.FloatRange(0, min_open=True), default=None,
@@ -36,8 +35,6 @@ from sramsim.storage import STORAGE_FORMATS
               help="Bit-error training is on for a batch only while its clean loss is below this.")
 @click.option("--randbet-grad-clip", type=click.FloatRange(0, min_open=True), default=0.05,
               show_default=True, help="Element-wise bound of the bit-error training gradients.")
-@click.option("--storage", type=click.Choice(STORAGE_FORMATS), default=STORAGE_FORMATS[0], show_default=True,
-              help="How the weights of bit-error training are stored (sramsim).")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--val-size", type=click.IntRange(0), default=0, show_default=True,
               help="Training images held out for per-epoch validation (e.g. 5000 of CIFAR's 50,000); "
@@ -52,18 +49,25 @@ from sramsim.storage import STORAGE_FORMATS
 @progress_option
 @device_option
 @precision_option
-def train_base_command(output: str, progress: bool, device, compact: bool, **options) -> None:
+def train_base_command(output: str, progress: bool, device, compact: bool, bits: int | None,
+                       storage: str | None, tech: str | None, fault_model: str | None, layout: str | None,
+                       **options) -> None:
     """Train a base model with quantization-aware training (8-bit weights by default).
 
     Rerunning an interrupted command resumes it exactly from OUTPUT.partial. Per-epoch metrics go
-    to OUTPUT's stem + .metrics.csv.
+    to OUTPUT's stem + .metrics.csv. The memory options (--bits, --storage, ...) say how the weights
+    are stored: --bits is the QAT's bit width, and bit-error training deploys the weights as they
+    say; the checkpoint records them for the generators and evaluations of this model.
     """
+    from neuralfuse.evaluation import inherited_memory
     from neuralfuse.train_base import BaseTrainer, TrainBaseConfig
 
     check_image_size(options["dataset"], options["image_size"])
+    memory = usage_errors(inherited_memory, {}, bits=bits, storage=storage, tech=tech,
+                          fault_model=fault_model, layout=layout)
     try:
-        trainer = BaseTrainer(TrainBaseConfig(**options), output, progress=progress, device=device,
-                              compact=compact)
+        trainer = BaseTrainer(TrainBaseConfig(memory=memory, **options), output, progress=progress,
+                              device=device, compact=compact)
     except (ValueError, OSError) as err:
         raise click.UsageError(str(err)) from err
     meta = trainer.run()
