@@ -214,6 +214,27 @@ def test_cli_evaluate_writes_into_the_run_directory_by_default(files):
     assert json.loads((run / name).read_text())["memory"]["bits"] == 6
 
 
+def test_cli_train_and_evaluate_carry_the_storage_format_from_run_to_evaluation(files, tmp_path):
+    base_path, _ = files
+    run = tmp_path / "robust"
+    result = CliRunner().invoke(main, [
+        "train", "--base", str(base_path), "--generator", "ConvS", "--ber", "0.02", "--storage", "robust",
+        "--n-chips", "1", "--epochs", "1", "--max-steps-per-epoch", "1", "--batch-size", "8",
+        "--dataset", "default", "--val-size", "0", "--no-progress", "-o", str(run)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "config.json").read_text())["config"]["memory"]["storage"] == "robust"
+    evaluate_args = ["evaluate", "--base", str(base_path), "--generator-run", str(run), "--ber", "0.02",
+                     "--chips", "1", "--samples", "20", "--latency-repeats", "1", "--no-progress"]
+    for extra in ([], ["--storage", "symmetric"]):   # the run's storage, then the other one beside it
+        result = CliRunner().invoke(main, [*evaluate_args, *extra])
+        assert result.exit_code == 0, result.output
+    robust, symmetric = (run / f"evaluation-ber0.02-8bit-{part}stuck-at-arrays-14nm-512x64-chips0-0-test-default-"
+                         "20images.json" for part in ("robust-", ""))
+    assert json.loads(robust.read_text())["memory"]["storage"] == "robust"
+    assert json.loads(symmetric.read_text())["memory"]["storage"] == "symmetric"
+    assert "8-bit robust weights" in CliRunner().invoke(main, [*evaluate_args]).output
+
+
 @pytest.mark.parametrize("args, message", [
     (["--ber", "0.01", "--voltage", "0.83"], "exactly one of --voltage and --ber"),
     ([], "exactly one of --voltage and --ber"),

@@ -279,6 +279,46 @@ def checkpoint(tmp_path_factory):
     return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
 
 
+@pytest.fixture(scope="module")
+def generator_runs(checkpoint, tmp_path_factory):
+    """Two one-step generator runs for the tiny checkpoint: under the arrays layout and the authors'."""
+    root = tmp_path_factory.mktemp("runs")
+    for name, extra in (("arrays", []), ("code", ["--layout", "neuralfuse-code"])):
+        result = CliRunner().invoke(main, [
+            "train", "--base", str(checkpoint), "--generator", "ConvS", "--ber", "0.02", "--dataset", "default",
+            "--train-subset", "8", "--batch-size", "8", "--epochs", "1", "--n-chips", "1", "--val-size", "0",
+            *extra, "-o", str(root / name), "--no-progress"])
+        assert result.exit_code == 0, result.output
+    return root / "arrays", root / "code"
+
+
+def test_cli_sweep_with_robust_storage_differs_from_symmetric_and_records_it(checkpoint, tmp_path):
+    runner, low = CliRunner(), ("--voltages", "0.76,1.0")
+    for storage in ("symmetric", "robust"):
+        result = runner.invoke(main, sweep_args(checkpoint, tmp_path / storage, *low, "--storage", storage))
+        assert result.exit_code == 0, result.output
+    pa = {storage: pd.read_csv(tmp_path / storage / "chips.csv").pa.tolist() for storage in ("symmetric", "robust")}
+    assert pa["symmetric"] != pa["robust"]
+    assert json.loads((tmp_path / "robust" / "sweep.json").read_text())["memory"]["storage"] == "robust"
+    refused = runner.invoke(main, sweep_args(checkpoint, tmp_path / "robust", *low))   # the base's: symmetric
+    assert refused.exit_code == 2 and "memory.storage: 'robust' before, 'symmetric' now" in refused.output
+
+
+def test_cli_sweep_takes_the_memory_config_its_generators_were_trained_with(checkpoint, generator_runs, tmp_path):
+    arrays, code = generator_runs
+    runner = CliRunner()
+    result = runner.invoke(main, sweep_args(checkpoint, tmp_path / "code", "--generator-run", str(code)))
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "code" / "sweep.json").read_text())["memory"]["layout"] == "neuralfuse-code"
+    both = ("--generator-run", str(arrays), "--generator-run", str(code))
+    mixed = runner.invoke(main, sweep_args(checkpoint, tmp_path / "mixed", *both))
+    assert mixed.exit_code == 2 and "trained with different layouts (arrays in" in mixed.output
+    assert "give one (--layout)" in mixed.output and not (tmp_path / "mixed").exists()
+    chosen = runner.invoke(main, sweep_args(checkpoint, tmp_path / "chosen", *both, "--layout", "arrays"))
+    assert chosen.exit_code == 0, chosen.output
+    assert json.loads((tmp_path / "chosen" / "sweep.json").read_text())["memory"]["layout"] == "arrays"
+
+
 def test_cli_sweep_and_pareto(checkpoint, tmp_path):
     runner = CliRunner()
     out = tmp_path / "sweep"
