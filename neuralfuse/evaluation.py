@@ -233,7 +233,8 @@ def evaluate(base: nn.Module, dataset: Dataset, *, point: OperatingPoint,
 def format_table(result: dict) -> str:
     """A printable table of an :func:`evaluate` result."""
     point, memory = OperatingPoint(**result["operating_point"]), result_memory(result)
-    chips = f"{len(result['chips'])} {'fault maps' if result.get('fault_maps') else 'chips'}"
+    n = len(result["chips"])
+    chips = f"{n} {'fault map' if result.get('fault_maps') else 'chip'}{'' if n == 1 else 's'}"
     lines = [
         f"{point.describe()}, {memory.bits}-bit {memory.storage} weights, {memory.fault_model} faults, "
         f"{memory.layout} layout, {result.get('precision', DEFAULT_PRECISION)} arithmetic, "
@@ -285,14 +286,17 @@ def inherited_memory(records: Mapping[str, Mapping[str, Any]], **given: Any) -> 
     configs = {name: MemoryConfig.from_record(record).replace(**given) for name, record in records.items()}
     if not configs:
         return MemoryConfig().replace(**given)
-    first = next(iter(configs.values()))
     for field in MEMORY_FIELDS:
         values = {name: getattr(config, field) for name, config in configs.items()}
         if len(set(values.values())) > 1:
             listed = ", ".join(f"{value} in {name}" for name, value in values.items())
-            raise ValueError(f"the runs were trained with different {field.replace('_', ' ')}s ({listed}): "
+            raise ValueError(f"the runs were trained with different {_FIELD_NAMES[field]} ({listed}): "
                              f"give one (--{field.replace('_', '-')}) to run them all under it")
-    return first
+    return next(iter(configs.values()))
+
+
+_FIELD_NAMES = {"bits": "bit widths", "storage": "storage formats", "tech": "technologies",
+                "fault_model": "fault models", "layout": "layouts"}
 
 
 @dataclass(frozen=True)

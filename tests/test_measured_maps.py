@@ -166,7 +166,7 @@ def test_cli_evaluate_on_the_map_of_chip_k_gives_the_pa_of_chip_k(tiny_chips, tm
     args = ["evaluate", "--base", str(base), "--samples", "40", "--latency-repeats", "1", "--no-progress"]
     result = neuralfuse(*args, "--fault-map", str(folder / "chip5.npz"), "--json", str(tmp_path / "map.json"))
     assert result.exit_code == 0, result.output   # at the map's own point, 0.80 Vmin
-    assert "0.800 Vmin" in result.output and "1 fault maps" in result.output
+    assert "0.800 Vmin" in result.output and "1 fault map," in result.output
     result = neuralfuse(*args, "--voltage", "0.8", "--chips", "1", "--first-chip", "5", "--json",
                         str(tmp_path / "seed.json"))
     assert result.exit_code == 0, result.output

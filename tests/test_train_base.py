@@ -112,15 +112,19 @@ def test_interrupted_run_resumes_to_exactly_the_uninterrupted_weights(tmp_path, 
     assert not partial_path(out).exists()
 
 
-def test_resume_with_other_arguments_is_refused(tmp_path):
-    out = tmp_path / "base.pt"
-
+def interrupted_after_one_step(out) -> None:
+    """Leave ``out.partial`` of TINY_CONFIG as a run killed after its first step leaves it."""
     def interrupt(epoch: int, step: int, loss: float) -> None:
         if step == 1:
             raise Interrupt
 
     with pytest.raises(Interrupt):
         BaseTrainer(TINY_CONFIG, out, progress=False, checkpoint_every=0).run(interrupt)
+
+
+def test_resume_with_other_arguments_is_refused(tmp_path):
+    out = tmp_path / "base.pt"
+    interrupted_after_one_step(out)
     args = [*TINY, "--epochs", "2", "--seed", "5", "-o", str(out)]
     result = CliRunner().invoke(main, ["train-base", *args])
     assert result.exit_code == 2
@@ -131,13 +135,7 @@ def test_resume_with_other_arguments_is_refused(tmp_path):
 
 def test_a_partial_state_saved_before_memory_configs_resumes_under_its_flat_settings(tmp_path):
     out = tmp_path / "base.pt"
-
-    def interrupt(epoch: int, step: int, loss: float) -> None:
-        if step == 1:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        BaseTrainer(TINY_CONFIG, out, progress=False, checkpoint_every=0).run(interrupt)
+    interrupted_after_one_step(out)
     state = torch.load(partial_path(out), weights_only=True)
     memory = state["config"].pop("memory")   # as saved before memory configs: flat bits and storage
     state["config"].update(bits=memory["bits"], storage=memory["storage"])
