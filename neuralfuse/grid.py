@@ -1,8 +1,9 @@
 """Training grids: many EOPM runs from one small TOML spec, each trained, then evaluated.
 
 A spec names the base model and the data, the settings every run shares, and the axes whose
-cartesian product gives the runs (any :class:`neuralfuse.eopm.TrainConfig` field; ``lambda`` may
-stand for ``lam``)::
+cartesian product gives the runs: any :class:`neuralfuse.eopm.TrainConfig` field, named as the
+`neuralfuse train` option (``lambda`` for ``--lambda``, ``chips_per_step``; the field names
+``lam`` and ``n_chips`` that run records use are read too)::
 
     base = "r18.pt"              # relative paths are relative to the spec file
     dataset = "cifar10"
@@ -17,7 +18,7 @@ stand for ``lam``)::
     [grid]                       # one list per axis: 2 x 2 x 2 = 8 runs
     generator = ["UNetL", "UNetS"]
     ber = [0.01, 0.03]           # or voltage = [...]
-    lam = [1.0, 5.0]             # layout = ["arrays", "neuralfuse-code"] would compare layouts
+    lambda = [1.0, 5.0]          # layout = ["arrays", "neuralfuse-code"] would compare layouts
 
     [evaluate]                   # after training, at each run's training point
     chips = 10
@@ -58,7 +59,8 @@ else:  # pragma: no cover
 
 TOP_LEVEL = {"base", "dataset", "data_root", "image_size", "train", "grid", "evaluate"}
 EVALUATE_KEYS = {"chips", "samples", "batch_size"}
-ALIASES = {"lambda": "lam"}
+OPTION_NAMES = {"lam": "lambda", "n_chips": "chips_per_step"}
+"""TrainConfig fields that a spec names as the `neuralfuse train` option does (field -> spec key)."""
 
 
 class GridSpecError(ValueError):
@@ -161,13 +163,20 @@ def _positive_int(value: Any, name: str, allowed: str | None = None) -> None:
 
 
 def _train_keys(table: Any, where: str, fields: set[str]) -> dict[str, Any]:
+    """``table``'s settings keyed by TrainConfig field; a spec may name a field as the train option
+    does (:data:`OPTION_NAMES`), but not both ways."""
     if not isinstance(table, Mapping):
         raise GridSpecError(f"{where} must be a table of settings")
-    renamed = {ALIASES.get(k, k): v for k, v in table.items()}
-    unknown = set(renamed) - fields
+    spelled = {field: OPTION_NAMES.get(field, field) for field in fields}
+    field_of = {**{key: field for field, key in spelled.items()}, **{field: field for field in fields}}
+    unknown = set(table) - set(field_of)
     if unknown:
-        raise GridSpecError(f"unknown {where} setting(s) {sorted(unknown)}: use {', '.join(sorted(fields))}")
-    return renamed
+        raise GridSpecError(f"unknown {where} setting(s) {sorted(unknown)}: use {', '.join(sorted(spelled.values()))}")
+    both = [field for field, key in OPTION_NAMES.items() if field in table and key in table]
+    if both:
+        raise GridSpecError(f"{where} gives both {both[0]} and {OPTION_NAMES[both[0]]}: give "
+                            f"{OPTION_NAMES[both[0]]} only")
+    return {field_of[key]: value for key, value in table.items()}
 
 
 def run_name(values: Mapping[str, Any]) -> str:

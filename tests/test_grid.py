@@ -28,7 +28,7 @@ epochs = 2
 batch_size = 8
 train_subset = 24
 max_steps_per_epoch = 3
-n_chips = 2
+chips_per_step = 2
 val_size = 8
 val_chips = 1
 checkpoint_every = 1
@@ -94,10 +94,23 @@ def test_spec_is_the_cartesian_product_of_the_axes(tmp_path):
     ({"base": "b.pt", "grid": {"generator": ["UNetS"]}}, "ber"),  # no operating point
     ({"base": "b.pt", "grid": {"generator": ["UNetS"], "ber": [0.01]}, "evaluate": {"chips": 0}}, "chips"),
     ({"base": "b.pt", "image_size": 0, "grid": {"generator": ["UNetS"], "ber": [0.01]}}, "image_size=0"),
+    ({"base": "b.pt", "grid": {"generator": ["UNetS"], "ber": [0.01], "lam": [1.0], "lambda": [2.0]}},
+     "gives both lam and lambda: give lambda only"),
 ])
 def test_bad_specs_are_refused_naming_the_problem(raw, message):
     with pytest.raises(GridSpecError, match=message):
         parse_spec(raw)
+
+
+def test_spec_keys_are_the_train_options_and_the_record_field_names_still_read():
+    grid = {"generator": ["UNetS"], "ber": [0.01]}
+    spelled = parse_spec({"base": "b.pt", "train": {"chips_per_step": 3, "lambda": 2.0}, "grid": grid})
+    recorded = parse_spec({"base": "b.pt", "train": {"n_chips": 3, "lam": 2.0}, "grid": grid})
+    assert spelled.runs == recorded.runs
+    assert spelled.runs[0].settings == {"n_chips": 3, "lam": 2.0, "generator": "UNetS", "ber": 0.01}
+    with pytest.raises(GridSpecError, match="chips_per_step") as refused:
+        parse_spec({"base": "b.pt", "grid": {**grid, "chips": [3]}})
+    assert "lambda" in str(refused.value) and "n_chips" not in str(refused.value)
 
 
 def test_unreadable_spec_is_refused(tmp_path):

@@ -46,7 +46,7 @@ def test_a_map_from_the_faultmap_command_and_a_larger_streamed_one_deploy_as_the
     deployment = Deployment(small_model())
     arrays = deployment.layout.n_arrays
     out = tmp_path / "cli.npz"
-    result = CliRunner().invoke(main, ["faultmap", "--voltage", "0.83", "--seed", "3", "--arrays",
+    result = CliRunner().invoke(main, ["faultmap", "--voltage", "0.83", "--chip", "3", "--arrays",
                                        str(arrays), "-o", str(out)])
     assert result.exit_code == 0, result.output
     stream_fault_map(tmp_path / "big.npz", Chip(3), (arrays + 3) * 512 * 64, voltage=0.83, chunk_arrays=2)

@@ -14,16 +14,20 @@ from neuralfuse.cli.grid import grid_command
 from neuralfuse.cli.sweep import pareto_command, sweep_command
 from neuralfuse.cli.train import train_command
 from neuralfuse.cli.train_base import train_base_command
+from sramsim.cli_types import RenamingGroup
+
+RENAMED = {"--generator-run": "--run", "--init-generator": "--init-run", "--n-chips": "--chips-per-step"}
+"""Former spellings of options (old -> current), still read with a deprecation notice."""
 
 
-class _PipelineOrder(click.Group):
+class _PipelineOrder(RenamingGroup):
     """A group that lists its commands in the order they are added: the pipeline's order."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)
 
 
-@click.group(cls=_PipelineOrder, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_PipelineOrder, renamed=RENAMED, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lowvolt-neuralfuse")
 def main() -> None:
     """NeuralFuse: train input transformations that keep quantized models accurate at low voltage."""

@@ -9,18 +9,18 @@ import click
 from neuralfuse.cli.inputs import chips_and_images, load_base
 from neuralfuse.cli.options import (CRITERION_HELP, base_option, batch_size_option, bits_option,
                                     chips_option, data_options, device_option, fault_model_option,
-                                    first_chip_option, generator_run_option, layout_option,
-                                    output_option, parse_bers, parse_criterion, parse_voltages,
-                                    precision_option, progress_option, ray_options, ray_resources,
+                                    first_chip_option, layout_option, output_option, parse_bers,
+                                    parse_criterion, parse_voltages, precision_option,
+                                    progress_option, ray_options, ray_resources, run_option,
                                     samples_option, tech_option)
 from neuralfuse.runs import absolute, command_line
 from sramsim.layouts import DEFAULT_LAYOUT
 
 
-@click.command("sweep", epilog="Example: neuralfuse sweep --base base.pt --generator-run runs/unets "
+@click.command("sweep", epilog="Example: neuralfuse sweep --base base.pt --run runs/unets "
                "--voltages 0.78:1.00:0.02 --chips 10 -o sweep-unets")
 @base_option()
-@generator_run_option("Training run directory of a generator (from `neuralfuse train`); repeat for "
+@run_option("Training run directory of a generator (from `neuralfuse train`); repeat for "
                       "several. Each is named after its directory.", dest="generator_dirs", multiple=True)
 @click.option("--voltages", callback=parse_voltages,
               help="Supply voltages in units of Vmin: START:STOP:STEP (both ends included) or a "
@@ -59,7 +59,7 @@ def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tup
     chips, weight-memory accesses, energy relative to Vmin, energy saving by Eq. 6), chips.csv,
     sweep.json (arguments, seeds, versions) and the plots pareto, accuracy and curves (PNG, SVG).
     Finished points are kept: rerunning an interrupted command computes only what is missing,
-    and rerunning it with more --generator-run options measures only the new generators; a
+    and rerunning it with more --run options measures only the new generators; a
     folder holding a sweep with other settings (voltages or BERs, chips, images) is refused.
 
     With --ray, each chip (all its voltages, every configuration) is one Ray task writing the same
@@ -92,11 +92,11 @@ def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tup
         name = Path(run_dir).resolve().name
         if name in generators or name == BASE:
             raise click.BadParameter(f"two configurations would be named {name!r}: give the run "
-                                     f"directories distinct names (not {BASE!r})", param_hint="--generator-run")
+                                     f"directories distinct names (not {BASE!r})", param_hint="--run")
         try:
             generators[name] = load_generator(run_dir, base=base)[0]
         except (OSError, ValueError) as err:
-            raise click.BadParameter(str(err), param_hint="--generator-run") from err
+            raise click.BadParameter(str(err), param_hint="--run") from err
     chip_seeds, images = chips_and_images(on, chips, first_chip, meta, dataset, data_root, image_size, samples)
     provenance = {"base": absolute(base_path),
                   "generators": {name: absolute(d) for name, d in zip(generators, generator_dirs)},
