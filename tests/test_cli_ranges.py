@@ -2,6 +2,10 @@
 former spellings of renamed options still read."""
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -9,6 +13,8 @@ from neuralfuse.cli import RENAMED as NEURALFUSE_RENAMED, main as neuralfuse_mai
 from neuralfuse.shipped import SETUPS
 from sramsim.cli import RENAMED as SRAMSIM_RENAMED, main as sramsim_main
 from sramsim.cli_types import BER, SEED, VOLTAGE, WEIGHT_BITS
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def options(main, name: str):
@@ -75,3 +81,30 @@ def test_a_command_written_with_a_former_spelling_still_runs(tmp_path):
     assert result.exit_code == 0, result.output
     assert out.stat().st_size > 0 and "show: --generator-run is deprecated, use --run" in result.stderr
 
+
+def readme_option_table() -> list[tuple[set[str], set[str]]]:
+    """(option names, commands) of each row of the README's option table; sramsim commands as
+    'sramsim NAME'."""
+    section = (ROOT / "README.md").read_text().split("### Option names", 1)[1].split("\n#", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`"):
+            names = {name for quoted in re.findall(r"`([^`]+)`", cells[0]) for name in quoted.split("/")}
+            rows.append((names, {command.strip() for command in cells[2].split(",")}))
+    return rows
+
+
+def test_the_readme_lists_every_option_once_with_exactly_the_commands_that_take_it():
+    taking: dict[str, set[str]] = {}
+    for prefix, main in (("", neuralfuse_main), ("sramsim ", sramsim_main)):
+        for command in main.commands.values():
+            for param in command.params:
+                for name in (*param.opts, *param.secondary_opts) if isinstance(param, click.Option) else ():
+                    taking.setdefault(name, set()).add(prefix + command.name)
+    rows = readme_option_table()
+    listed = [name for names, _ in rows for name in names]
+    assert sorted(listed) == sorted(taking)   # every option, each once
+    for names, commands in rows:
+        for name in names:
+            assert commands == taking[name], name
