@@ -80,7 +80,8 @@ def _criterion_lines(comparison: Comparison, criterion: Criterion, level: str) -
                  "paired-bootstrap interval; the fraction of draws in which it saves strictly the most):")
     winners = comparison.winners[comparison.winners.criterion == criterion.label]
     for row in winners.itertuples(index=False):
-        lines.append(f"  {_floor_label(comparison, row.floor):<15}{_verdict(row)}")
+        tied = rows[(rows.floor == row.floor) & rows.best].strategy.tolist()
+        lines.append(f"  {_floor_label(comparison, row.floor):<15}{_verdict(row, tied)}")
     return lines
 
 
@@ -94,14 +95,15 @@ def _cell(row: Any) -> str:
     return text + (f" ({_share(row.kept_fraction)})" if row.kept_fraction < 1 else "")
 
 
-def _verdict(row: Any) -> str:
+def _verdict(row: Any, best: list[str]) -> str:
+    """The winner of one floor in words; ``best``: every strategy that saves the most there."""
     if not row.winner:
         return "no strategy keeps it"
     wins = f"wins {_share(row.win_fraction)} of draws"
     if not row.runner_up:
         return f"only {row.winner} keeps it; {wins}"
     if row.margin == 0:
-        return f"tie: {row.winner} = {row.runner_up}" + (f" ({row.winner} {wins})" if row.win_fraction else "")
+        return f"tie: {' = '.join(best)}" + (f" ({row.winner} {wins})" if row.win_fraction else "")
     return (f"{row.winner}, by {100 * row.margin:.1f} [{100 * row.margin_low:.1f}, {100 * row.margin_high:.1f}] "
             f"over {row.runner_up}; {wins}")
 
@@ -112,7 +114,8 @@ def _share(fraction: float) -> str:
 
 
 def _floor_label(comparison: Comparison, floor: float) -> str:
-    return f"{floor:.2f} (CA{floor - comparison.reference_ca:+.3g})"
+    below = comparison.reference_ca - floor
+    return f"{floor:.2f} (CA{'' if below == 0 else f'{-below:+.3g}'})"
 
 
 def _chip_range(chips: tuple[int, ...]) -> str:
