@@ -374,3 +374,106 @@ def test_spec_example_in_the_docstring_parses():
     assert [s.name for s in spec.strategies] == ["VGG11", "VGG11, per chip"]
     assert spec.strategies[1].calibration == Path("specs/sweeps/vgg11-calibration")
     assert spec.bootstrap == Bootstrap(1000, seed=0, level=0.95) and spec.floors == (80.0,)
+
+
+# --- command line, on real sweeps of tiny models -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_sweeps(tmp_path_factory):
+    """`neuralfuse sweep` folders: the tiny model and a weight-clipped twin on the same 2 chips and
+    40 test images, the tiny model's calibration sweep, and a sweep on other chips."""
+    import torch
+    from click.testing import CliRunner
+
+    from neuralfuse.checkpoint import save_checkpoint
+    from neuralfuse.cli import main
+    from neuralfuse.clipping import clip_stored_weights
+    from tiny import sweep_args, tiny_model
+
+    root = tmp_path_factory.mktemp("tiny-sweeps")
+    clipped = tiny_model()
+    with torch.no_grad():
+        clip_stored_weights(clipped, 0.1)
+    checkpoints = {}
+    for name, model in (("plain", tiny_model()), ("clipped", clipped)):
+        checkpoints[name] = save_checkpoint(root / f"{name}.pt", model, arch="resnet18", width=1 / 16,
+                                            num_classes=10, bits=8, dataset="default",
+                                            split={"val_size": 40, "seed": 4})
+    runs = {"plain": ("plain", ()), "clipped": ("clipped", ()), "plain-cal": ("plain", ("--on", "calibration")),
+            "other-chips": ("plain", ("--first-chip", "2"))}
+    for folder, (model, extra) in runs.items():
+        result = CliRunner().invoke(main, [*sweep_args(checkpoints[model], root / folder), *extra])
+        assert result.exit_code == 0, result.output
+    return root
+
+
+SPEC = """
+reference = "plain"
+drops = [0, 50]
+bootstrap = {{ resamples = 20, seed = 1 }}
+{extra}
+[[strategy]]
+name = "plain"
+sweep = "plain"
+
+[[strategy]]
+name = "clipped"
+sweep = "{clipped}"
+config = "{config}"
+
+[[strategy]]
+name = "plain per chip"
+sweep = "plain"
+calibration = "plain-cal"
+"""
+
+
+def spec_file(root: Path, extra: str = "", clipped: str = "clipped", config: str = "base") -> Path:
+    path = root / "spec.toml"
+    path.write_text(SPEC.format(extra=extra, clipped=clipped, config=config))
+    return path
+
+
+def test_cli_strategies_compares_real_sweeps(tiny_sweeps, tmp_path):
+    from click.testing import CliRunner
+
+    from neuralfuse.cli import main
+
+    out = tmp_path / "comparison"
+    result = CliRunner().invoke(main, ["strategies", str(spec_file(tiny_sweeps)), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Which protection pays")
+    assert "2 evaluation chips (seeds 0-1)" in result.output
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    table = pd.read_csv(out / "strategies.csv")
+    assert len(table) == 3 * 3 * 2 and set(table.strategy) == {"plain", "clipped", "plain per chip"}
+    saved = json.loads((out / "strategies.json").read_text())
+    assert saved["provenance"]["spec"] == str((tiny_sweeps / "spec.toml").resolve())
+    assert saved["provenance"]["command"].startswith("neuralfuse")
+    assert saved["setting"]["chips"] == [0, 1] and saved["setting"]["samples"] == 40
+    # on 2 chips, quantile:0.1 and yield:0.95 both ask both chips
+    assert [c["same_as"] for c in saved["criteria"]] == [None, None, "quantile:0.1"]
+    floor_0 = table[(table.floor == 0) & (table.criterion == "mean")].set_index("strategy")
+    assert floor_0.loc["plain"].voltage == 0.9 and floor_0.loc["plain per chip"].voltage_max == 0.9
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"extra": 'criteria = ["median"]'}, "criterion 'median' is not valid: use mean, quantile:Q"),
+    ({"extra": 'criteria = ["quantile:1.5"]'}, r"quantile level=1.5 is not valid: use a fraction in (0, 1)"),
+    ({"extra": 'criteria = ["yield:0"]'}, r"yield level=0.0 is not valid: use a fraction in (0, 1]"),
+    ({"clipped": "nowhere"}, "sweep folder '"),
+    ({"config": "unets"}, "config 'unets' of strategy 'clipped' is not in sweep"),
+    ({"clipped": "other-chips"}, "evaluation chips (0-1: 2 chips vs 2-3: 2 chips)"),
+])
+def test_cli_strategies_bad_input_is_a_one_line_error_and_writes_nothing(tiny_sweeps, tmp_path, spec, message):
+    from click.testing import CliRunner
+
+    from neuralfuse.cli import main
+
+    out = tmp_path / "comparison"
+    result = CliRunner().invoke(main, ["strategies", str(spec_file(tiny_sweeps, **spec)), "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and message in errors[0], result.output
+    assert "Traceback" not in result.output and not out.exists()
+
