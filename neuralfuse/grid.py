@@ -41,7 +41,6 @@ import dataclasses
 import itertools
 import json
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,11 +50,7 @@ import pandas as pd
 
 from characterization.atomic import atomic_path, write_json
 from characterization.validation import check_scalar
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from neuralfuse.toml_files import read_toml
 
 TOP_LEVEL = {"base", "dataset", "data_root", "image_size", "train", "grid", "evaluate"}
 EVALUATE_KEYS = {"chips", "samples", "batch_size"}
@@ -98,12 +93,7 @@ class GridSpec:
 
 def load_spec(path: str | Path) -> GridSpec:
     """Read and check the spec at ``path``; every run's settings are validated before any run starts."""
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise GridSpecError(f"cannot read grid spec {str(path)!r}: {err}") from None
-    return parse_spec(raw, path.parent)
+    return parse_spec(read_toml(path, "grid spec", GridSpecError), Path(path).parent)
 
 
 def parse_spec(raw: Mapping[str, Any], folder: str | Path = ".") -> GridSpec:

@@ -97,6 +97,8 @@ VOLTAGE_DECIMALS = 4
 BER_DECIMALS = 10
 """The BERs of a BER sweep are rounded to this many decimals, for the same reason."""
 SWEEP_FORMAT = "neuralfuse.sweep"
+RECORD_DEFAULTS = {"bers": None, "split": "test", "layout": DEFAULT_LAYOUT, "precision": DEFAULT_PRECISION}
+"""What a ``sweep.json`` written before BER sweeps, splits, layouts or precisions existed stands for."""
 
 
 class SweepError(ValueError):
@@ -450,8 +452,7 @@ def _identity(record: dict[str, Any]) -> dict[str, Any]:
     generators (which may grow: :func:`_check_generators_added`); the fingerprints stand for the
     models and the data. A sweep recorded before layouts, BER sweeps, splits or precisions existed
     ran under ``"arrays"``, over voltages, on test images, at fp32."""
-    return {k: v for k, v in {"layout": DEFAULT_LAYOUT, "bers": None, "split": "test",
-                              "precision": DEFAULT_PRECISION, **record}.items()
+    return {k: v for k, v in {**RECORD_DEFAULTS, **record}.items()
             if k not in ("provenance", "generators", *SESSION_KEYS)}
 
 
@@ -495,11 +496,12 @@ def load_chips(path: str | Path) -> pd.DataFrame:
 
 def load_record(path: str | Path) -> dict[str, Any]:
     """What the sweep in folder ``path`` was asked (its ``sweep.json``); a sweep recorded before
-    BER sweeps and splits gets ``bers`` None and ``split`` "test"."""
+    BER sweeps, splits, layouts or precisions gets ``bers`` None, ``split`` "test", ``layout``
+    "arrays" and ``precision`` "fp32"."""
     record_path = Path(path) / "sweep.json"
     if not record_path.is_file():
         raise SweepError(f"{str(path)!r} is not a sweep folder (no sweep.json)")
-    return {"bers": None, "split": "test", **json.loads(record_path.read_text())}
+    return {**RECORD_DEFAULTS, **json.loads(record_path.read_text())}
 
 
 def pareto_front(table: pd.DataFrame, x: str = "energy_saving", y: str = "pa_mean") -> pd.Series:

@@ -11,8 +11,9 @@ from click.testing import CliRunner
 
 from neuralfuse.checkpoint import read_checkpoint, save_checkpoint
 from neuralfuse.cli import main
-from neuralfuse.grid import GridSpecError, load_spec, parse_spec, run_grid, run_name, tomllib
+from neuralfuse.grid import GridSpecError, load_spec, parse_spec, run_grid, run_name
 from neuralfuse.models import create_model
+from neuralfuse.toml_files import tomllib
 from ray_hooks import arm, completed_calls, ray_cluster  # noqa: F401  (ray_cluster is a fixture)
 
 STEPS = 2 * 2 * 3  # runs x epochs x steps per epoch

@@ -22,6 +22,7 @@ COMMANDS = [
     (neuralfuse_main, ["evaluate", "--base", "IN", "--ber", "0.01", "--json", "OUT"], "--json"),
     (neuralfuse_main, ["compare", "IN", "--csv", "OUT"], "--csv"),
     (neuralfuse_main, ["sweep", "--base", "IN", "--voltages", "0.9,1.0", "-o", "OUT"], "-o"),
+    (neuralfuse_main, ["strategies", "IN", "-o", "OUT"], "-o"),
     (neuralfuse_main, ["demo", "-o", "OUT"], "-o"),
     (neuralfuse_main, ["show", "--run", "RUN", "-o", "OUT"], "-o"),
 ]

@@ -1,8 +1,9 @@
 """The ``neuralfuse`` command line: a thin click layer over the library.
 
 One module per stage of the pipeline (:mod:`.train_base`, :mod:`.train`, :mod:`.grid`,
-:mod:`.evaluate`, :mod:`.sweep`, :mod:`.demo`); the options they share are declared once in
-:mod:`.options`, and :mod:`.inputs` loads their inputs with errors that name the option.
+:mod:`.evaluate`, :mod:`.sweep`, :mod:`.strategies`, :mod:`.demo`); the options they share are
+declared once in :mod:`.options`, and :mod:`.inputs` loads their inputs with errors that name the
+option.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import click
 from neuralfuse.cli.demo import demo_command
 from neuralfuse.cli.evaluate import compare_command, evaluate_command, show_command
 from neuralfuse.cli.grid import grid_command
+from neuralfuse.cli.strategies import strategies_command
 from neuralfuse.cli.sweep import pareto_command, sweep_command
 from neuralfuse.cli.train import train_command
 from neuralfuse.cli.train_base import train_base_command
@@ -34,5 +36,5 @@ def main() -> None:
 
 
 for _command in (train_base_command, train_command, grid_command, evaluate_command, compare_command,
-                 show_command, sweep_command, pareto_command, demo_command):
+                 show_command, sweep_command, pareto_command, strategies_command, demo_command):
     main.add_command(_command)

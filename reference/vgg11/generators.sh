@@ -5,8 +5,9 @@
 #   bash reference/vgg11/generators.sh finetune NAME [EPOCHS [LAMBDA]]
 #       # runs/vgg11-NAME-cosine (or -cosine-lLAMBDA when LAMBDA is not 5): NAME's kept generator,
 #       # EPOCHS (4) more epochs with the lr decayed from 1e-3 to 0 on a cosine
-#   bash reference/vgg11/generators.sh continue NAME          # runs/vgg11-NAME-long: NAME's kept generator
-#       # trained on with the same recipe (constant lr) until validation PA has not improved for 3 epochs
+#   bash reference/vgg11/generators.sh continue NAME [OPTION...] # runs/vgg11-NAME-long: NAME's kept
+#       # generator trained on with the same recipe (constant lr) until validation PA has not improved
+#       # for 3 epochs; OPTIONs go to `neuralfuse train` (e.g. --precision bf16)
 #   bash reference/vgg11/generators.sh report                 # copy here, test-set evaluation, seed table
 #   bash reference/vgg11/generators.sh sweep [DIR [OPTION...]] # sweep the base model and every reported run
 #
@@ -84,8 +85,8 @@ case "${1:-}" in
   finetune) lambda=${4:-5}; suffix=-cosine; [[ $lambda == 5 ]] || suffix+=-l$lambda
     EPOCHS=${3:-4} train "${2:?give a finished run}$suffix" --init-run "runs/vgg11-$2" \
       --lr-schedule cosine --lambda "$lambda" ;;
-  continue) EPOCHS=${EPOCHS:-40} train "${2:?give a reported run}-long" \
-    --init-run "reference/vgg11/$2" --patience 3 ;;
+  continue) name=${2:?give a reported run}; shift 2
+    EPOCHS=${EPOCHS:-40} train "$name-long" --init-run "reference/vgg11/$name" --patience 3 "$@" ;;
   report) report ;;
   sweep) shift; sweep "$@" ;;
   *) sed -n '2,10p' "$0"; exit 2 ;;
