@@ -387,7 +387,7 @@ def load_evaluations(paths: Sequence[str | os.PathLike[str]]) -> dict[str, dict]
         files = sorted(path.glob(f"{RESULT_PREFIX}*.json")) if path.is_dir() else [path]
         if not files:
             raise ValueError(f"{str(path)!r} holds no evaluation-*.json: run `neuralfuse evaluate "
-                             f"--generator-run {path}` first")
+                             f"--run {path}` first")
         for file in files:
             label = (f"{file.resolve().parent.name} {file.stem.removeprefix(RESULT_PREFIX)}"
                      if file.name.startswith(RESULT_PREFIX) else file.stem)

@@ -1,10 +1,11 @@
 """Training grids: many EOPM runs from one small TOML spec, each trained, then evaluated.
 
 A spec names the base model and the data, the settings every run shares, and the axes whose
-cartesian product gives the runs (any :class:`neuralfuse.eopm.TrainConfig` field; ``lambda`` may
-stand for ``lam``; the memory config's fields ``bits``, ``storage``, ``tech``, ``fault_model`` and
-``layout`` are given flat, and those not given are the base model's, as ``neuralfuse train``
-inherits them)::
+cartesian product gives the runs: any :class:`neuralfuse.eopm.TrainConfig` field, named as the
+`neuralfuse train` option (``lambda`` for ``--lambda``, ``chips_per_step``; the field names
+``lam`` and ``n_chips`` that run records use are read too); the memory config's fields ``bits``,
+``storage``, ``tech``, ``fault_model`` and ``layout`` are given flat, and those not given are the
+base model's, as ``neuralfuse train`` inherits them::
 
     base = "r18.pt"              # relative paths are relative to the spec file
     dataset = "cifar10"
@@ -20,7 +21,7 @@ inherits them)::
     [grid]                       # one list per axis: 2 x 2 x 2 = 8 runs
     generator = ["UNetL", "UNetS"]
     ber = [0.01, 0.03]           # or voltage = [...]
-    lam = [1.0, 5.0]             # layout = ["arrays", "neuralfuse-code"] would compare layouts
+    lambda = [1.0, 5.0]          # layout = ["arrays", "neuralfuse-code"] would compare layouts
 
     [evaluate]                   # after training, at each run's training point
     chips = 10
@@ -43,7 +44,6 @@ import dataclasses
 import itertools
 import json
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,15 +53,12 @@ import pandas as pd
 
 from characterization.atomic import atomic_path, write_json
 from characterization.validation import check_scalar
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from neuralfuse.toml_files import read_toml
 
 TOP_LEVEL = {"base", "dataset", "data_root", "image_size", "train", "grid", "evaluate"}
 EVALUATE_KEYS = {"chips", "samples", "batch_size"}
-ALIASES = {"lambda": "lam"}
+OPTION_NAMES = {"lam": "lambda", "n_chips": "chips_per_step"}
+"""TrainConfig fields that a spec names as the `neuralfuse train` option does (field -> spec key)."""
 
 
 class GridSpecError(ValueError):
@@ -99,12 +96,7 @@ class GridSpec:
 
 def load_spec(path: str | Path) -> GridSpec:
     """Read and check the spec at ``path``; every run's settings are validated before any run starts."""
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise GridSpecError(f"cannot read grid spec {str(path)!r}: {err}") from None
-    return parse_spec(raw, path.parent)
+    return parse_spec(read_toml(path, "grid spec", GridSpecError), Path(path).parent)
 
 
 def parse_spec(raw: Mapping[str, Any], folder: str | Path = ".") -> GridSpec:
@@ -165,13 +157,20 @@ def _positive_int(value: Any, name: str, allowed: str | None = None) -> None:
 
 
 def _train_keys(table: Any, where: str, fields: set[str]) -> dict[str, Any]:
+    """``table``'s settings keyed by TrainConfig field; a spec may name a field as the train option
+    does (:data:`OPTION_NAMES`), but not both ways."""
     if not isinstance(table, Mapping):
         raise GridSpecError(f"{where} must be a table of settings")
-    renamed = {ALIASES.get(k, k): v for k, v in table.items()}
-    unknown = set(renamed) - fields
+    spelled = {field: OPTION_NAMES.get(field, field) for field in fields}
+    field_of = {**{key: field for field, key in spelled.items()}, **{field: field for field in fields}}
+    unknown = set(table) - set(field_of)
     if unknown:
-        raise GridSpecError(f"unknown {where} setting(s) {sorted(unknown)}: use {', '.join(sorted(fields))}")
-    return renamed
+        raise GridSpecError(f"unknown {where} setting(s) {sorted(unknown)}: use {', '.join(sorted(spelled.values()))}")
+    both = [field for field, key in OPTION_NAMES.items() if field in table and key in table]
+    if both:
+        raise GridSpecError(f"{where} gives both {both[0]} and {OPTION_NAMES[both[0]]}: give "
+                            f"{OPTION_NAMES[both[0]]} only")
+    return {field_of[key]: value for key, value in table.items()}
 
 
 def run_name(values: Mapping[str, Any]) -> str:

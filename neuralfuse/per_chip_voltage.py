@@ -29,7 +29,6 @@ from characterization.atomic import atomic_path
 from characterization.validation import check_scalar
 from neuralfuse.criteria import Criterion, parse_criterion
 from neuralfuse.tradeoff import SweepError, load_chips, load_record
-from sramsim.memory import MemoryConfig
 
 PER_CHIP_COLUMNS = ("config", "chip", "voltage", "ber", "calibrated", "validation_pa", "test_pa",
                     "meets_test", "energy_relative", "energy_saving")
@@ -105,11 +104,11 @@ def per_chip_from_sweeps(validation_dir: str | Path, test_dir: str | Path,
         if recorded != split:
             raise SweepError(f"{str(path)!r} holds a sweep on {recorded} images; per-chip voltage needs "
                              f"one on {split} images")
-    memories = [MemoryConfig.from_dict(record["memory"]) for record in records.values()]
-    if memories[0] != memories[1]:
-        raise SweepError(f"the sweeps store the weights differently ({memories[0].describe()} in "
-                         f"{str(validation_dir)!r}, {memories[1].describe()} in {str(test_dir)!r}): "
-                         "per-chip voltage needs both under one memory config")
+    validation, test = records["validation"]["memory"], records["test"]["memory"]
+    differ = [f"{key} {validation[key]} vs {test[key]}" for key in validation if validation[key] != test[key]]
+    if differ:
+        raise SweepError(f"{str(validation_dir)!r} and {str(test_dir)!r} store the weights differently "
+                         f"({', '.join(differ)}): per-chip voltage needs both under one memory config")
     return per_chip_voltages(load_chips(validation_dir), load_chips(test_dir), min_accuracy)
 
 

@@ -37,7 +37,7 @@ With ``out_dir`` the sweep is resumable. The folder holds
   memory config, arithmetic precision (:mod:`neuralfuse.precision`), fingerprints of the models
   and the data) plus versions and the command; rerunning with other arguments is an error (a
   sweep recorded before memory configs, with flat ``bits``, ``tech``, ``fault_model`` and
-  ``layout``, counts as that config with symmetric storage),
+  ``layout``, counts as that config with symmetric storage: :func:`load_record`),
   except that a rerun may add generators: it measures only them, at the points already there (it
   must name every generator the folder holds, each the same model as before);
 - ``points/``: one small JSON per finished (voltage, chip), written atomically as it completes
@@ -88,7 +88,7 @@ from sramsim.accounting import energy_saving, weight_accesses
 from sramsim.deployment import Deployment
 from sramsim.faults import FaultMap
 from sramsim.layers import STORED_LAYERS
-from sramsim.memory import FIELDS as MEMORY_FIELDS, MemoryConfig, split_memory
+from sramsim.memory import FIELDS as MEMORY_FIELDS, MemoryConfig, recorded_memory
 from sramsim.operating_point import MAX_BER, OperatingPoint, check_voltage_or_ber
 
 BASE = "base"
@@ -102,6 +102,8 @@ VOLTAGE_DECIMALS = 4
 BER_DECIMALS = 10
 """The BERs of a BER sweep are rounded to this many decimals, for the same reason."""
 SWEEP_FORMAT = "neuralfuse.sweep"
+RECORD_DEFAULTS = {"bers": None, "split": "test", "precision": DEFAULT_PRECISION, "fault_maps": None}
+"""What a ``sweep.json`` written before BER sweeps, splits, precisions or fault maps existed stands for."""
 
 
 class SweepError(ValueError):
@@ -457,18 +459,10 @@ def _identity(record: dict[str, Any]) -> dict[str, Any]:
     """What must match to resume a sweep: all but the provenance (paths), command, versions and
     generators (which may grow: :func:`_check_generators_added`); the fingerprints stand for the
     models and the data. A sweep recorded before memory configs, BER sweeps, splits, precisions or
-    fault maps existed ran under its flat memory settings (:func:`record_memory`), over voltages,
-    on test images, at fp32, on simulated chips."""
-    rest = {k: v for k, v in record.items() if k not in MEMORY_FIELDS and k != "memory"}
-    return {k: v for k, v in {"bers": None, "split": "test", "precision": DEFAULT_PRECISION,
-                              "fault_maps": None, **rest, "memory": record_memory(record).to_dict()}.items()
+    fault maps existed ran under its flat memory settings (:func:`sramsim.memory.recorded_memory`),
+    over voltages, on test images, at fp32, on simulated chips (:data:`RECORD_DEFAULTS`)."""
+    return {k: v for k, v in _with_defaults(record).items()
             if k not in ("provenance", "generators", *SESSION_KEYS)}
-
-
-def record_memory(record: Mapping[str, Any]) -> MemoryConfig:
-    """The memory config of a sweep record (``sweep.json``): its ``memory``, or the flat ``bits``,
-    ``tech``, ``fault_model`` and ``layout`` of a sweep recorded before memory configs."""
-    return split_memory(record)[0]
 
 
 def _check_generators_added(path: str | Path, earlier: Mapping[str, Any], now: Mapping[str, Any]) -> None:
@@ -511,14 +505,19 @@ def load_chips(path: str | Path) -> pd.DataFrame:
 
 def load_record(path: str | Path) -> dict[str, Any]:
     """What the sweep in folder ``path`` was asked (its ``sweep.json``); a sweep recorded before
-    BER sweeps and splits gets ``bers`` None and ``split`` "test", one recorded before memory
-    configs its ``memory`` dict from the flat keys (:func:`record_memory`)."""
+    BER sweeps, splits, precisions, fault maps or memory configs gets :data:`RECORD_DEFAULTS` and its
+    ``memory`` dict from its flat settings (:func:`sramsim.memory.recorded_memory`)."""
     record_path = Path(path) / "sweep.json"
     if not record_path.is_file():
         raise SweepError(f"{str(path)!r} is not a sweep folder (no sweep.json)")
-    record = json.loads(record_path.read_text())
+    return _with_defaults(json.loads(record_path.read_text()))
+
+
+def _with_defaults(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``sweep.json`` record with :data:`RECORD_DEFAULTS` for what it lacks and its memory config
+    as one ``memory`` dict."""
     rest = {k: v for k, v in record.items() if k not in MEMORY_FIELDS}
-    return {"bers": None, "split": "test", **rest, "memory": record_memory(record).to_dict()}
+    return {**RECORD_DEFAULTS, **rest, "memory": recorded_memory(record)}
 
 
 def pareto_front(table: pd.DataFrame, x: str = "energy_saving", y: str = "pa_mean") -> pd.Series:

@@ -93,6 +93,19 @@ FIELDS = tuple(field.name for field in dataclasses.fields(MemoryConfig))
 """The fields of :class:`MemoryConfig`, in order: bits, storage, tech, fault_model, layout."""
 
 
+def recorded_memory(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The memory config a record holds, as the plain dict :meth:`MemoryConfig.to_dict` gives, not
+    checked (a record may name a technology file that is gone): its ``"memory"``, or its flat
+    :data:`FIELDS` (a record written before the config existed); a field missing takes its default.
+
+    >>> recorded_memory({"bits": 4, "tech": "my-curve", "epochs": 3})["tech"]
+    'my-curve'
+    """
+    defaults = {field.name: field.default for field in dataclasses.fields(MemoryConfig)}
+    given = record.get("memory") or {name: record[name] for name in FIELDS if name in record}
+    return {**defaults, **given}
+
+
 def split_memory(settings: Mapping[str, Any]) -> tuple[MemoryConfig, dict[str, Any]]:
     """(the memory config, the other entries) of ``settings``, which give the config as
     ``"memory"`` (a :class:`MemoryConfig` or its dict) or as flat keys :data:`FIELDS` (records

@@ -486,7 +486,7 @@ def test_the_base_models_split_is_the_generators(tmp_path):
     base_path = tmp_path / "base.pt"
     save_checkpoint(base_path, create_model("resnet18", width=1 / 16), arch="resnet18", width=1 / 16,
                     num_classes=10, bits=8, dataset="default", split={"val_size": 40, "seed": 2})
-    args = ["train", "--base", str(base_path), "--generator", "ConvS", "--ber", "0.02", "--n-chips", "1",
+    args = ["train", "--base", str(base_path), "--generator", "ConvS", "--ber", "0.02", "--chips-per-step", "1",
             "--batch-size", "4", "--epochs", "1", "--max-steps-per-epoch", "1", "--dataset", "default",
             "--val-images", "4", "--val-chips", "1", "--no-progress", "-o", str(tmp_path / "run")]
     result = CliRunner().invoke(main, args)
@@ -531,7 +531,7 @@ def test_load_generator_fails_clearly(tmp_path):
 
 def cli_train(base_path, out):
     return [str(Path(sys.executable).parent / "neuralfuse"), "train", "--base", str(base_path),
-            "--generator", "UNetS", "--ber", "0.02", "--n-chips", "2", "--batch-size", "8", "--epochs", "2",
+            "--generator", "UNetS", "--ber", "0.02", "--chips-per-step", "2", "--batch-size", "8", "--epochs", "2",
             "--dataset", "default", "--train-subset", "32", "--val-size", "8", "--val-chips", "1",
             "--checkpoint-every", "1", "--no-progress", "-o", str(out)]
 

@@ -182,7 +182,7 @@ def files(tmp_path_factory):
     save_checkpoint(base_path, create_model("resnet18", width=1 / 16), arch="resnet18", width=1 / 16,
                     num_classes=10, bits=8, dataset="default")
     result = CliRunner().invoke(main, [
-        "train", "--base", str(base_path), "--generator", "UNetS", "--ber", "0.01", "--n-chips", "2",
+        "train", "--base", str(base_path), "--generator", "UNetS", "--ber", "0.01", "--chips-per-step", "2",
         "--epochs", "1", "--max-steps-per-epoch", "2", "--batch-size", "8", "--dataset", "default",
         "--val-size", "16", "--val-chips", "1", "--no-progress", "-o", str(root / "run")])
     assert result.exit_code == 0, result.output
@@ -194,7 +194,7 @@ def test_cli_evaluate_prints_a_table_and_writes_json(files, tmp_path):
     base_path, run = files
     out = tmp_path / "eval.json"
     result = CliRunner().invoke(main, [
-        "evaluate", "--base", str(base_path), "--generator-run", str(run), "--voltage", "0.83",
+        "evaluate", "--base", str(base_path), "--run", str(run), "--voltage", "0.83",
         "--chips", "2", "--samples", "40", "--latency-repeats", "2", "--no-progress", "--json", str(out)])
     assert result.exit_code == 0, result.output
     assert "base model" in result.output and "+ UNetS" in result.output and "RP =" in result.output
@@ -207,7 +207,7 @@ def test_cli_evaluate_prints_a_table_and_writes_json(files, tmp_path):
 def test_cli_evaluate_writes_into_the_run_directory_by_default(files):
     base_path, run = files
     result = CliRunner().invoke(main, [
-        "evaluate", "--base", str(base_path), "--generator-run", str(run), "--ber", "0.005", "--bits", "6",
+        "evaluate", "--base", str(base_path), "--run", str(run), "--ber", "0.005", "--bits", "6",
         "--chips", "1", "--samples", "20", "--latency-repeats", "1", "--no-progress"])
     assert result.exit_code == 0, result.output
     name = "evaluation-ber0.005-6bit-stuck-at-arrays-14nm-512x64-chips0-0-test-default-20images.json"
@@ -219,11 +219,11 @@ def test_cli_train_and_evaluate_carry_the_storage_format_from_run_to_evaluation(
     run = tmp_path / "robust"
     result = CliRunner().invoke(main, [
         "train", "--base", str(base_path), "--generator", "ConvS", "--ber", "0.02", "--storage", "robust",
-        "--n-chips", "1", "--epochs", "1", "--max-steps-per-epoch", "1", "--batch-size", "8",
+        "--chips-per-step", "1", "--epochs", "1", "--max-steps-per-epoch", "1", "--batch-size", "8",
         "--dataset", "default", "--val-size", "0", "--no-progress", "-o", str(run)])
     assert result.exit_code == 0, result.output
     assert json.loads((run / "config.json").read_text())["config"]["memory"]["storage"] == "robust"
-    evaluate_args = ["evaluate", "--base", str(base_path), "--generator-run", str(run), "--ber", "0.02",
+    evaluate_args = ["evaluate", "--base", str(base_path), "--run", str(run), "--ber", "0.02",
                      "--chips", "1", "--samples", "20", "--latency-repeats", "1", "--no-progress"]
     for extra in ([], ["--storage", "symmetric"]):   # the run's storage, then the other one beside it
         result = CliRunner().invoke(main, [*evaluate_args, *extra])
@@ -240,7 +240,7 @@ def test_cli_train_and_evaluate_carry_the_storage_format_from_run_to_evaluation(
     ([], "exactly one of --voltage and --ber"),
     (["--voltage", "0.2"], "--voltage"),
     (["--ber", "0.01", "--base", "missing.pt"], "does not exist"),
-    (["--ber", "0.01", "--generator-run", "no-such-run"], "does not exist"),
+    (["--ber", "0.01", "--run", "no-such-run"], "does not exist"),
 ])
 def test_cli_evaluate_bad_input_is_a_one_line_error(files, tmp_path, args, message):
     base_path, _ = files
@@ -254,13 +254,13 @@ def test_cli_evaluate_bad_input_is_a_one_line_error(files, tmp_path, args, messa
 def test_cli_evaluate_refuses_a_run_without_generator_or_for_another_base(files, tmp_path):
     base_path, run = files
     (tmp_path / "empty").mkdir()
-    result = CliRunner().invoke(main, ["evaluate", "--base", str(base_path), "--generator-run",
+    result = CliRunner().invoke(main, ["evaluate", "--base", str(base_path), "--run",
                                        str(tmp_path / "empty"), "--ber", "0.01"])
     assert result.exit_code == 2 and "no generator.pt" in result.output
     other = tmp_path / "other.pt"
     save_checkpoint(other, create_model("resnet18", width=1 / 16), arch="resnet18", width=1 / 16,
                     num_classes=10)
-    result = CliRunner().invoke(main, ["evaluate", "--base", str(other), "--generator-run", str(run),
+    result = CliRunner().invoke(main, ["evaluate", "--base", str(other), "--run", str(run),
                                        "--ber", "0.01"])
     assert result.exit_code == 2 and "trained for another base model" in result.output
 
@@ -284,7 +284,7 @@ def test_cli_train_bad_input_is_a_one_line_error(files, tmp_path, change, messag
 
 def test_cli_train_resumes_a_finished_run_and_refuses_other_settings(files):
     base_path, run = files
-    again = ["train", "--base", str(base_path), "--generator", "UNetS", "--ber", "0.01", "--n-chips", "2",
+    again = ["train", "--base", str(base_path), "--generator", "UNetS", "--ber", "0.01", "--chips-per-step", "2",
              "--epochs", "1", "--max-steps-per-epoch", "2", "--batch-size", "8", "--dataset", "default",
              "--val-size", "16", "--val-chips", "1", "--no-progress", "-o", str(run)]
     result = CliRunner().invoke(main, again)
@@ -295,9 +295,9 @@ def test_cli_train_resumes_a_finished_run_and_refuses_other_settings(files):
 
 def test_cli_train_fine_tunes_a_generator_of_the_same_architecture(files, tmp_path):
     base_path, run = files
-    args = ["train", "--base", str(base_path), "--ber", "0.01", "--n-chips", "2", "--epochs", "1",
+    args = ["train", "--base", str(base_path), "--ber", "0.01", "--chips-per-step", "2", "--epochs", "1",
             "--max-steps-per-epoch", "1", "--batch-size", "8", "--dataset", "default", "--val-size", "0",
-            "--lr-schedule", "cosine", "--no-progress", "--init-generator", str(run)]
+            "--lr-schedule", "cosine", "--no-progress", "--init-run", str(run)]
     result = CliRunner().invoke(main, [*args, "--generator", "UNetL", "-o", str(tmp_path / "wrong")])
     assert result.exit_code == 2 and "holds a UNetS generator, not a UNetL" in result.output
     assert not (tmp_path / "wrong").exists()
@@ -314,7 +314,7 @@ def test_cli_compare_puts_evaluations_side_by_side(files, tmp_path):
     alone = tmp_path / "alone.json"
     common = ["--base", str(base_path), "--ber", "0.02", "--chips", "2", "--samples", "30",
               "--latency-repeats", "1", "--no-progress"]
-    for extra in (["--generator-run", str(run)], ["--json", str(alone)]):
+    for extra in (["--run", str(run)], ["--json", str(alone)]):
         result = CliRunner().invoke(main, ["evaluate", *common, *extra])
         assert result.exit_code == 0, result.output
     table_path = tmp_path / "compare.csv"
@@ -334,7 +334,7 @@ def test_cli_compare_over_seeds_groups_runs_that_differ_only_in_their_seed(files
     base_path, run = files
     common = ["evaluate", "--base", str(base_path), "--ber", "0.02", "--chips", "2", "--samples", "30",
               "--latency-repeats", "1", "--no-progress"]
-    for extra in (["--generator-run", str(run)], ["--json", str(tmp_path / "alone.json")]):
+    for extra in (["--run", str(run)], ["--json", str(tmp_path / "alone.json")]):
         result = CliRunner().invoke(main, [*common, *extra])
         assert result.exit_code == 0, result.output
     name = "evaluation-ber0.02-8bit-stuck-at-arrays-14nm-512x64-chips0-1-test-default-30images.json"
@@ -417,7 +417,7 @@ def test_cli_evaluate_a_quick_check_keeps_the_full_evaluation_and_compare_tells_
     for name in ("config.json", "generator.pt"):
         (run / name).write_bytes((source / name).read_bytes())
     for samples in ("40", "20"):
-        result = _evaluate(base_path, "--generator-run", str(run), "--samples", samples)
+        result = _evaluate(base_path, "--run", str(run), "--samples", samples)
         assert result.exit_code == 0, result.output
     saved = sorted(run.glob("evaluation-*.json"))
     assert [json.loads(p.read_text())["samples"] for p in saved] == [20, 40]
@@ -466,7 +466,7 @@ def test_cli_evaluate_does_not_write_into_the_installed_package_by_default():
 
     setup = SETUPS["resnet18-w0.25"]
     before = sorted(setup.folder.rglob("*"))
-    result = _evaluate(setup.base, "--generator-run", str(setup.generator_run), "--samples", "8")
+    result = _evaluate(setup.base, "--run", str(setup.generator_run), "--samples", "8")
     assert result.exit_code == 2 and "inside the installed neuralfuse package" in result.output
     assert "--json PATH" in result.output and sorted(setup.folder.rglob("*")) == before
 

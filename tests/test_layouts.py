@@ -275,13 +275,13 @@ def test_train_and_evaluate_commands_carry_the_layout_from_run_to_evaluation(tmp
     monkeypatch.setattr(eopm, "eopm_step", spy)
     run, runner = tmp_path / "run", CliRunner()
     train = ["train", "--base", str(base), "--generator", "UNetS", "--ber", "0.02", "--dataset", "default",
-             "--train-subset", "8", "--batch-size", "8", "--epochs", "1", "--n-chips", "1", "--val-size", "0",
+             "--train-subset", "8", "--batch-size", "8", "--epochs", "1", "--chips-per-step", "1", "--val-size", "0",
              "--layout", CODE, "-o", str(run), "--no-progress"]
     result = runner.invoke(cli.main, train)
     assert result.exit_code == 0, result.output
     assert layouts_used == [CODE]
     assert json.loads((run / "config.json").read_text())["config"]["memory"]["layout"] == CODE
-    result = runner.invoke(cli.main, ["evaluate", "--base", str(base), "--generator-run", str(run),
+    result = runner.invoke(cli.main, ["evaluate", "--base", str(base), "--run", str(run),
                                       "--ber", "0.02", "--chips", "1", "--samples", "20",
                                       "--latency-repeats", "1", "--no-progress"])
     assert result.exit_code == 0, result.output   # the layout defaults to the generator's

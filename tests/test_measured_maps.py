@@ -54,7 +54,7 @@ def test_a_map_from_the_faultmap_command_and_a_larger_streamed_one_deploy_as_the
     deployment = Deployment(small_model())
     arrays = deployment.layout.n_arrays
     out = tmp_path / "cli.npz"
-    result = CliRunner().invoke(main, ["faultmap", "--voltage", "0.83", "--seed", "3", "--arrays",
+    result = CliRunner().invoke(main, ["faultmap", "--voltage", "0.83", "--chip", "3", "--arrays",
                                        str(arrays), "-o", str(out)])
     assert result.exit_code == 0, result.output
     stream_fault_map(tmp_path / "big.npz", Chip(3), (arrays + 3) * 512 * 64, voltage=0.83, chunk_arrays=2)
@@ -151,7 +151,7 @@ def tiny_chips(tmp_path_factory):
     base = save_tiny_checkpoint(folder / "tiny.pt")
     arrays = Deployment(tiny_model()).layout.n_arrays
     for seed in (0, 1, 5):
-        result = CliRunner().invoke(main, ["faultmap", "--voltage", "0.80", "--seed", str(seed), "--arrays",
+        result = CliRunner().invoke(main, ["faultmap", "--voltage", "0.80", "--chip", str(seed), "--arrays",
                                            str(arrays), "-o", str(folder / f"chip{seed}.npz")])
         assert result.exit_code == 0, result.output
     return base, folder

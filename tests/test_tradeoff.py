@@ -286,7 +286,7 @@ def generator_runs(checkpoint, tmp_path_factory):
     for name, extra in (("arrays", []), ("code", ["--layout", "neuralfuse-code"])):
         result = CliRunner().invoke(main, [
             "train", "--base", str(checkpoint), "--generator", "ConvS", "--ber", "0.02", "--dataset", "default",
-            "--train-subset", "8", "--batch-size", "8", "--epochs", "1", "--n-chips", "1", "--val-size", "0",
+            "--train-subset", "8", "--batch-size", "8", "--epochs", "1", "--chips-per-step", "1", "--val-size", "0",
             *extra, "-o", str(root / name), "--no-progress"])
         assert result.exit_code == 0, result.output
     return root / "arrays", root / "code"
@@ -307,10 +307,10 @@ def test_cli_sweep_with_robust_storage_differs_from_symmetric_and_records_it(che
 def test_cli_sweep_takes_the_memory_config_its_generators_were_trained_with(checkpoint, generator_runs, tmp_path):
     arrays, code = generator_runs
     runner = CliRunner()
-    result = runner.invoke(main, sweep_args(checkpoint, tmp_path / "code", "--generator-run", str(code)))
+    result = runner.invoke(main, sweep_args(checkpoint, tmp_path / "code", "--run", str(code)))
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "code" / "sweep.json").read_text())["memory"]["layout"] == "neuralfuse-code"
-    both = ("--generator-run", str(arrays), "--generator-run", str(code))
+    both = ("--run", str(arrays), "--run", str(code))
     mixed = runner.invoke(main, sweep_args(checkpoint, tmp_path / "mixed", *both))
     assert mixed.exit_code == 2 and "trained with different layouts (arrays in" in mixed.output
     assert "give one (--layout)" in mixed.output and not (tmp_path / "mixed").exists()

@@ -7,7 +7,7 @@ import click
 from neuralfuse.cli.inputs import (check_image_size, load_base, load_data, load_fault_maps, operating_point,
                                    usage_errors)
 from neuralfuse.cli.options import (base_option, batch_size_option, chips_option, device_option,
-                                    fault_map_option, first_chip_option, generator_run_option,
+                                    fault_map_option, first_chip_option, run_option,
                                     memory_options, output_option, precision_option, progress_option,
                                     samples_option, training_data_options, voltage_or_ber_options)
 from neuralfuse.runs import absolute, command_line
@@ -15,9 +15,9 @@ from sramsim.cli_types import OutputPath
 
 
 @click.command("evaluate", epilog="Example: neuralfuse evaluate --base resnet18-w025.pt "
-               "--generator-run runs/unets --ber 0.01 --chips 10")
+               "--run runs/unets --ber 0.01 --chips 10")
 @base_option()
-@generator_run_option("Training run directory (from `neuralfuse train`) whose generator to put in front.")
+@run_option("Training run directory (from `neuralfuse train`) whose generator to put in front.")
 @voltage_or_ber_options(voltage="Supply voltage in units of Vmin, e.g. 0.83. Give this or --ber "
                         "(with --fault-map: [default: the maps' own]).",
                         ber="Bit-error rate (fraction of faulty cells), e.g. 0.01.")
@@ -39,7 +39,7 @@ from sramsim.cli_types import OutputPath
               help="Accept a generator trained for another base model (transfer studies).")
 @click.option("--json", "json_path", type=OutputPath(), default=None,
               help="Write the results here [default: RUN_DIR/evaluation-<settings>.json with "
-              "--generator-run, named by every setting that changes the numbers; else nowhere].")
+              "--run, named by every setting that changes the numbers; else nowhere].")
 @click.option("--overwrite", is_flag=True,
               help="Replace a result file made with other settings (refused otherwise).")
 @progress_option
@@ -71,7 +71,7 @@ def evaluate_command(base_path: str, run_dir: str | None, voltage: float | None,
         try:
             generator, trained = load_generator(run_dir, base=None if allow_other_base else base)
         except (OSError, ValueError) as err:
-            raise click.BadParameter(str(err), param_hint="--generator-run") from err
+            raise click.BadParameter(str(err), param_hint="--run") from err
     dataset, data_root, image_size = settings_from_training(
         trained, dataset=dataset, data_root=data_root, image_size=image_size).values()
     memory = usage_errors(inherited_memory, {run_dir: trained} if run_dir else {base_path: meta}, **memory)
@@ -161,8 +161,8 @@ def compare_command(paths: tuple[str, ...], over_seeds: bool, csv_path: str | No
         click.echo(f"wrote {csv_path}")
 
 
-@click.command("show", epilog="Example: neuralfuse show --generator-run runs/unets -o unets.png")
-@generator_run_option("Training run directory (from `neuralfuse train`) whose generator to show.", required=True)
+@click.command("show", epilog="Example: neuralfuse show --run runs/unets -o unets.png")
+@run_option("Training run directory (from `neuralfuse train`) whose generator to show.", required=True)
 @base_option("Base-model checkpoint the generator must have been trained for [default: the run's "
              "recorded base model, when that file exists].", required=False)
 @training_data_options
@@ -189,12 +189,12 @@ def show_command(run_dir: str, base_path: str | None, dataset: str | None, data_
     try:
         base_path = base_path or recorded_base(run_dir)
     except (OSError, ValueError) as err:
-        raise click.BadParameter(str(err), param_hint="--generator-run") from err
+        raise click.BadParameter(str(err), param_hint="--run") from err
     base = None if base_path is None else load_base(base_path, "--base")[0]
     try:
         generator, trained = load_generator(run_dir, base=base)
     except (OSError, ValueError) as err:
-        raise click.BadParameter(str(err), param_hint="--generator-run/--base") from err
+        raise click.BadParameter(str(err), param_hint="--run/--base") from err
     settings = settings_from_training(trained, dataset=dataset, data_root=data_root, image_size=image_size)
     images = load_data(settings["dataset"], settings["data_root"], "test", settings["image_size"])
     x, labels = class_examples(images, per_class)

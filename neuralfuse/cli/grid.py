@@ -20,7 +20,7 @@ def grid_command(spec_path: str, output: str, progress: bool, device, ray_addres
     """Train and evaluate many EOPM runs from one spec: the cartesian product of its [grid] axes.
 
     SPEC.toml names the base model and data, the settings all runs share ([train]), the axes
-    ([grid]: generator, ber or voltage, lam, seed, any train option) and the evaluation
+    ([grid]: generator, ber or voltage, lambda, seed, any train option) and the evaluation
     ([evaluate]: chips, samples). Each run is a resumable run directory OUTPUT/runs/NAME, evaluated
     at its training point when it finishes; OUTPUT/compare.csv tables them (as `neuralfuse
     compare OUTPUT/runs/*`). Without --ray the runs go one after another here; with --ray each run

@@ -11,7 +11,7 @@ import click
 
 from characterization import DEFAULT_TECH
 from neuralfuse.precision import DEFAULT_PRECISION, PRECISION_HELP, PRECISIONS
-from sramsim.cli_types import BER, WEIGHT_BITS, OutputPath
+from sramsim.cli_types import BER, VOLTAGE, WEIGHT_BITS, OutputPath
 from sramsim.faults import DEFAULT_FAULT_MODEL, FAULT_MODELS
 from sramsim.layouts import DEFAULT_LAYOUT, LAYOUTS
 from sramsim.storage import DEFAULT_STORAGE, STORAGE_FORMATS
@@ -91,9 +91,9 @@ def base_option(help: str = "Base-model checkpoint (from `neuralfuse train-base`
                         required=required, default=None, help=help)
 
 
-def generator_run_option(help: str, *, dest: str = "run_dir", required: bool = False, multiple: bool = False):
-    """``--generator-run``: a training run directory (from `neuralfuse train`)."""
-    return click.option("--generator-run", dest, type=click.Path(exists=True, file_okay=False),
+def run_option(help: str, *, dest: str = "run_dir", required: bool = False, multiple: bool = False):
+    """``--run``: a training run directory (from `neuralfuse train`)."""
+    return click.option("--run", dest, type=click.Path(exists=True, file_okay=False),
                         required=required, multiple=multiple, default=None, help=help)
 
 
@@ -101,7 +101,7 @@ def generator_run_option(help: str, *, dest: str = "run_dir", required: bool = F
 
 def voltage_or_ber_options(voltage: str, ber: str):
     """``--voltage`` and ``--ber`` (the command takes exactly one), with these helps."""
-    return _stacked(click.option("--voltage", type=click.FloatRange(0, min_open=True), default=None, help=voltage),
+    return _stacked(click.option("--voltage", type=VOLTAGE, default=None, help=voltage),
                     click.option("--ber", type=BER, default=None, help=ber))
 
 

@@ -9,16 +9,16 @@ import click
 from neuralfuse.cli.inputs import check_image_size, load_base, load_fault_maps, usage_errors
 from neuralfuse.cli.options import (CRITERION_HELP, base_option, batch_size_option, chips_option,
                                     data_options, device_option, fault_map_option, first_chip_option,
-                                    generator_run_option, memory_options, output_option, parse_bers,
+                                    run_option, memory_options, output_option, parse_bers,
                                     parse_criterion, parse_voltages, precision_option, progress_option,
                                     ray_options, ray_resources, samples_option)
 from neuralfuse.runs import absolute, command_line
 
 
-@click.command("sweep", epilog="Example: neuralfuse sweep --base base.pt --generator-run runs/unets "
+@click.command("sweep", epilog="Example: neuralfuse sweep --base base.pt --run runs/unets "
                "--voltages 0.78:1.00:0.02 --chips 10 -o sweep-unets")
 @base_option()
-@generator_run_option("Training run directory of a generator (from `neuralfuse train`); repeat for "
+@run_option("Training run directory of a generator (from `neuralfuse train`); repeat for "
                       "several. Each is named after its directory.", dest="generator_dirs", multiple=True)
 @click.option("--voltages", callback=parse_voltages,
               help="Supply voltages in units of Vmin: START:STOP:STEP (both ends included) or a "
@@ -56,7 +56,7 @@ def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tup
     chips, weight-memory accesses, energy relative to Vmin, energy saving by Eq. 6), chips.csv,
     sweep.json (arguments, seeds, versions) and the plots pareto, accuracy and curves (PNG, SVG).
     Finished points are kept: rerunning an interrupted command computes only what is missing,
-    and rerunning it with more --generator-run options measures only the new generators; a
+    and rerunning it with more --run options measures only the new generators; a
     folder holding a sweep with other settings (voltages or BERs, chips, images, memory config) is
     refused. The weights are stored as the generators were trained (bits, storage, fault model,
     technology, layout; generators trained otherwise need the option that settles it), else as the
@@ -86,11 +86,11 @@ def sweep_command(base_path: str, generator_dirs: tuple[str, ...], voltages: tup
         name = Path(run_dir).resolve().name
         if name in generators or name == BASE:
             raise click.BadParameter(f"two configurations would be named {name!r}: give the run "
-                                     f"directories distinct names (not {BASE!r})", param_hint="--generator-run")
+                                     f"directories distinct names (not {BASE!r})", param_hint="--run")
         try:
             generators[name], trained[run_dir] = load_generator(run_dir, base=base)
         except (OSError, ValueError) as err:
-            raise click.BadParameter(str(err), param_hint="--generator-run") from err
+            raise click.BadParameter(str(err), param_hint="--run") from err
     memory = usage_errors(inherited_memory, trained or {base_path: meta}, **memory)
     try:
         technology = characterization.load(memory.tech)

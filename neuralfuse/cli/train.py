@@ -22,7 +22,7 @@ from sramsim.cli_types import SEED
     "characterization). Give this or --ber.",
     ber="Training bit-error rate (fraction of faulty cells), e.g. 0.01.")
 @memory_options("the base model's")
-@click.option("--n-chips", type=click.IntRange(1), default=10, show_default=True,
+@click.option("--chips-per-step", "n_chips", type=click.IntRange(1), default=10, show_default=True,
               help="Perturbed models (fresh chips) per step.")
 @click.option("--lambda", "lam", type=click.FloatRange(0), default=5.0, show_default=True,
               help="Weight of the perturbed loss.")
@@ -33,7 +33,7 @@ from sramsim.cli_types import SEED
               "(then --epochs is part of the run and cannot change on resume).")
 @batch_size_option(25)
 @click.option("--epochs", type=click.IntRange(1), default=150, show_default=True)
-@click.option("--init-generator", "init_dir", type=click.Path(exists=True, file_okay=False), default=None,
+@click.option("--init-run", "init_dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="Fine-tune: start from the generator of this finished run (same architecture) "
               "instead of a fresh one.")
 @click.option("--augment/--no-augment", default=False, show_default=True,
@@ -118,10 +118,10 @@ def train_command(base_path: str, surrogate_paths: tuple[str, ...], dataset: str
         try:
             init, init_meta = load_generator(init_dir)
         except (OSError, ValueError) as err:
-            raise click.BadParameter(str(err), param_hint="--init-generator") from err
+            raise click.BadParameter(str(err), param_hint="--init-run") from err
         if init_meta["generator"].casefold() != options["generator"].casefold():
             raise click.BadParameter(f"{init_dir!r} holds a {init_meta['generator']} generator, not a "
-                                     f"{options['generator']}", param_hint="--init-generator")
+                                     f"{options['generator']}", param_hint="--init-run")
     provenance = {"base": absolute(base_path), "surrogates": [absolute(p) for p in surrogate_paths],
                   "init_generator": absolute(init_dir), "dataset": dataset,
                   "data_root": absolute(data_root), "image_size": image_size,
