@@ -29,6 +29,7 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
                             "parse_voltages", "sweep"),
     "neuralfuse.criteria": ("Criterion", "parse_criterion"),
     "neuralfuse.per_chip_voltage": ("per_chip_voltages", "summarize_per_chip"),
+    "neuralfuse.strategies": ("Strategy", "compare_strategies"),
     "neuralfuse.plots": ("write_sweep_plots",),
     "neuralfuse.demo": ("run_demo",),
 })

@@ -3,7 +3,11 @@
 A base-model checkpoint carries what is needed to rebuild and check the model:
 
     {"format": "neuralfuse.base-model", "format_version": 1, "state_dict": {...},
-     "arch": "resnet18", "width": 0.25, "num_classes": 10, "dataset": "default", "bits": 8, ...}
+     "arch": "resnet18", "width": 0.25, "num_classes": 10, "dataset": "default",
+     "memory": {"bits": 8, "storage": "symmetric", ...}, ...}
+
+(``memory`` is how the weights are stored, :class:`sramsim.MemoryConfig`; checkpoints written
+before it hold a flat ``"bits"``: :meth:`sramsim.MemoryConfig.from_record` reads both.)
 
 Files are read with ``torch.load(..., weights_only=True)``, so loading one never runs code, and a
 missing, foreign or mismatching file is a clear error, never a silently random model.
@@ -93,14 +97,14 @@ def save_checkpoint(path: PathLike, model: nn.Module, *, compact: bool = False, 
     """Save ``model`` as a base-model checkpoint at ``path`` (atomically); return the path.
 
     ``meta`` must include ``arch``, ``width`` and ``num_classes`` (what
-    ``create_model`` needs) and may add any plain values (dataset, bits, metrics, ...). A model
+    ``create_model`` needs) and may add any plain values (dataset, memory, metrics, ...). A model
     still under quantization-aware training must be exported first
     (:func:`neuralfuse.qat.export_quantized`), so the file holds plain weights on their grid.
 
     ``compact=True`` stores each conv/linear weight as its integers (int8) and per-tensor scale
     instead of float32, a quarter of the size; :func:`load_base_model` rebuilds weights that are
-    bit-identical to the saved ones. It needs weights exactly on their ``bits``-bit grid (a
-    QAT-exported model) and refuses others, naming the first tensor that is not.
+    bit-identical to the saved ones. It needs weights exactly on their grid of the memory config's
+    bit width (a QAT-exported model) and refuses others, naming the first tensor that is not.
     """
     missing = [key for key in REQUIRED_META if key not in meta]
     if missing:
@@ -111,7 +115,9 @@ def save_checkpoint(path: PathLike, model: nn.Module, *, compact: bool = False, 
     state = model.state_dict()
     if not compact:
         return atomic_save(make_payload(BASE_MODEL, state, meta), path)
-    integers = _integer_weights(model, state, meta.get("bits", 8))
+    from sramsim.memory import MemoryConfig   # (imports numba: only for compact files)
+
+    integers = _integer_weights(model, state, MemoryConfig.from_record(meta).bits)
     payload = make_payload(BASE_MODEL, {k: v for k, v in state.items() if k not in integers}, meta)
     return atomic_save({**payload, "format_version": COMPACT_FORMAT_VERSION, "integer_weights": integers}, path)
 

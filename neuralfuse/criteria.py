@@ -81,23 +81,49 @@ class Criterion:
             return f"where at least {100 * self.level:g}% of the chips stay at or above it"
         return f"whose {'mean PA over the chips' if self.name == 'mean' else self.describe()} stays at or above it"
 
-    def score(self, pa: ArrayLike, floor: float) -> float:
+    def score(self, pa: ArrayLike, floor: float) -> float | np.ndarray:
         """What is compared: the mean or the quantile PA of the chips ``pa`` (%), or for a yield the
-        fraction of them at or above ``floor``."""
-        pa = np.sort(np.asarray(pa, dtype=float))
-        if not len(pa):
+        fraction of them at or above ``floor``.
+
+        ``pa`` holds one PA per chip along its last axis; a 2-D array (e.g. one row per voltage or
+        per bootstrap resample) gives one score per row, as an array.
+        """
+        pa = np.sort(np.asarray(pa, dtype=float), axis=-1)
+        if not pa.shape[-1]:
             raise ValueError("no chips to judge")
         if self.name == "mean":
-            return float(pa.mean())
-        if self.name == "quantile":
-            return float(pa[max(1, math.ceil(self.level * len(pa) - _EPS)) - 1])
-        return float(np.mean(pa >= floor))
+            score = pa.mean(axis=-1)
+        elif self.name == "quantile":
+            score = pa[..., max(1, math.ceil(self.level * pa.shape[-1] - _EPS)) - 1]
+        else:
+            score = np.mean(pa >= floor, axis=-1)
+        return float(score) if np.ndim(score) == 0 else score
 
-    def meets(self, pa: ArrayLike, floor: float) -> bool:
-        """Whether the chips ``pa`` (PA in %, one per chip) keep ``floor`` under this criterion."""
-        if self.name == "yield":
-            return int(np.sum(np.asarray(pa, dtype=float) >= floor)) >= math.ceil(self.level * len(pa) - _EPS)
-        return self.score(pa, floor) >= floor
+    def meets(self, pa: ArrayLike, floor: float) -> bool | np.ndarray:
+        """Whether the chips ``pa`` (PA in %, one per chip along the last axis) keep ``floor`` under
+        this criterion; one answer per row of a 2-D ``pa``, as a boolean array."""
+        pa = np.asarray(pa, dtype=float)
+        required = self.chips_required(pa.shape[-1])
+        meets = (pa.mean(axis=-1) >= floor if required is None
+                 else np.sum(pa >= floor, axis=-1) >= required)
+        return bool(meets) if np.ndim(meets) == 0 else meets
+
+    def chips_required(self, chips: int) -> int | None:
+        """How many of ``chips`` chips must keep the floor (None for the mean, which asks no count).
+
+        ``quantile:Q`` asks n - ceil(Q·n) + 1 of n chips, ``yield:Y`` asks ceil(Y·n): two criteria
+        with the same count are the same condition on that many chips.
+
+        >>> parse_criterion("quantile:0.1").chips_required(10), parse_criterion("yield:0.95").chips_required(10)
+        (10, 10)
+        >>> parse_criterion("quantile:0.1").chips_required(30), parse_criterion("yield:0.95").chips_required(30)
+        (28, 29)
+        """
+        if self.name == "mean":
+            return None
+        if self.name == "quantile":
+            return chips - max(1, math.ceil(self.level * chips - _EPS)) + 1
+        return math.ceil(self.level * chips - _EPS)
 
 
 MEAN = Criterion()

@@ -26,7 +26,9 @@ The operating voltage is the one the shipped generator was trained at, chosen fr
 own measured robustness (where PA drops into the 35-50% band), not assumed. Like every sweep, the
 demo resumes where it stopped when rerun into the same folder. ``precision`` (fp32, or bf16: see
 :mod:`neuralfuse.precision`) is the arithmetic of every forward pass, recorded in ``sweep.json``
-and the summary.
+and the summary. The weights are stored as the shipped generator was trained (its
+:class:`sramsim.MemoryConfig`), but for the ``layout`` and ``storage`` format given; the summary
+records the config as ``memory``.
 """
 from __future__ import annotations
 
@@ -44,13 +46,15 @@ from characterization.atomic import atomic_path, write_json
 from neuralfuse.checkpoint import load_base_model, load_generator
 from neuralfuse.criteria import MEAN, Criterion, parse_criterion
 from neuralfuse.data import fixed_subset, load_dataset
+from neuralfuse.evaluation import inherited_memory
 from neuralfuse.plots import write_sweep_plots
 from neuralfuse import shipped
 from neuralfuse.precision import DEFAULT_PRECISION
 from neuralfuse.shipped import DEFAULT_SETUP
 from neuralfuse.tradeoff import BASE, operating_points, pareto_front, parse_voltages, sweep
 from sramsim.accounting import operating_voltage
-from sramsim.layouts import DEFAULT_LAYOUT
+from sramsim.memory import MemoryConfig
+from sramsim.storage import DEFAULT_STORAGE
 
 NF = "neuralfuse"
 """Configuration name of the base model behind the shipped generator."""
@@ -62,15 +66,16 @@ LEAD_DROP = 5.0
 
 def run_demo(out_dir: str | Path, *, setup: str = DEFAULT_SETUP, voltages: Sequence[float] | None = None,
              chips: int | None = None, samples: int | None = None, min_accuracy: float | None = None,
-             criteria: Sequence[Criterion | str] = (MEAN,), layout: str = DEFAULT_LAYOUT, progress: bool = True,
-             device: torch.device | str | None = None,
+             criteria: Sequence[Criterion | str] = (MEAN,), layout: str | None = None,
+             storage: str | None = None, progress: bool = True, device: torch.device | str | None = None,
              precision: str = DEFAULT_PRECISION) -> dict[str, Any]:
     """Run the demo of ``setup`` into ``out_dir`` (see the module docstring); return the summary dict.
 
     ``voltages`` (× Vmin), ``chips`` and ``samples`` (test images, a fixed random subset of the
     default test split's 2,000) default to the setup's; the generator's operating voltage is always
-    added. Faults follow ``layout`` (see :mod:`sramsim.layouts`); ``device`` defaults to the CPU;
-    forward passes run at ``precision``.
+    added. The weights are stored as the generator was trained, but for ``layout``
+    (:mod:`sramsim.layouts`) and ``storage`` (:mod:`sramsim.storage`) when given; ``device``
+    defaults to the CPU; forward passes run at ``precision``.
     The summary leads with ``min_accuracy`` (PA in %, default: the base CA minus
     :data:`LEAD_DROP` points) among its accuracy floors, judged by each of ``criteria``
     (:mod:`neuralfuse.criteria`; the first is the lead).
@@ -81,6 +86,7 @@ def run_demo(out_dir: str | Path, *, setup: str = DEFAULT_SETUP, voltages: Seque
         "the shipped generator")
     base, base_meta = load_base_model(chosen.base)
     generator, gen_meta = load_generator(chosen.generator_run, base=base)
+    memory = inherited_memory({"the shipped generator": gen_meta}, layout=layout, storage=storage)
     operating_voltage = _operating_voltage(gen_meta)
     voltages = tuple(sorted({*(voltages or parse_voltages(chosen.voltages)), operating_voltage},
                             reverse=True))
@@ -95,16 +101,15 @@ def run_demo(out_dir: str | Path, *, setup: str = DEFAULT_SETUP, voltages: Seque
         f"{chips} chips = {n_points} points, {len(test_set)} test images, with and without NeuralFuse")
     out_dir = Path(out_dir)
     assets = f"neuralfuse/assets/{chosen.folder.name}"
-    table = sweep(base, test_set, voltages, generators={NF: generator}, chips=chips,
-                  tech=gen_meta["tech"], fault_model=gen_meta["fault_model"], bits=gen_meta["bits"],
-                  layout=layout, out_dir=out_dir, progress=progress, device=device, precision=precision,
+    table = sweep(base, test_set, voltages, generators={NF: generator}, chips=chips, memory=memory,
+                  out_dir=out_dir, progress=progress, device=device, precision=precision,
                   provenance={"setup": chosen.name, "base": f"{assets}/base.pt",
                               "generator": f"{assets}/generator",
                               "dataset": "default", "samples": samples,
                               "command": " ".join(["neuralfuse", *sys.argv[1:]])})
 
     say("[3/4] drawing the plots")
-    write_sweep_plots(table, out_dir, gen_meta["tech"])
+    write_sweep_plots(table, out_dir, memory.tech)
 
     say("[4/4] writing the summary")
     per_chip = pd.read_csv(out_dir / "chips.csv")
@@ -113,7 +118,7 @@ def run_demo(out_dir: str | Path, *, setup: str = DEFAULT_SETUP, voltages: Seque
                    base_model={k: base_meta.get(k) for k in ("arch", "width", "dataset", "test_acc")},
                    generator={"architecture": gen_meta["generator"], "trained_at": operating_voltage,
                               "command": command},
-                   samples=len(test_set), layout=layout, precision=precision, output=str(out_dir))
+                   samples=len(test_set), memory=memory.to_dict(), precision=precision, output=str(out_dir))
     write_json(out_dir / "summary.json", summary)
     with atomic_path(out_dir / "summary.txt") as tmp:
         tmp.write_text(format_summary(summary) + "\n")
@@ -186,11 +191,12 @@ def format_summary(summary: dict[str, Any]) -> str:
         return f"{what} at {row['voltage']:.3f} Vmin"
 
     drop = summary["without_nf"]["ca"] - lead["min_accuracy"]
+    memory = MemoryConfig.from_record(summary)   # a summary written before memory configs: its layout
+    storage = "" if memory.storage == DEFAULT_STORAGE else f"{memory.storage} storage, "
     lines = [
         f"NeuralFuse demo, setup {summary.get('setup', '?')}: {summary.get('description', '')}; "
         f"{summary['samples']} test images x {point['chips']} evaluation chips, "
-        f"{summary.get('layout', DEFAULT_LAYOUT)} fault layout, "
-        f"{summary.get('precision', DEFAULT_PRECISION)} arithmetic",
+        f"{storage}{memory.layout} fault layout, {summary.get('precision', DEFAULT_PRECISION)} arithmetic",
         "",
         f"At an accuracy floor of {lead['min_accuracy']:.1f}% "
         f"({criteria[lead.get('criterion', MEAN.label)].describe()}; the base model's CA minus "
@@ -243,7 +249,7 @@ def _operating_voltage(gen_meta: dict[str, Any]) -> float:
     """The voltage (× Vmin, 4 decimals) where the technology's curve gives the BER the generator was
     trained at. The BER, not a recorded voltage, is what the generator saw: a generator trained at
     a voltage under an earlier calibration of the curve keeps its BER and moves with the curve."""
-    return round(float(operating_voltage(ber=gen_meta["ber"], tech=gen_meta["tech"])), 4)
+    return round(float(operating_voltage(ber=gen_meta["ber"], tech=MemoryConfig.from_record(gen_meta).tech)), 4)
 
 
 def _reporter(progress: bool):

@@ -32,6 +32,11 @@ model's forward passes run under autocast; the losses are computed on float32 lo
 backward passes outside autocast. The precision is part of the run: a run resumes only with the
 precision it started with (it changes the numbers every step computes).
 
+How the base model's weights are stored (bits, storage format, technology, fault model, layout)
+is one :class:`sramsim.MemoryConfig`, ``TrainConfig.memory``, recorded as ``"memory": {...}`` in
+``config.json`` and in the generator's metadata; a run recorded before memory configs (flat
+``bits``, ``tech``, ``fault_model``, ``layout``) resumes as that config with symmetric storage.
+
 Runs live in a directory (:mod:`neuralfuse.runs`): ``config.json`` (settings, split, versions,
 resolved BER, command), ``checkpoint.pt`` (latest state: generator, optimizer, position, metrics;
 written atomically every ``checkpoint_every`` steps and after every epoch), ``metrics.csv``,
@@ -51,7 +56,7 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +68,6 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset, Subset, default_collate
 from tqdm.auto import tqdm
 
-from characterization import DEFAULT_TECH
 from characterization.atomic import atomic_path
 from characterization.validation import check_scalar
 from neuralfuse.augment import augment, augmentation_plan
@@ -80,10 +84,9 @@ from neuralfuse.generators import create_generator
 from neuralfuse.precision import DEFAULT_PRECISION, autocast, check_precision
 from neuralfuse.runs import SESSION_KEYS, start_run, with_provenance
 from sramsim.deployment import Deployment
-from sramsim.faults import DEFAULT_FAULT_MODEL, MAX_SEED, check_fault_model
+from sramsim.faults import MAX_SEED
+from sramsim.memory import MemoryConfig, split_memory
 from sramsim.operating_point import OperatingPoint
-from sramsim.layouts import DEFAULT_LAYOUT, check_layout
-from sramsim.quant import check_bits
 
 MetricsCallback = Callable[[pd.DataFrame, Path], Any]
 """Called with a run's per-epoch metrics (as in metrics.csv) and its directory after every epoch."""
@@ -97,15 +100,14 @@ DEFAULT_VAL_SIZE = 500
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that decides the trained generator (defaults: the paper's)."""
+    """Everything that decides the trained generator (defaults: the paper's). ``memory`` is how the
+    base model's weights are stored (a :class:`sramsim.MemoryConfig`, or its dict);
+    :meth:`from_dict` also reads its fields given flat (grid specs, older run records)."""
 
     generator: str
     ber: float | None = None
-    voltage: float | None = None  # in units of Vmin; give this or ber
-    fault_model: str = DEFAULT_FAULT_MODEL
-    layout: str = DEFAULT_LAYOUT  # or "neuralfuse-code" (see sramsim.layouts)
-    tech: str = DEFAULT_TECH
-    bits: int = 8
+    voltage: float | None = None  # in units of Vmin (of memory.tech); give this or ber
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
     precision: str = DEFAULT_PRECISION  # arithmetic of the passes: fp32 or bf16 (neuralfuse.precision)
     n_chips: int = 10
     lam: float = 5.0
@@ -125,10 +127,11 @@ class TrainConfig:
     patience: int | None = None  # stop once validation PA has not improved for this many epochs
 
     def __post_init__(self) -> None:
-        check_fault_model(self.fault_model)
+        if isinstance(self.memory, Mapping):
+            object.__setattr__(self, "memory", MemoryConfig.from_dict(self.memory))
+        if not isinstance(self.memory, MemoryConfig):
+            raise TypeError(f"memory must be a MemoryConfig or its dict, got {type(self.memory).__name__}")
         check_precision(self.precision, training=True)
-        check_bits(self.bits)
-        check_layout(self.layout, self.bits)
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule={self.lr_schedule!r} is not valid: use one of {', '.join(LR_SCHEDULES)}")
         for name in ("n_chips", "batch_size", "epochs", "val_chips", "checkpoint_every",
@@ -142,9 +145,17 @@ class TrainConfig:
             check_scalar(getattr(self, name), name, int, min_val=0, max_val=MAX_SEED,
                          include_boundaries="left", allowed="an integer in [0, 2**63)")
 
+    @classmethod
+    def from_dict(cls, settings: Mapping[str, Any]) -> TrainConfig:
+        """A config from settings that give the memory config as ``memory`` (a MemoryConfig or its
+        dict) or as flat fields (``bits``, ``storage``, ``tech``, ``fault_model``, ``layout``;
+        :func:`sramsim.memory.split_memory`), e.g. a run record's ``config``."""
+        memory, rest = split_memory(settings)
+        return cls(**rest, memory=memory)
+
     def point(self) -> OperatingPoint:
         """The training operating point (raises if not exactly one of ber/voltage is set)."""
-        return OperatingPoint.resolve(voltage=self.voltage, ber=self.ber, tech=self.tech)
+        return OperatingPoint.resolve(voltage=self.voltage, ber=self.ber, tech=self.memory.tech)
 
     def learning_rate(self, step: int, total_steps: int) -> float:
         """The learning rate of global step ``step`` (counted from 0) of a run of ``total_steps``."""
@@ -297,10 +308,12 @@ def _identity(record: dict[str, Any]) -> dict[str, Any]:
 
     Epochs count only under a learning-rate schedule, which they stretch; with a constant rate a
     finished run continues when given more. Patience only decides when a run stops. A setting
-    missing from the record (a run written before the setting existed) counts as its default.
+    missing from the record (a run written before the setting existed) counts as its default; a
+    record's flat memory settings count as its memory config (:func:`sramsim.memory.split_memory`).
     """
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    config = {**defaults, **record["config"]}
+    memory, settings = split_memory(record["config"])
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name != "memory"}
+    config = {**defaults, **settings, "memory": memory.to_dict()}
     del config["patience"]
     if config["lr_schedule"] == "constant":
         del config["epochs"]
@@ -419,10 +432,8 @@ class _Trainer:
             check_state_dict(self.generator, init.state_dict(), f"the initial generator for {config.generator}")
             self.generator.load_state_dict(init.state_dict())
         self.generator.to(self.device)
-        deploy = dict(bits=config.bits, tech=config.tech, fault_model=config.fault_model,
-                      layout=config.layout)
-        self.target = Deployment(frozen(base), **deploy)
-        self.deployments = [Deployment(frozen(s), **deploy) for s in surrogates] or [self.target]
+        self.target = Deployment(frozen(base), memory=config.memory)
+        self.deployments = [Deployment(frozen(s), memory=config.memory) for s in surrogates] or [self.target]
         self.optimizer = torch.optim.Adam(self.generator.parameters(), lr=config.lr)
         self.record = {
             "config": dataclasses.asdict(config), "resolved_ber": self.point.ber,
@@ -517,9 +528,8 @@ class _Trainer:
         meta = {"generator": self.config.generator, "input_shape": list(self.input_shape),
                 "base_fingerprint": self.record["base_fingerprint"],
                 "surrogate_fingerprints": self.record["surrogate_fingerprints"],
-                "ber": self.point.ber, "voltage": self.point.voltage, "tech": self.config.tech,
-                "fault_model": self.config.fault_model, "layout": self.config.layout,
-                "bits": self.config.bits, "epochs": self.config.epochs, "seed": self.config.seed,
+                "ber": self.point.ber, "voltage": self.point.voltage, "memory": self.config.memory.to_dict(),
+                "epochs": self.config.epochs, "seed": self.config.seed,
                 "precision": self.config.precision,
                 "provenance": self.record["provenance"], "epoch": int(row["epoch"]),
                 "metrics": {k: float(v) for k, v in row.items() if k != "epoch"}}

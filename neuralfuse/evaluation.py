@@ -1,16 +1,22 @@
 """Evaluation: clean and perturbed accuracy with and without NeuralFuse, recovery and latency.
 
-All accuracies are in percent, computed on the deployed model (weights quantized to ``bits``):
+All accuracies are in percent, computed on the deployed model (weights stored as its memory
+config says, :class:`sramsim.MemoryConfig`: bit width, storage format, fault model, layout):
 
 - CA: clean accuracy, quantized weights without faults;
 - PA: perturbed accuracy on each evaluation chip (:func:`neuralfuse.chips.evaluation_chips`, never
-  seen in training), reported as mean and sample standard deviation over the chips;
+  seen in training; or on measured chips, fault maps), reported as mean and sample standard
+  deviation over the chips;
 - RP: recovery, PA with NeuralFuse minus PA without, in points; efficiency ratio: RP per million
   generator parameters; latency: median batch-1 forward time, with and without the generator.
 
     point = OperatingPoint.resolve(ber=0.01)
-    result = evaluate(base, test_set, point=point, generator=generator, chips=10)
+    result = evaluate(base, test_set, point=point, generator=generator, chips=10,
+                      memory=MemoryConfig(bits=8, storage="robust"))
     print(format_table(result))
+
+:func:`plan_evaluation` gives what an evaluation runs on (images, chips) and the settings that
+name its result file; ``neuralfuse evaluate`` and :mod:`neuralfuse.grid` both use it.
 
 Each chip's faults are applied once (chip loop outside, batch loop inside) and the generator's
 output is computed once per batch and reused on every chip. Every forward pass runs at the
@@ -22,6 +28,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +39,17 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from characterization import DEFAULT_TECH
 from neuralfuse.checkpoint import RUN_RECORD
-from neuralfuse.chips import evaluation_chips
+from neuralfuse.chips import ChipSpec, evaluation_chips, map_at, map_fingerprint, resolve_chips, validation_chips
+from neuralfuse.data import base_validation_set, fixed_subset, load_dataset
 from neuralfuse.devices import module_device
 from neuralfuse.memory_format import preferred_memory_format
-from neuralfuse.result_files import RESULT_PREFIX, settings_of
+from neuralfuse.result_files import RESULT_PREFIX, evaluation_settings, result_memory, settings_of
 from neuralfuse.precision import DEFAULT_PRECISION, autocast, check_precision
 from sramsim.deployment import Deployment
-from sramsim.faults import DEFAULT_FAULT_MODEL
+from sramsim.faults import FaultMap
 from sramsim.layers import eval_mode
-from sramsim.layouts import DEFAULT_LAYOUT
+from sramsim.memory import FIELDS as MEMORY_FIELDS, MemoryConfig, split_memory
 from sramsim.operating_point import OperatingPoint
 
 Batch = tuple[Tensor, Tensor]
@@ -99,16 +106,35 @@ def clean_accuracies(deployment: Deployment, input_sets: Sequence[Sequence[Batch
         return np.array([accuracy(model, batches, precision) for batches in input_sets])
 
 
-def chip_accuracies(deployment: Deployment, point: OperatingPoint, chips: Sequence[int],
+def on_chip(deployment: Deployment, point: OperatingPoint, chip: int | FaultMap):
+    """``deployment.at(...)`` on ``chip`` at ``point``: a chip seed, or a fault map (at the
+    point's BER: :func:`neuralfuse.chips.map_at`)."""
+    if isinstance(chip, FaultMap):
+        return deployment.at(fault_map=map_at(chip, point.ber))
+    return deployment.at(point, chip=chip)
+
+
+def chip_accuracies(deployment: Deployment, point: OperatingPoint, chips: Sequence[int | FaultMap],
                     input_sets: Sequence[Sequence[Batch]], *, progress: bool = False,
                     precision: str = DEFAULT_PRECISION) -> np.ndarray:
-    """PA on each chip (faults applied once per chip) for each set of batches; shape (chips, sets)."""
+    """PA on each chip (a seed or a fault map; faults applied once per chip) for each set of
+    batches; shape (chips, sets)."""
     rows = []
     with eval_mode(deployment.model):
         for chip in tqdm(chips, desc="chips", unit="chip", disable=not progress, leave=False):
-            with deployment.at(point, chip=chip) as model:
+            with on_chip(deployment, point, chip) as model:
                 rows.append([accuracy(model, batches, precision) for batches in input_sets])
     return np.array(rows).reshape(len(chips), len(input_sets))
+
+
+def check_fault_maps(deployment: Deployment, fault_maps: Sequence[FaultMap] | None,
+                     points: Sequence[OperatingPoint]) -> None:
+    """Refuse, before any work, fault maps that ``deployment`` cannot run on (tech, arrays, cells,
+    layout: :meth:`sramsim.Deployment.check_fault_map`) or that hold too low a rate for a point."""
+    for fault_map in fault_maps or ():
+        deployment.check_fault_map(fault_map)
+        for point in points:
+            map_at(fault_map, point.ber)
 
 
 def latencies_ms(forwards: Mapping[str, Callable[[Tensor], Tensor]], x: Tensor,
@@ -143,29 +169,35 @@ def accuracy_summary(ca: float, pa: np.ndarray) -> dict:
 
 def evaluate(base: nn.Module, dataset: Dataset, *, point: OperatingPoint,
              generator: nn.Module | None = None, generator_name: str | None = None,
-             chips: int | Sequence[int] = 10, bits: int = 8, fault_model: str = DEFAULT_FAULT_MODEL,
-             layout: str = DEFAULT_LAYOUT, batch_size: int = 500, latency_repeats: int = 30,
-             progress: bool = False, device: torch.device | str | None = None,
+             chips: ChipSpec = 10, memory: MemoryConfig | None = None, batch_size: int = 500,
+             latency_repeats: int = 30, progress: bool = False, device: torch.device | str | None = None,
              precision: str = DEFAULT_PRECISION) -> dict:
-    """Evaluate ``base`` (and ``generator`` in front of it, if given) at ``point``.
+    """Evaluate ``base`` (and ``generator`` in front of it, if given) at ``point``, its weights
+    stored as ``memory`` says (default ``MemoryConfig()``; ``point`` must be of its technology).
 
     With ``device`` the models are moved there (in place); the data goes where ``base`` is. Every
     forward pass runs at ``precision`` (:mod:`neuralfuse.precision`).
 
-    ``chips`` is a count K (the first K evaluation chips) or explicit chip seeds. Returns a dict of
-    plain values (JSON-ready): ``without_nf`` and ``with_nf`` (None without a generator) each with
-    ``ca``, ``pa_mean``, ``pa_std`` (sample std over chips), ``pa_per_chip``; ``rp`` (points),
-    ``efficiency_ratio`` (RP per million generator parameters), ``latency_ms`` (``base`` and
-    ``with_nf``), and the settings (``operating_point``, ``bits``, ``fault_model``, ``layout``
-    (see :mod:`sramsim.layouts`), ``chips``, ``samples``, ``generator``, ``precision``).
+    ``chips`` is a count K (the first K evaluation chips), explicit chip seeds, or fault maps
+    (measured chips, each at ``point``'s BER: :func:`neuralfuse.chips.map_at`; a map that does
+    not fit is refused before any work). Returns a dict of plain values (JSON-ready):
+    ``without_nf`` and ``with_nf`` (None without a generator) each with ``ca``, ``pa_mean``,
+    ``pa_std`` (sample std over chips), ``pa_per_chip``; ``rp`` (points), ``efficiency_ratio``
+    (RP per million generator parameters), ``latency_ms`` (``base`` and ``with_nf``), and the
+    settings (``operating_point``, ``memory`` (:meth:`sramsim.MemoryConfig.to_dict`), ``chips``
+    (seeds), ``fault_maps`` (their fingerprints, only for maps), ``samples``, ``generator``,
+    ``precision``).
     """
+    memory = MemoryConfig() if memory is None else memory
     check_precision(precision, device if device is not None else module_device(base))
-    chip_seeds = evaluation_chips(chips) if isinstance(chips, int) else [int(c) for c in chips]
+    chip_seeds, fault_maps = resolve_chips(chips)
     if device is not None:
         for model in (base, generator):
             if model is not None:
                 model.to(device)
-    deployment = Deployment(base, bits=bits, tech=point.tech, fault_model=fault_model, layout=layout)
+    deployment = Deployment(base, memory=memory)
+    check_fault_maps(deployment, fault_maps, [point])
+    deployment.point(point)   # of the memory's technology
     batches = load_batches(dataset, batch_size, module_device(base), preferred_memory_format(base))
     input_sets = [batches] if generator is None else [batches, transform(generator, batches, precision)]
     sample = batches[0][0][:1]
@@ -175,13 +207,14 @@ def evaluate(base: nn.Module, dataset: Dataset, *, point: OperatingPoint,
     models = [base] if generator is None else [base, generator]
     with eval_mode(*models), deployment.quantized():  # each chip then writes only its faults
         ca = clean_accuracies(deployment, input_sets, precision)
-        pa = chip_accuracies(deployment, point, chip_seeds, input_sets, progress=progress,
+        pa = chip_accuracies(deployment, point, fault_maps or chip_seeds, input_sets, progress=progress,
                              precision=precision)
         latency = latencies_ms(forwards, sample, latency_repeats, precision)
 
     result = {
-        "operating_point": point.as_dict(), "bits": bits, "fault_model": fault_model, "layout": layout,
-        "chips": chip_seeds, "samples": sum(len(y) for _, y in batches), "precision": precision,
+        "operating_point": point.as_dict(), "memory": memory.to_dict(), "chips": chip_seeds,
+        **({} if fault_maps is None else {"fault_maps": [map_fingerprint(m) for m in fault_maps]}),
+        "samples": sum(len(y) for _, y in batches), "precision": precision,
         "generator": None, "without_nf": accuracy_summary(ca[0], pa[:, 0]), "with_nf": None,
         "rp": None, "efficiency_ratio": None,
         "latency_ms": {"base": latency["base"], "with_nf": latency.get("with_nf")},
@@ -199,12 +232,13 @@ def evaluate(base: nn.Module, dataset: Dataset, *, point: OperatingPoint,
 
 def format_table(result: dict) -> str:
     """A printable table of an :func:`evaluate` result."""
-    point = OperatingPoint(**result["operating_point"])
+    point, memory = OperatingPoint(**result["operating_point"]), result_memory(result)
+    n = len(result["chips"])
+    chips = f"{n} {'fault map' if result.get('fault_maps') else 'chip'}{'' if n == 1 else 's'}"
     lines = [
-        f"{point.describe()}, {result['bits']}-bit weights, {result['fault_model']} faults, "
-        f"{result.get('layout', DEFAULT_LAYOUT)} layout, "
-        f"{result.get('precision', DEFAULT_PRECISION)} arithmetic, "
-        f"{len(result['chips'])} chips, {result['samples']} samples",
+        f"{point.describe()}, {memory.bits}-bit {memory.storage} weights, {memory.fault_model} faults, "
+        f"{memory.layout} layout, {result.get('precision', DEFAULT_PRECISION)} arithmetic, "
+        f"{chips}, {result['samples']} samples",
         f"{'':<16}{'CA (%)':>8}{'PA (%)':>18}{'latency (ms)':>15}",
     ]
     rows = [("base model", result["without_nf"], result["latency_ms"]["base"])]
@@ -220,25 +254,124 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def settings_from_training(trained: Mapping[str, Any], *, tech: str | None = None,
-                           fault_model: str | None = None, dataset: str | None = None,
-                           data_root: str | None = None, layout: str | None = None,
-                           image_size: int | None = None) -> dict[str, Any]:
-    """``tech``, ``fault_model``, ``dataset``, ``data_root``, ``layout``, ``image_size``: each as
-    given, else as the generator was trained (``trained`` is its metadata from
-    :func:`neuralfuse.checkpoint.load_generator`, or {}), else the defaults (DEFAULT_TECH,
-    DEFAULT_FAULT_MODEL, "default", no root, DEFAULT_LAYOUT, the dataset's own size). The training
-    data root and image size are kept only for the training dataset.
+def settings_from_training(trained: Mapping[str, Any], *, dataset: str | None = None,
+                           data_root: str | None = None, image_size: int | None = None) -> dict[str, Any]:
+    """``dataset``, ``data_root``, ``image_size``: each as given, else as the generator was
+    trained (``trained`` is its metadata from :func:`neuralfuse.checkpoint.load_generator`, or
+    {}), else the defaults ("default", no root, the dataset's own size). The training data root and
+    image size are kept only for the training dataset. (The memory config: :func:`inherited_memory`.)
     """
     provenance = trained.get("provenance", {})
     dataset = dataset or provenance.get("dataset", "default")
     if dataset == provenance.get("dataset"):
         data_root = data_root if data_root is not None else provenance.get("data_root")
         image_size = image_size if image_size is not None else provenance.get("image_size")
-    return {"tech": tech or trained.get("tech", DEFAULT_TECH),
-            "fault_model": fault_model or trained.get("fault_model", DEFAULT_FAULT_MODEL),
-            "dataset": dataset, "data_root": data_root,
-            "layout": layout or trained.get("layout", DEFAULT_LAYOUT), "image_size": image_size}
+    return {"dataset": dataset, "data_root": data_root, "image_size": image_size}
+
+
+def inherited_memory(records: Mapping[str, Mapping[str, Any]], **given: Any) -> MemoryConfig:
+    """The memory config a command runs under: each field (bits, storage, tech, fault_model,
+    layout) as ``given`` (None: not given), else as the runs it builds on recorded it.
+
+    ``records`` maps a name (for messages) to each run's record or metadata: a generator's
+    (:func:`neuralfuse.checkpoint.load_generator`) or a base model's checkpoint metadata, read
+    by :meth:`sramsim.MemoryConfig.from_record` (records written before memory configs count as
+    symmetric storage and today's defaults for what they lack). Runs that recorded different
+    values of a field not given raise a ValueError naming the field, the runs and the option that
+    settles it.
+
+    >>> inherited_memory({"base.pt": {"bits": 6}}, storage="robust").describe()
+    '6-bit robust, stuck-at, arrays, 14nm-512x64'
+    """
+    configs = {name: MemoryConfig.from_record(record).replace(**given) for name, record in records.items()}
+    if not configs:
+        return MemoryConfig().replace(**given)
+    for field in MEMORY_FIELDS:
+        values = {name: getattr(config, field) for name, config in configs.items()}
+        if len(set(values.values())) > 1:
+            listed = ", ".join(f"{value} in {name}" for name, value in values.items())
+            raise ValueError(f"the runs were trained with different {_FIELD_NAMES[field]} ({listed}): "
+                             f"give one (--{field.replace('_', '-')}) to run them all under it")
+    return next(iter(configs.values()))
+
+
+_FIELD_NAMES = {"bits": "bit widths", "storage": "storage formats", "tech": "technologies",
+                "fault_model": "fault models", "layout": "layouts"}
+
+
+@dataclass(frozen=True)
+class EvaluationPlan:
+    """What an evaluation runs on and what names it (:func:`plan_evaluation`): the ``images``,
+    the ``chips`` (seeds, or fault maps), the ``settings`` of its result file
+    (:func:`neuralfuse.result_files.evaluation_settings`) and where the images came from."""
+
+    images: Dataset
+    chips: list[int] | list[FaultMap]
+    settings: dict[str, str | None]
+    split: str
+    dataset: str
+    data_root: str | None
+    image_size: int | None
+
+    def provenance(self, **paths: Any) -> dict[str, Any]:
+        """The ``provenance`` of a result: ``paths`` (base, generator, command, ...) and the data."""
+        return {**paths, "dataset": self.dataset, "data_root": self.data_root,
+                "image_size": self.image_size, "split": self.split}
+
+
+SPLITS = ("test", "validation", "calibration")
+"""Images and chips an evaluation runs on (see :func:`plan_evaluation`)."""
+
+
+def evaluation_inputs(base_meta: Mapping[str, Any], *, on: str = "test", chips: int | None = None,
+                      first_chip: int = 0, fault_maps: Sequence[FaultMap] | None = None,
+                      dataset: str = "default", data_root: str | None = None, image_size: int | None = None,
+                      samples: int | None = None) -> tuple[Dataset, list[int] | list[FaultMap]]:
+    """(images, chips) that ``on`` names, for the base model of ``base_meta`` (its checkpoint
+    metadata): "test" (test images of ``dataset`` on evaluation chips ``first_chip``.., for the
+    numbers you report), "validation" (the base model's held-out training images on validation
+    chips, for every choice) or "calibration" (those held-out images on the evaluation chips: a
+    chip calibrating its own voltage). ``chips`` counts the chips (default 10); ``fault_maps``
+    replaces them by measured chips (test or calibration only). ``samples``: a fixed random
+    subset of that many images. Bad combinations raise a ValueError.
+    """
+    if on not in SPLITS:
+        raise ValueError(f"on={on!r} is not valid: use one of {', '.join(SPLITS)}")
+    if on == "validation" and first_chip:
+        raise ValueError(f"--first-chip picks evaluation chips (got {first_chip}): leave it out with "
+                         "validation images, which run on validation chips")
+    if fault_maps is not None:
+        if chips is not None or first_chip:
+            raise ValueError("fault maps are the chips: give them without a chip count or first chip")
+        if on == "validation":
+            raise ValueError("fault maps are evaluation chips: use them on test or calibration images")
+        resolve_chips(fault_maps)   # distinct seeds
+        chosen = list(fault_maps)
+    else:
+        chips = 10 if chips is None else chips
+        chosen = validation_chips(chips) if on == "validation" else evaluation_chips(chips, first=first_chip)
+    if on == "test":
+        images = load_dataset(dataset, data_root, split="test", image_size=image_size)
+    else:
+        images = base_validation_set(load_dataset(dataset, data_root, split="train", image_size=image_size),
+                                     base_meta)
+    return fixed_subset(images, samples), chosen
+
+
+def plan_evaluation(base_meta: Mapping[str, Any], *, point: OperatingPoint, memory: MemoryConfig,
+                    on: str = "test", dataset: str = "default", data_root: str | None = None,
+                    image_size: int | None = None, precision: str = DEFAULT_PRECISION,
+                    **inputs: Any) -> EvaluationPlan:
+    """The images and chips of an evaluation at ``point`` under ``memory``
+    (:func:`evaluation_inputs`: ``on``, the data, and ``inputs``: ``chips``, ``first_chip``,
+    ``fault_maps``, ``samples``) and the settings naming its result."""
+    images, chips = evaluation_inputs(base_meta, on=on, dataset=dataset, data_root=data_root,
+                                      image_size=image_size, **inputs)
+    seeds, maps = resolve_chips(chips)
+    settings = evaluation_settings(point=point, memory=memory, chips=seeds, samples=len(images), split=on,
+                                   dataset=dataset, image_size=image_size, precision=precision,
+                                   fault_maps=None if maps is None else [map_fingerprint(m) for m in maps])
+    return EvaluationPlan(images, chips, settings, on, dataset, data_root, image_size)
 
 
 def load_evaluations(paths: Sequence[str | os.PathLike[str]]) -> dict[str, dict]:
@@ -254,7 +387,7 @@ def load_evaluations(paths: Sequence[str | os.PathLike[str]]) -> dict[str, dict]
         files = sorted(path.glob(f"{RESULT_PREFIX}*.json")) if path.is_dir() else [path]
         if not files:
             raise ValueError(f"{str(path)!r} holds no evaluation-*.json: run `neuralfuse evaluate "
-                             f"--generator-run {path}` first")
+                             f"--run {path}` first")
         for file in files:
             label = (f"{file.resolve().parent.name} {file.stem.removeprefix(RESULT_PREFIX)}"
                      if file.name.startswith(RESULT_PREFIX) else file.stem)
@@ -288,7 +421,8 @@ def comparison_table(results: dict[str, dict]) -> pd.DataFrame:
     """One row per :func:`evaluate` result (keyed by a label): the settings and the figures side by side.
 
     Columns: ``label``, ``generator``, ``parameters_m`` (millions), ``point``, ``bits``,
-    ``fault_model``, ``layout`` (``"arrays"`` for results saved before layouts), ``precision``
+    ``storage``, ``fault_model``, ``layout`` (of the memory config:
+    :func:`neuralfuse.result_files.result_memory`), ``precision``
     (``"fp32"`` for results saved before precisions), ``chips``,
     ``first_chip``, ``samples``, ``split``, ``dataset`` (see
     :func:`neuralfuse.result_files.settings_of`), ``ca``, ``pa_mean``, ``pa_std`` (base model alone), ``nf_ca``, ``nf_pa_mean``,
@@ -300,13 +434,13 @@ def comparison_table(results: dict[str, dict]) -> pd.DataFrame:
     for label, result in results.items():
         generator, alone, nf = result["generator"] or {}, result["without_nf"], result["with_nf"] or {}
         training = result.get("training") or {}
-        settings = settings_of(result)
+        settings, memory = settings_of(result), result_memory(result)
         rows.append({
             "label": label, "generator": generator.get("name"),
             "seed": training.get("seed"), "recipe": _recipe(training),
             "parameters_m": generator["parameters"] / 1e6 if generator else None,
-            "point": OperatingPoint(**result["operating_point"]).describe(), "bits": result["bits"],
-            "fault_model": result["fault_model"], "layout": result.get("layout", DEFAULT_LAYOUT),
+            "point": OperatingPoint(**result["operating_point"]).describe(), "bits": memory.bits,
+            "storage": memory.storage, "fault_model": memory.fault_model, "layout": memory.layout,
             "precision": result.get("precision", DEFAULT_PRECISION),
             "chips": len(result["chips"]), "first_chip": result["chips"][0], "samples": result["samples"],
             "split": settings["split"], "dataset": settings["dataset"], "ca": alone["ca"], "pa_mean": alone["pa_mean"], "pa_std": alone["pa_std"],
@@ -316,7 +450,7 @@ def comparison_table(results: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-EVALUATION_COLUMNS = ("generator", "point", "bits", "fault_model", "layout", "precision", "chips",
+EVALUATION_COLUMNS = ("generator", "point", "bits", "storage", "fault_model", "layout", "precision", "chips",
                       "first_chip", "samples", "split", "dataset")
 """The columns of :func:`comparison_table` that say what was evaluated (generator and settings)."""
 
@@ -325,10 +459,13 @@ _NOT_RECIPE = ("seed", "epochs", "checkpoint_every")
 
 
 def _recipe(training: Mapping[str, Any]) -> str | None:
-    """A training run's settings but its seed and epoch counts, as sorted ``key=value`` pairs."""
+    """A training run's settings but its seed and epoch counts, as sorted ``key=value`` pairs (the
+    memory config's fields among them, as runs recorded them before memory configs)."""
     if not training:
         return None
-    return " ".join(f"{k}={v}" for k, v in sorted(training.items()) if k not in _NOT_RECIPE)
+    memory, rest = split_memory(training)
+    settings = {**rest, **memory.to_dict()}
+    return " ".join(f"{k}={v}" for k, v in sorted(settings.items()) if k not in _NOT_RECIPE)
 
 
 def seed_summary(table: pd.DataFrame) -> pd.DataFrame:

@@ -1,8 +1,11 @@
 """Training grids: many EOPM runs from one small TOML spec, each trained, then evaluated.
 
 A spec names the base model and the data, the settings every run shares, and the axes whose
-cartesian product gives the runs (any :class:`neuralfuse.eopm.TrainConfig` field; ``lambda`` may
-stand for ``lam``)::
+cartesian product gives the runs: any :class:`neuralfuse.eopm.TrainConfig` field, named as the
+`neuralfuse train` option (``lambda`` for ``--lambda``, ``chips_per_step``; the field names
+``lam`` and ``n_chips`` that run records use are read too); the memory config's fields ``bits``,
+``storage``, ``tech``, ``fault_model`` and ``layout`` are given flat, and those not given are the
+base model's, as ``neuralfuse train`` inherits them::
 
     base = "r18.pt"              # relative paths are relative to the spec file
     dataset = "cifar10"
@@ -13,11 +16,12 @@ stand for ``lam``)::
     epochs = 20
     train_subset = 10000
     # precision = "bf16"         # arithmetic of training and evaluation (neuralfuse.precision)
+    # storage = "robust"         # how the weights are stored (sramsim.MemoryConfig)
 
     [grid]                       # one list per axis: 2 x 2 x 2 = 8 runs
     generator = ["UNetL", "UNetS"]
     ber = [0.01, 0.03]           # or voltage = [...]
-    lam = [1.0, 5.0]             # layout = ["arrays", "neuralfuse-code"] would compare layouts
+    lambda = [1.0, 5.0]          # layout = ["arrays", "neuralfuse-code"] would compare layouts
 
     [evaluate]                   # after training, at each run's training point
     chips = 10
@@ -40,7 +44,6 @@ import dataclasses
 import itertools
 import json
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,15 +53,12 @@ import pandas as pd
 
 from characterization.atomic import atomic_path, write_json
 from characterization.validation import check_scalar
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from neuralfuse.toml_files import read_toml
 
 TOP_LEVEL = {"base", "dataset", "data_root", "image_size", "train", "grid", "evaluate"}
 EVALUATE_KEYS = {"chips", "samples", "batch_size"}
-ALIASES = {"lambda": "lam"}
+OPTION_NAMES = {"lam": "lambda", "n_chips": "chips_per_step"}
+"""TrainConfig fields that a spec names as the `neuralfuse train` option does (field -> spec key)."""
 
 
 class GridSpecError(ValueError):
@@ -96,24 +96,20 @@ class GridSpec:
 
 def load_spec(path: str | Path) -> GridSpec:
     """Read and check the spec at ``path``; every run's settings are validated before any run starts."""
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise GridSpecError(f"cannot read grid spec {str(path)!r}: {err}") from None
-    return parse_spec(raw, path.parent)
+    return parse_spec(read_toml(path, "grid spec", GridSpecError), Path(path).parent)
 
 
 def parse_spec(raw: Mapping[str, Any], folder: str | Path = ".") -> GridSpec:
     """A :class:`GridSpec` from the TOML contents ``raw``; relative paths are taken from ``folder``."""
     from neuralfuse.eopm import TrainConfig
+    from sramsim.memory import FIELDS as MEMORY_FIELDS
 
     unknown = set(raw) - TOP_LEVEL
     if unknown:
         raise GridSpecError(f"unknown grid spec key(s) {sorted(unknown)}: use {sorted(TOP_LEVEL)}")
     if "base" not in raw or "grid" not in raw:
         raise GridSpecError("a grid spec needs 'base' (a base-model checkpoint) and a [grid] table")
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"memory"} | set(MEMORY_FIELDS)
     train = _train_keys(raw.get("train", {}), "[train]", fields)
     grid = _train_keys(raw["grid"], "[grid]", fields)
     for key, values in grid.items():
@@ -138,7 +134,7 @@ def parse_spec(raw: Mapping[str, Any], folder: str | Path = ".") -> GridSpec:
     for values in itertools.product(*grid.values()):
         settings = {**train, **dict(zip(grid, values))}
         try:
-            TrainConfig(**settings).point()
+            TrainConfig.from_dict(settings).point()
         except (TypeError, ValueError) as err:
             raise GridSpecError(f"run {dict(zip(grid, values))} is not valid: {err}") from None
         runs.append(GridRun(run_name(dict(zip(grid, values))), settings))
@@ -161,13 +157,20 @@ def _positive_int(value: Any, name: str, allowed: str | None = None) -> None:
 
 
 def _train_keys(table: Any, where: str, fields: set[str]) -> dict[str, Any]:
+    """``table``'s settings keyed by TrainConfig field; a spec may name a field as the train option
+    does (:data:`OPTION_NAMES`), but not both ways."""
     if not isinstance(table, Mapping):
         raise GridSpecError(f"{where} must be a table of settings")
-    renamed = {ALIASES.get(k, k): v for k, v in table.items()}
-    unknown = set(renamed) - fields
+    spelled = {field: OPTION_NAMES.get(field, field) for field in fields}
+    field_of = {**{key: field for field, key in spelled.items()}, **{field: field for field in fields}}
+    unknown = set(table) - set(field_of)
     if unknown:
-        raise GridSpecError(f"unknown {where} setting(s) {sorted(unknown)}: use {', '.join(sorted(fields))}")
-    return renamed
+        raise GridSpecError(f"unknown {where} setting(s) {sorted(unknown)}: use {', '.join(sorted(spelled.values()))}")
+    both = [field for field, key in OPTION_NAMES.items() if field in table and key in table]
+    if both:
+        raise GridSpecError(f"{where} gives both {both[0]} and {OPTION_NAMES[both[0]]}: give "
+                            f"{OPTION_NAMES[both[0]]} only")
+    return {field_of[key]: value for key, value in table.items()}
 
 
 def run_name(values: Mapping[str, Any]) -> str:
@@ -187,43 +190,39 @@ def run_one(spec: GridSpec, run: GridRun, out: str | Path, device: str = "cpu",
             progress: bool = False) -> Path:
     """Train ``run`` into ``out/runs/<name>`` (resuming it), evaluate it once; return the evaluation file."""
     from neuralfuse.checkpoint import load_base_model, load_generator
-    from neuralfuse.chips import evaluation_chips
-    from neuralfuse.data import fixed_subset, load_dataset
+    from neuralfuse.data import load_dataset
     from neuralfuse.eopm import TrainConfig, base_split, train
-    from neuralfuse.evaluation import evaluate
+    from neuralfuse.evaluation import evaluate, inherited_memory, plan_evaluation
     from neuralfuse.plots import write_learning_curve
-    from neuralfuse.result_files import evaluation_settings, result_file
+    from neuralfuse.result_files import result_file
+    from sramsim.memory import FIELDS as MEMORY_FIELDS
 
     run_dir = Path(out) / "runs" / run.name
     base, meta = load_base_model(spec.base)
     split = base_split(meta, spec.dataset, val_size=run.settings.get("val_size"),
                        split_seed=run.settings.get("split_seed"))
-    config = TrainConfig(**{"bits": meta.get("bits", 8), **run.settings, **split})
+    memory = inherited_memory({str(spec.base): meta}, **{k: run.settings.get(k) for k in MEMORY_FIELDS})
+    settings = {k: v for k, v in run.settings.items() if k not in MEMORY_FIELDS}
+    config = TrainConfig(**{**settings, **split}, memory=memory)
     point = config.point()
     data_root = None if spec.data_root is None else str(spec.data_root)
-    test_set = fixed_subset(load_dataset(spec.dataset, data_root, split="test", image_size=spec.image_size),
-                            spec.evaluate.get("samples"))
-    chips = evaluation_chips(spec.evaluate.get("chips", 10))
-    result_path = result_file(run_dir, evaluation_settings(
-        point=point, bits=config.bits, fault_model=config.fault_model, layout=config.layout, chips=chips,
-        samples=len(test_set), split="test", dataset=spec.dataset, image_size=spec.image_size,
-        precision=config.precision))
+    plan = plan_evaluation(meta, point=point, memory=memory, chips=spec.evaluate.get("chips", 10),
+                           dataset=spec.dataset, data_root=data_root, image_size=spec.image_size,
+                           samples=spec.evaluate.get("samples"), precision=config.precision)
+    result_path = result_file(run_dir, plan.settings)
     if result_path.is_file():
         return result_path
+    command = f"neuralfuse grid (run {run.name})"
     provenance = {"base": str(spec.base), "surrogates": [], "init_generator": None,
                   "dataset": spec.dataset, "data_root": data_root, "image_size": spec.image_size,
-                  "command": f"neuralfuse grid (run {run.name})"}
+                  "command": command}
     train(run_dir, config, base, load_dataset(spec.dataset, data_root, split="train", image_size=spec.image_size),
           provenance=provenance, progress=progress, device=device, on_epoch=write_learning_curve)
     generator, trained = load_generator(run_dir, base=base)
-    result = evaluate(base, test_set, point=point, generator=generator, generator_name=trained["generator"],
-                      chips=chips, bits=config.bits, fault_model=config.fault_model,
-                      layout=config.layout, batch_size=spec.evaluate.get("batch_size", 500), latency_repeats=5,
-                      device=device, precision=config.precision)
-    result["provenance"] = {"base": str(spec.base), "generator": str(run_dir.resolve()),
-                            "dataset": spec.dataset, "data_root": data_root, "image_size": spec.image_size,
-                            "split": "test",
-                            "command": f"neuralfuse grid (run {run.name})"}
+    result = evaluate(base, plan.images, point=point, generator=generator, generator_name=trained["generator"],
+                      chips=plan.chips, memory=memory, batch_size=spec.evaluate.get("batch_size", 500),
+                      latency_repeats=5, device=device, precision=config.precision)
+    result["provenance"] = plan.provenance(base=str(spec.base), generator=str(run_dir.resolve()), command=command)
     write_json(result_path, result)
     return result_path
 

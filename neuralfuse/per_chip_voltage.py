@@ -96,12 +96,19 @@ def summarize_per_chip(chips: pd.DataFrame, criterion: Criterion | str, min_accu
 def per_chip_from_sweeps(validation_dir: str | Path, test_dir: str | Path,
                          min_accuracy: float) -> pd.DataFrame:
     """:func:`per_chip_voltages` of two finished sweep folders, checked to hold validation and test
-    images respectively (a SweepError otherwise)."""
+    images respectively, under the same memory config (a SweepError otherwise)."""
+    records = {}
     for path, split in ((validation_dir, "validation"), (test_dir, "test")):
-        recorded = load_record(path)["split"]
+        records[split] = load_record(path)
+        recorded = records[split]["split"]
         if recorded != split:
             raise SweepError(f"{str(path)!r} holds a sweep on {recorded} images; per-chip voltage needs "
                              f"one on {split} images")
+    validation, test = records["validation"]["memory"], records["test"]["memory"]
+    differ = [f"{key} {validation[key]} vs {test[key]}" for key in validation if validation[key] != test[key]]
+    if differ:
+        raise SweepError(f"{str(validation_dir)!r} and {str(test_dir)!r} store the weights differently "
+                         f"({', '.join(differ)}): per-chip voltage needs both under one memory config")
     return per_chip_voltages(load_chips(validation_dir), load_chips(test_dir), min_accuracy)
 
 

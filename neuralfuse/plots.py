@@ -8,12 +8,15 @@ they work headless and display in notebooks; :func:`save_figure` writes PNG and 
 - :func:`accuracy_figure`: perturbed accuracy vs voltage with ± std bands and clean accuracy;
 - the technology's BER and energy curves (Fig. 2) are :func:`characterization.plot.plot_curves`;
 - :func:`learning_curve_figure`: loss and accuracies per epoch of an EOPM run (its ``metrics.csv``),
-  written by :func:`write_learning_curve`.
+  written by :func:`write_learning_curve`;
+- :func:`strategies_figure`: energy saved vs accuracy floor, one line per strategy and one panel
+  per criterion (:mod:`neuralfuse.strategies`).
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -23,6 +26,9 @@ import characterization
 from characterization.atomic import atomic_path
 from characterization.plot import plot_curves
 from neuralfuse.tradeoff import pareto_front
+
+if TYPE_CHECKING:
+    from neuralfuse.strategies import Comparison
 
 FORMATS = ("png", "svg")
 
@@ -111,6 +117,35 @@ def learning_curve_figure(frame: pd.DataFrame) -> Figure:
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    return figure
+
+
+def strategies_figure(comparison: Comparison) -> Figure:
+    """Energy saved vs accuracy floor, one line per strategy (dashed: each chip at its own voltage)
+    with its bootstrap percentile interval as a band, one panel per criterion (criteria that are
+    the same condition on these chips share one). A strategy that keeps a floor at no voltage has
+    no point there."""
+    criteria = comparison.shown_criteria()
+    figure = _figure((4.6 * len(criteria) + 1.0, 4.2))
+    panels = figure.subplots(1, len(criteria), sharey=True, squeeze=False)[0]
+    level = f"{100 * comparison.bootstrap.level:g}%"
+    for axes, criterion in zip(panels, criteria):
+        rows = comparison.table[comparison.table.criterion == criterion.label]
+        for i, m in enumerate(comparison.strategies):
+            mine = rows[rows.strategy == m.strategy.name].sort_values("floor")
+            color = f"C{i % 10}"
+            axes.plot(mine.floor, 100 * mine.energy_saving, marker="o", markersize=3, color=color,
+                      linestyle="--" if m.strategy.per_chip else "-", label=m.strategy.name)
+            axes.fill_between(mine.floor, 100 * mine.energy_saving_low, 100 * mine.energy_saving_high,
+                              color=color, alpha=0.15, linewidth=0)
+        axes.set_title(comparison.title(criterion), fontsize=9)
+        axes.set_xlabel(f"accuracy floor (PA %; {comparison.reference} CA {comparison.reference_ca:.1f}%)")
+        axes.invert_xaxis()
+        axes.grid(True, alpha=0.3)
+    panels[0].set_ylabel(f"weight-memory energy saved (%), {level} bootstrap band")
+    panels[0].legend(fontsize=8, loc="upper left")
+    figure.suptitle(f"which protection pays: energy saved at each floor ({len(comparison.chips)} chips)",
+                    fontsize=10)
     return figure
 
 

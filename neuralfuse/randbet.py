@@ -31,7 +31,6 @@ from characterization.validation import check_scalar
 from neuralfuse.chips import training_chips, validation_chips
 from neuralfuse.precision import DEFAULT_PRECISION, autocast
 from sramsim import Deployment, MemoryConfig
-from sramsim.storage import DEFAULT_STORAGE
 
 def check_randbet(ber: float | None, threshold: float, grad_clip: float) -> None:
     """Raise a ValueError naming the first bad setting: ``ber`` (None: off) must be in (0, 0.5],
@@ -46,16 +45,17 @@ def check_randbet(ber: float | None, threshold: float, grad_clip: float) -> None
 
 class RandBET:
     """Bit-error training of ``model`` (QAT-enabled) through ``shadow`` (the same architecture,
-    plain); see the module docstring. ``seed`` is the run seed the training chips derive from."""
+    plain); see the module docstring. ``seed`` is the run seed the training chips derive from;
+    the weights are deployed as ``memory`` says (default ``MemoryConfig()``: 8-bit symmetric)."""
 
     def __init__(self, model: nn.Module, shadow: nn.Module, *, ber: float, seed: int,
-                 threshold: float = 1.75, grad_clip: float = 0.05, bits: int = 8,
-                 storage: str = DEFAULT_STORAGE, precision: str = DEFAULT_PRECISION) -> None:
+                 threshold: float = 1.75, grad_clip: float = 0.05, memory: MemoryConfig | None = None,
+                 precision: str = DEFAULT_PRECISION) -> None:
         check_randbet(ber, threshold, grad_clip)
         self.precision = precision
         self.ber, self.threshold, self.grad_clip = ber, threshold, grad_clip
-        self.model, self.shadow, self.seed, self.bits = model, shadow, seed, bits
-        self.memory = MemoryConfig(bits=bits, storage=storage)
+        self.model, self.shadow, self.seed = model, shadow, seed
+        self.memory = MemoryConfig() if memory is None else memory
         self.chip: int | None = None  # the training chip of the last perturbed step
         shadow_params = dict(shadow.named_parameters())
         self._weights, self._params = [], []

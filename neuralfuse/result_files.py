@@ -1,23 +1,26 @@
 """Where evaluation results are saved, and the settings that tell two of them apart.
 
-An evaluation's numbers depend on its settings: the operating point, bit width, fault model,
-layout, technology, chips, images (split, dataset, image size, count). :func:`evaluation_settings`
-holds them in one dict; the file name of a result saved in a run directory is built from all of
-it (:func:`result_file`), and a file already at a target path is replaced only when it was made
-with the same settings (:func:`check_result_target`), so a quick check never overwrites a full
-evaluation. A new setting is one more entry of that dict.
+An evaluation's numbers depend on its settings: the operating point, the memory config (bit
+width, storage format, fault model, layout, technology: :class:`sramsim.MemoryConfig`), the chips
+(seeds, or fault maps), the images (split, dataset, image size, count) and the arithmetic.
+:func:`evaluation_settings` holds them in one dict; the file name of a result saved in a run
+directory is built from all of it (:func:`result_file`), and a file already at a target path is
+replaced only when it was made with the same settings (:func:`check_result_target`), so a quick
+check never overwrites a full evaluation. A new setting is one more entry of that dict.
 
-    >>> settings = evaluation_settings(point=OperatingPoint.resolve(ber=0.01), bits=8,
-    ...     fault_model="stuck-at", layout="arrays", chips=range(10), samples=2000,
-    ...     split="test", dataset="default")
+    >>> settings = evaluation_settings(point=OperatingPoint.resolve(ber=0.01), memory=MemoryConfig(),
+    ...     chips=range(10), samples=2000, split="test", dataset="default")
     >>> result_file("runs/unets", settings).name
     'evaluation-ber0.01-8bit-stuck-at-arrays-14nm-512x64-chips0-9-test-default-2000images.json'
 
-Results saved before this scheme (``evaluation-<point>-<bits>bit-<fault model>[-<layout>]...``,
-as ``reference/`` holds them) are read as they are; :func:`settings_of` recovers their settings.
+A setting at a value that needs no name (symmetric storage, fp32, a dataset's own image size) is
+left out, so the names of results saved before it existed stay the same. Results saved before
+this scheme (``evaluation-<point>-<bits>bit-<fault model>[-<layout>]...``, as ``reference/`` holds
+them) are read as they are; :func:`settings_of` recovers their settings.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -26,29 +29,37 @@ from typing import Any
 
 from characterization.atomic import check_output_path
 from neuralfuse.precision import DEFAULT_PRECISION
-from sramsim.layouts import DEFAULT_LAYOUT
+from sramsim.memory import MemoryConfig
 from sramsim.operating_point import OperatingPoint
+from sramsim.storage import DEFAULT_STORAGE
 
 RESULT_PREFIX = "evaluation-"
 """Evaluation results saved in a run directory are named ``evaluation-*.json`` (:func:`result_file`)."""
 
 
-def evaluation_settings(*, point: OperatingPoint, bits: int, fault_model: str, layout: str,
-                        chips: Sequence[int], samples: int, split: str, dataset: str,
-                        image_size: int | None = None, precision: str = DEFAULT_PRECISION) -> dict[str, str]:
+def evaluation_settings(*, point: OperatingPoint, memory: MemoryConfig, chips: Sequence[int],
+                        samples: int, split: str, dataset: str, image_size: int | None = None,
+                        precision: str = DEFAULT_PRECISION,
+                        fault_maps: Sequence[str] | None = None) -> dict[str, str]:
     """The settings that change an evaluation's numbers, in file-name order, as short texts
-    (``None`` for a setting left at a value that needs no name, such as a dataset's own image size
-    or fp32 arithmetic).
+    (``None`` for a setting left at a value that needs no name, such as symmetric storage, a
+    dataset's own image size or fp32 arithmetic). ``chips`` are the chip seeds; ``fault_maps``
+    the fingerprints of the chips' fault maps (:func:`neuralfuse.chips.map_fingerprint`) when the
+    chips are maps, named by the seeds and a digest of the maps.
     """
     chips = list(chips)
     consecutive = chips == list(range(chips[0], chips[0] + len(chips)))
+    seeds = f"{chips[0]}-{chips[-1]}" if consecutive else ",".join(map(str, chips))
+    if fault_maps is not None:
+        digest = hashlib.sha256(",".join(fault_maps).encode()).hexdigest()[:8]
     return {
         "point": f"ber{point.ber:g}" if point.voltage is None else f"v{point.voltage:g}",
-        "bits": f"{bits}bit",
-        "fault_model": fault_model,
-        "layout": layout,
-        "tech": Path(point.tech).stem,
-        "chips": f"chips{chips[0]}-{chips[-1]}" if consecutive else f"chips{','.join(map(str, chips))}",
+        "bits": f"{memory.bits}bit",
+        "storage": None if memory.storage == DEFAULT_STORAGE else memory.storage,
+        "fault_model": memory.fault_model,
+        "layout": memory.layout,
+        "tech": Path(memory.tech).stem,
+        "chips": f"chips{seeds}" if fault_maps is None else f"maps{seeds}-{digest}",
         "split": split,
         "dataset": dataset,
         "image_size": None if image_size is None else f"{image_size}px",
@@ -57,17 +68,26 @@ def evaluation_settings(*, point: OperatingPoint, bits: int, fault_model: str, l
     }
 
 
+def result_memory(result: Mapping[str, Any]) -> MemoryConfig:
+    """The memory config of a saved :func:`neuralfuse.evaluation.evaluate` result: its
+    ``memory``, or for a result saved before memory configs its flat ``bits``, ``fault_model`` and
+    ``layout`` (the arrays layout when missing), the technology of its operating point and
+    symmetric storage."""
+    if "memory" in result:
+        return MemoryConfig.from_record(result)
+    return MemoryConfig.from_record({**result, "tech": result["operating_point"]["tech"]})
+
+
 def settings_of(result: Mapping[str, Any]) -> dict[str, str]:
     """The :func:`evaluation_settings` of a saved :func:`neuralfuse.evaluation.evaluate` result,
-    also of one saved before layouts or provenance were recorded (then: the arrays layout, the
-    test split, dataset "unknown")."""
+    also of one saved before memory configs or provenance were recorded (then: see
+    :func:`result_memory`, the test split, dataset "unknown")."""
     provenance = result.get("provenance") or {}
     return evaluation_settings(
-        point=OperatingPoint(**result["operating_point"]), bits=result["bits"],
-        fault_model=result["fault_model"], layout=result.get("layout", DEFAULT_LAYOUT),
+        point=OperatingPoint(**result["operating_point"]), memory=result_memory(result),
         chips=result["chips"], samples=result["samples"], split=provenance.get("split", "test"),
         dataset=provenance.get("dataset") or "unknown", image_size=provenance.get("image_size"),
-        precision=result.get("precision", DEFAULT_PRECISION))
+        precision=result.get("precision", DEFAULT_PRECISION), fault_maps=result.get("fault_maps"))
 
 
 def result_file(run_dir: str | os.PathLike[str], settings: Mapping[str, str | None]) -> Path:

@@ -10,7 +10,11 @@ table, one row per (configuration, voltage):
     operating_points(table, 80.0, "quantile:0.1", per_chip=load_chips("sweep"))   # per-chip guarantee
 
 A *BER sweep* (``bers=parse_bers("0.01,0.02,0.05")``, the paper's axis) draws faults at exactly
-those BERs, each at its voltage by the technology. An accuracy criterion
+those BERs, each at its voltage by the technology. The weights are stored as one
+:class:`sramsim.MemoryConfig` says (``memory=``: bits, storage format, technology, fault model,
+layout), and the chips may be measured ones: fault maps, each holding its chip's faults up to its
+own rate (``chips=[load_fault_map(path), ...]``; a map that does not fit the model or holds too low
+a rate for the lowest voltage is refused before any work). An accuracy criterion
 (:mod:`neuralfuse.criteria`: the mean over chips, a chip quantile or a yield) decides which rows
 keep an accuracy floor; every criterion but the mean reads the per-chip table ``chips.csv``.
 
@@ -28,10 +32,12 @@ each chip's accuracy falls, in expectation, as the voltage falls.
 
 With ``out_dir`` the sweep is resumable. The folder holds
 
-- ``sweep.json``: what was asked (voltages, or ``bers`` for a BER sweep, chips, ``split``: test or
-  validation images, technology, fault model, arithmetic precision (:mod:`neuralfuse.precision`),
-  fingerprints of the models and the data) plus versions and the command; rerunning with other
-  arguments is an error,
+- ``sweep.json``: what was asked (voltages, or ``bers`` for a BER sweep, chips and, for measured
+  chips, ``fault_maps``: their fingerprints, ``split``: test or validation images, ``memory``: the
+  memory config, arithmetic precision (:mod:`neuralfuse.precision`), fingerprints of the models
+  and the data) plus versions and the command; rerunning with other arguments is an error (a
+  sweep recorded before memory configs, with flat ``bits``, ``tech``, ``fault_model`` and
+  ``layout``, counts as that config with symmetric storage: :func:`load_record`),
   except that a rerun may add generators: it measures only them, at the points already there (it
   must name every generator the folder holds, each the same model as before);
 - ``points/``: one small JSON per finished (voltage, chip), written atomically as it completes
@@ -51,6 +57,7 @@ tasks. A sweep started one way can be finished the other way.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import math
@@ -67,24 +74,22 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 import characterization
-from characterization import DEFAULT_TECH
 from characterization.atomic import atomic_path, write_json
 from neuralfuse.checkpoint import model_fingerprint
 from neuralfuse.criteria import MEAN, Criterion, criterion_scores, parse_criterion
-from neuralfuse.chips import evaluation_chips
+from neuralfuse.chips import ChipSpec, map_fingerprint, resolve_chips
 from neuralfuse.devices import module_device
 from neuralfuse.memory_format import preferred_memory_format
 from neuralfuse.precision import DEFAULT_PRECISION, check_precision
-from neuralfuse.evaluation import (Batch, chip_accuracies, clean_accuracies,
+from neuralfuse.evaluation import (Batch, check_fault_maps, chip_accuracies, clean_accuracies,
                                    load_batches, transform)
 from neuralfuse.runs import SESSION_KEYS, start_run, with_provenance
 from sramsim.accounting import energy_saving, weight_accesses
 from sramsim.deployment import Deployment
-from sramsim.faults import DEFAULT_FAULT_MODEL, check_fault_model
+from sramsim.faults import FaultMap
 from sramsim.layers import STORED_LAYERS
+from sramsim.memory import FIELDS as MEMORY_FIELDS, MemoryConfig, recorded_memory
 from sramsim.operating_point import MAX_BER, OperatingPoint, check_voltage_or_ber
-from sramsim.layouts import DEFAULT_LAYOUT, check_layout
-from sramsim.quant import check_bits
 
 BASE = "base"
 """Name of the configuration without a generator."""
@@ -97,6 +102,8 @@ VOLTAGE_DECIMALS = 4
 BER_DECIMALS = 10
 """The BERs of a BER sweep are rounded to this many decimals, for the same reason."""
 SWEEP_FORMAT = "neuralfuse.sweep"
+RECORD_DEFAULTS = {"bers": None, "split": "test", "precision": DEFAULT_PRECISION, "fault_maps": None}
+"""What a ``sweep.json`` written before BER sweeps, splits, precisions or fault maps existed stands for."""
 
 
 class SweepError(ValueError):
@@ -114,26 +121,28 @@ class ChipTask:
 @dataclass
 class SweepWork:
     """What every :class:`ChipTask` of a sweep shares: the base model, each configuration's inputs
-    (F(x) already computed, ``"base"`` first), how the model is deployed, the folder where
-    point files go (None: results are only returned) and the arithmetic ``precision``."""
+    (F(x) already computed, ``"base"`` first), how the model is stored (``memory``), the folder
+    where point files go (None: results are only returned), the arithmetic ``precision`` and, for
+    measured chips, their fault maps by chip seed."""
 
     base: nn.Module
     input_sets: dict[str, list[Batch]]
-    bits: int
-    tech: str
-    fault_model: str
+    memory: MemoryConfig
     points_dir: Path | None = None
-    layout: str = DEFAULT_LAYOUT
     precision: str = DEFAULT_PRECISION
+    fault_maps: dict[int, FaultMap] = field(default_factory=dict)
     names: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.names = list(self.input_sets)
 
     def deployment(self) -> Deployment:
-        """A :class:`sramsim.Deployment` of the base model with this sweep's settings."""
-        return Deployment(self.base, bits=self.bits, tech=self.tech, fault_model=self.fault_model,
-                          layout=self.layout)
+        """A :class:`sramsim.Deployment` of the base model with this sweep's memory config."""
+        return Deployment(self.base, memory=self.memory)
+
+    def chip(self, seed: int) -> int | FaultMap:
+        """The chip of ``seed``: its fault map, for measured chips, else the seed."""
+        return self.fault_maps.get(seed, seed)
 
     def point_path(self, point: OperatingPoint, chip: int) -> Path:
         """The point file of (point, chip) in ``points_dir``."""
@@ -156,8 +165,7 @@ class SweepWork:
             return self
         moved = {name: [(x.to(device), y.to(device)) for x, y in batches]
                  for name, batches in self.input_sets.items()}
-        return SweepWork(copy.deepcopy(self.base).to(device), moved, self.bits, self.tech,
-                         self.fault_model, self.points_dir, self.layout, self.precision)
+        return dataclasses.replace(self, base=copy.deepcopy(self.base).to(device), input_sets=moved)
 
 
 Measured = dict[tuple[OperatingPoint, int], dict[str, float]]
@@ -182,7 +190,7 @@ def measure_chip(work: SweepWork, task: ChipTask, deployment: Deployment,
         missing = work.missing(values)
         if missing:
             inputs = [work.input_sets[name] for name in missing]
-            pa = chip_accuracies(deployment, point, [task.chip], inputs, precision=work.precision)
+            pa = chip_accuracies(deployment, point, [work.chip(task.chip)], inputs, precision=work.precision)
             values.update(zip(missing, pa[0].tolist()))
             if work.points_dir is not None:
                 write_json(work.point_path(point, task.chip), values)
@@ -266,10 +274,8 @@ def _parse_range(text: str, what: str, range_example: str, list_example: str, de
 
 def sweep(base: nn.Module, dataset: Dataset, voltages: Sequence[float] | None = None, *,
           bers: Sequence[float] | None = None,
-          generators: Mapping[str, nn.Module] | None = None, chips: int | Sequence[int] = 10,
-          split: str = "test",
-          tech: str = DEFAULT_TECH, fault_model: str = DEFAULT_FAULT_MODEL, bits: int = 8,
-          layout: str = DEFAULT_LAYOUT,
+          generators: Mapping[str, nn.Module] | None = None, chips: ChipSpec = 10,
+          split: str = "test", memory: MemoryConfig | None = None,
           batch_size: int = 500, out_dir: str | Path | None = None,
           provenance: Mapping[str, Any] | None = None, progress: bool = False,
           device: torch.device | str | None = None, runner: Runner | None = None,
@@ -281,10 +287,12 @@ def sweep(base: nn.Module, dataset: Dataset, voltages: Sequence[float] | None = 
     ``bers`` instead (exactly one of the two): faults are drawn at exactly those BERs, the
     ``voltage`` column holds the voltage of each BER by the technology (unrounded, for the energy),
     ``sweep.json`` records ``bers`` and its point files are named by BER, so a BER sweep and a
-    voltage sweep never resume one another. ``chips`` is a count K (evaluation chips 0..K-1) or
-    explicit chip seeds (:mod:`neuralfuse.chips`); ``split`` names the images ``dataset`` holds
-    ("test", or "validation" for the base model's held-out images), recorded; ``layout`` is the
-    fault layout (:mod:`sramsim.layouts`), recorded in ``sweep.json``. Returns the table
+    voltage sweep never resume one another. ``chips`` is a count K (evaluation chips 0..K-1),
+    explicit chip seeds (:mod:`neuralfuse.chips`) or fault maps (measured chips, named by their
+    seeds; each must hold the faults of the highest BER swept); ``split`` names the images
+    ``dataset`` holds ("test", or "validation" for the base model's held-out images), recorded;
+    ``memory`` (default ``MemoryConfig()``) is how the weights are stored, recorded in
+    ``sweep.json``; ``voltages`` are of its technology. Returns the table
     described in the module docstring. With ``out_dir``, every finished point is saved there and
     a rerun resumes (see the module docstring); ``provenance`` (plain values such as checkpoint
     paths and the ``command``) is recorded in ``sweep.json``. ``device`` (default: where ``base``
@@ -296,6 +304,8 @@ def sweep(base: nn.Module, dataset: Dataset, voltages: Sequence[float] | None = 
     check_voltage_or_ber(voltages, bers, ("voltages", "bers"))
     if split not in SPLITS:
         raise ValueError(f"split={split!r} is not valid: use one of {', '.join(SPLITS)}")
+    memory = MemoryConfig() if memory is None else memory
+    tech = memory.tech
     model = characterization.load(tech)
     if bers is None:
         voltages = tuple(sorted({round(float(v), VOLTAGE_DECIMALS) for v in voltages}, reverse=True))
@@ -310,21 +320,21 @@ def sweep(base: nn.Module, dataset: Dataset, voltages: Sequence[float] | None = 
     voltage_of = dict(zip(points, voltages))
     if BASE in generators:
         raise ValueError(f"{BASE!r} names the base model alone: give the generator another name")
-    check_bits(bits)
-    check_fault_model(fault_model)
-    check_layout(layout, bits)
     check_precision(precision, device if device is not None else module_device(base))
-    seeds = evaluation_chips(chips) if isinstance(chips, int) else [int(c) for c in chips]
+    seeds, fault_maps = resolve_chips(chips)
     if device is not None:
         for network in (base, *generators.values()):
             network.to(device)
+    if fault_maps is not None:
+        check_fault_maps(Deployment(base, memory=memory), fault_maps, points)
 
     batches = load_batches(dataset, batch_size, module_device(base), preferred_memory_format(base))
     input_sets = {BASE: batches, **{name: transform(g, batches, precision) for name, g in generators.items()}}
     record = with_provenance({
         "format": SWEEP_FORMAT, "voltages": list(voltages), **({} if bers is None else {"bers": list(bers)}),
-        "split": split, "chips": seeds, "tech": tech, "fault_model": fault_model, "layout": layout,
-        "precision": precision, "bits": bits, "batch_size": batch_size,
+        "split": split, "chips": seeds,
+        **({} if fault_maps is None else {"fault_maps": [map_fingerprint(m) for m in fault_maps]}),
+        "memory": memory.to_dict(), "precision": precision, "batch_size": batch_size,
         "base_fingerprint": model_fingerprint(base), "data_fingerprint": _data_fingerprint(batches),
         "generators": {name: {"architecture": type(g).__name__, "fingerprint": model_fingerprint(g)}
                        for name, g in generators.items()},
@@ -333,8 +343,8 @@ def sweep(base: nn.Module, dataset: Dataset, voltages: Sequence[float] | None = 
 
     input_shape = tuple(batches[0][0].shape[1:])
     energy = _energy(base, generators, input_shape, voltages, model)
-    work = SweepWork(base, input_sets, bits, tech, fault_model, store.points if store else None, layout,
-                     precision)
+    work = SweepWork(base, input_sets, memory, store.points if store else None, precision,
+                     {m.seed: m for m in fault_maps or ()})
     clean = (store.load("clean") if store else None) or {}
     missing = work.missing(clean)
     if missing:
@@ -448,10 +458,10 @@ class _PointStore:
 def _identity(record: dict[str, Any]) -> dict[str, Any]:
     """What must match to resume a sweep: all but the provenance (paths), command, versions and
     generators (which may grow: :func:`_check_generators_added`); the fingerprints stand for the
-    models and the data. A sweep recorded before layouts, BER sweeps, splits or precisions existed
-    ran under ``"arrays"``, over voltages, on test images, at fp32."""
-    return {k: v for k, v in {"layout": DEFAULT_LAYOUT, "bers": None, "split": "test",
-                              "precision": DEFAULT_PRECISION, **record}.items()
+    models and the data. A sweep recorded before memory configs, BER sweeps, splits, precisions or
+    fault maps existed ran under its flat memory settings (:func:`sramsim.memory.recorded_memory`),
+    over voltages, on test images, at fp32, on simulated chips (:data:`RECORD_DEFAULTS`)."""
+    return {k: v for k, v in _with_defaults(record).items()
             if k not in ("provenance", "generators", *SESSION_KEYS)}
 
 
@@ -495,11 +505,19 @@ def load_chips(path: str | Path) -> pd.DataFrame:
 
 def load_record(path: str | Path) -> dict[str, Any]:
     """What the sweep in folder ``path`` was asked (its ``sweep.json``); a sweep recorded before
-    BER sweeps and splits gets ``bers`` None and ``split`` "test"."""
+    BER sweeps, splits, precisions, fault maps or memory configs gets :data:`RECORD_DEFAULTS` and its
+    ``memory`` dict from its flat settings (:func:`sramsim.memory.recorded_memory`)."""
     record_path = Path(path) / "sweep.json"
     if not record_path.is_file():
         raise SweepError(f"{str(path)!r} is not a sweep folder (no sweep.json)")
-    return {"bers": None, "split": "test", **json.loads(record_path.read_text())}
+    return _with_defaults(json.loads(record_path.read_text()))
+
+
+def _with_defaults(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``sweep.json`` record with :data:`RECORD_DEFAULTS` for what it lacks and its memory config
+    as one ``memory`` dict."""
+    rest = {k: v for k, v in record.items() if k not in MEMORY_FIELDS}
+    return {**RECORD_DEFAULTS, **rest, "memory": recorded_memory(record)}
 
 
 def pareto_front(table: pd.DataFrame, x: str = "energy_saving", y: str = "pa_mean") -> pd.Series:

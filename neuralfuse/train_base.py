@@ -11,6 +11,11 @@ logits: :mod:`neuralfuse.precision`). With ``val_size > 0`` that many training i
 (:func:`neuralfuse.data.holdout_split`, recorded in the checkpoint) and the validation accuracy is
 measured after every epoch; the test split is evaluated once, at the end.
 
+How the weights are stored is one :class:`sramsim.MemoryConfig` (``memory``): its bit width is
+the QAT's, and random bit-error training deploys the weights as it says; the checkpoint records it
+as ``"memory": {...}`` (checkpoints written before hold a flat ``bits``), and the generators and
+evaluations of this model inherit it.
+
 Robustness to weight bit errors (Stutz et al., MLSys 2021; see docs/protections.md): ``norm="group"``
 builds the model with GroupNorm (:mod:`neuralfuse.models.norm`), ``clip=wmax`` clamps every stored
 weight to [-wmax, wmax] after each optimizer step (:mod:`neuralfuse.clipping`), and
@@ -34,7 +39,7 @@ import os
 import random
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +67,7 @@ from neuralfuse.qat import enable_qat, export_quantized
 from neuralfuse.randbet import RandBET, check_randbet
 from neuralfuse.runs import record_differences
 from sramsim.faults import MAX_SEED
-from sramsim.quant import check_bits
-from sramsim.storage import DEFAULT_STORAGE, get as storage_format
+from sramsim.memory import MemoryConfig, split_memory
 
 REFERENCE_BATCH = 128  # ``lr`` is the peak learning rate at this batch size
 EVAL_BATCH = 500
@@ -88,7 +92,7 @@ class TrainBaseConfig:
     lr: float = 0.1
     weight_decay: float = 5e-4
     label_smoothing: float = 0.0
-    bits: int = 8
+    memory: MemoryConfig = dataclasses.field(default_factory=MemoryConfig)  # bits: the QAT's
     seed: int = 0
     val_size: int = 0  # training images held out for validation (the same split later trains generators)
     split_seed: int = 0
@@ -99,15 +103,17 @@ class TrainBaseConfig:
     randbet_ber: float | None = None  # random bit-error training at this BER (None: off)
     randbet_threshold: float = 1.75  # ... once the clean loss of a batch is below this
     randbet_grad_clip: float = 0.05  # element-wise bound of the perturbed gradients
-    storage: str = DEFAULT_STORAGE  # how the deployed weights are stored (sramsim)
 
     def __post_init__(self) -> None:
+        if isinstance(self.memory, Mapping):
+            object.__setattr__(self, "memory", MemoryConfig.from_dict(self.memory))
+        if not isinstance(self.memory, MemoryConfig):
+            raise TypeError(f"memory must be a MemoryConfig or its dict, got {type(self.memory).__name__}")
         check_precision(self.precision, training=True)
         known = {name.casefold(): name for name in list_models()}
         if not isinstance(self.model, str) or self.model.casefold() not in known:
             raise ValueError(f"model={self.model!r} is unknown: choose one of {', '.join(known.values())}")
         object.__setattr__(self, "model", known[self.model.casefold()])
-        check_bits(self.bits)
         for name in ("width", "lr"):
             value = check_scalar(getattr(self, name), name, float, min_val=0, max_val=math.inf,
                                  include_boundaries="neither", allowed="a positive number")
@@ -123,18 +129,25 @@ class TrainBaseConfig:
             check_scalar(getattr(self, name), name, int, min_val=0, max_val=MAX_SEED,
                          include_boundaries="left", allowed="an integer in [0, 2**63)")
         check_norm(self.norm)
-        storage_format(self.storage)
         if self.clip is not None:
             object.__setattr__(self, "clip", check_clip(self.clip))
         check_randbet(self.randbet_ber, self.randbet_threshold, self.randbet_grad_clip)
 
+    @classmethod
+    def from_dict(cls, settings: Mapping[str, Any]) -> TrainBaseConfig:
+        """A config from settings that give the memory config as ``memory`` or as flat fields
+        (``bits``, ``storage``, ...: a partial state saved before memory configs)."""
+        memory, rest = split_memory(settings)
+        return cls(**rest, memory=memory)
+
     def command(self, out: str | os.PathLike) -> str:
         """The ``neuralfuse train-base`` command line that runs this configuration."""
         args = ["neuralfuse", "train-base"]
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
+        settings = {**{f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "memory"},
+                    **self.memory.to_dict()}
+        for name, value in settings.items():
             if value is not None:
-                args += [f"--{field.name.replace('_', '-')}", str(value)]
+                args += [f"--{name.replace('_', '-')}", str(value)]
         return shlex.join([*args, "-o", str(out)])
 
 
@@ -210,16 +223,15 @@ class BaseTrainer:
         # channels-last where it is safe and faster (see neuralfuse.memory_format); the saved model
         # is contiguous again.
         self.memory_format = preferred_memory_format(model)
-        self.model = enable_qat(model.to(self.device, memory_format=self.memory_format), config.bits)
+        self.model = enable_qat(model.to(self.device, memory_format=self.memory_format), config.memory.bits)
         self.randbet = None
         if config.randbet_ber is not None:
             shadow = create_model(config.model, num_classes=self.num_classes, width=config.width,
                                   norm=config.norm).to(self.device, memory_format=self.memory_format)
             self.randbet = RandBET(self.model, shadow, ber=config.randbet_ber, seed=config.seed,
                                    threshold=config.randbet_threshold,
-                                   grad_clip=config.randbet_grad_clip, bits=config.bits,
-                                   precision=config.precision,
-                                   storage=config.storage)
+                                   grad_clip=config.randbet_grad_clip, memory=config.memory,
+                                   precision=config.precision)
         self.steps = max(len(self.x_train) // config.batch_size, 1)
         if config.limit_batches is not None:
             self.steps = min(self.steps, config.limit_batches)
@@ -245,7 +257,8 @@ class BaseTrainer:
         saved = read_checkpoint(self.state_path, BASE_TRAINING_STATE)
         current = dataclasses.asdict(self.config)
         # a setting the partial state lacks (saved before it existed) counts as its default
-        before = {**dataclasses.asdict(TrainBaseConfig()), **saved["config"]}
+        memory, settings = split_memory(saved["config"])
+        before = {**dataclasses.asdict(TrainBaseConfig()), **settings, "memory": memory.to_dict()}
         changes = record_differences({k: before[k] for k in current}, current)
         if changes:
             raise ResumeError(f"{self.state_path} holds a run with other settings ({'; '.join(changes)}): "
@@ -352,7 +365,7 @@ class BaseTrainer:
         export_quantized(self.model.eval()).to(memory_format=torch.contiguous_format)
         meta = {"arch": cfg.model, "width": cfg.width, "num_classes": self.num_classes,
                 "norm": cfg.norm, "clip": cfg.clip, "randbet_ber": cfg.randbet_ber,
-                "dataset": cfg.dataset, "bits": cfg.bits, "epoch": cfg.epochs,
+                "dataset": cfg.dataset, "memory": cfg.memory.to_dict(), "epoch": cfg.epochs,
                 "test_acc": test_acc, "val_acc": self.metrics[-1].get("val_acc"),
                 "split": {"val_size": cfg.val_size, "seed": cfg.split_seed},
                 "train_seconds": sum(m["seconds"] for m in self.metrics),

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from characterization.validation import check_scalar
-from sramsim import _kernels
 from sramsim.quant import check_bits
 
 MAX_ARRAY_CELLS = 2**32
@@ -116,6 +115,8 @@ class MemoryLayout:
         """For flat cell indices, the stream index of the weight each holds and which of its bits;
         both are -1 for a cell that holds no weight bit."""
         cells = np.ascontiguousarray(cells, dtype=np.int64)
+        from sramsim import _kernels  # numba loads with the first kernel call, not with this module
+
         g = self.geometry
         return _kernels.cells_to_words(cells, g.rows, g.cols, self.bits, self.n_words)
 

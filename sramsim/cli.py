@@ -7,11 +7,14 @@ import click
 
 import characterization
 from sramsim.array import ArrayGeometry
-from sramsim.cli_types import BER, SEED, WEIGHT_BITS, OutputPath
-from sramsim.faults import FAULT_MODEL_SEMANTICS, FAULT_MODELS, Chip
+from sramsim.cli_types import BER, SEED, VOLTAGE, WEIGHT_BITS, OutputPath, RenamingGroup
+from sramsim.faults import DEFAULT_FAULT_MODEL, FAULT_MODEL_SEMANTICS, FAULT_MODELS, Chip
+
+RENAMED = {"--weight-bits": "--bits", "--seed": "--chip"}
+"""Former spellings of options (old -> current), still read with a deprecation notice."""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=RenamingGroup, renamed=RENAMED, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lowvolt-neuralfuse")
 def main() -> None:
     """SRAM low-voltage simulation: voltage curves, fault maps, weight-memory accesses, energy."""
@@ -58,8 +61,8 @@ def curves(tech: str, csv_path: str | None, plot_path: str | None, points: int) 
 
 @main.command(epilog="""\b
 Example (the faults of 32 arrays of chip 3 at 0.83 Vmin, then of arrays 1000..1031):
-  sramsim faultmap --voltage 0.83 --seed 3 --arrays 32 -o chip3.npz
-  sramsim faultmap --voltage 0.83 --seed 3 --arrays 32 --start 32768000 -o chip3-1000.npz
+  sramsim faultmap --voltage 0.83 --chip 3 --arrays 32 -o chip3.npz
+  sramsim faultmap --voltage 0.83 --chip 3 --arrays 32 --start 32768000 -o chip3-1000.npz
 \b
 The .npz file holds cell_index (int64, sorted flat indices of faulty cells; cell c is in array
 c // (rows*cols), row (c // cols) % rows, column c % cols), stuck_value (uint8), quantile
@@ -68,14 +71,15 @@ voltage (NaN if given by --ber), seed, tech, fault_model and fault_model_semanti
 \b
 A map too large for the available memory is generated --chunk-arrays arrays at a time and
 streamed to the file (with a progress bar); one too large for the free disk is refused.""")
-@click.option("--voltage", type=float, help="Supply voltage in units of Vmin (within the tech's range).")
+@click.option("--voltage", type=VOLTAGE, help="Supply voltage in units of Vmin (within the tech's range).")
 @click.option("--ber", type=BER, help="Bit-error rate instead of a voltage: fraction of faulty cells.")
-@click.option("--seed", required=True, type=SEED, help="Chip seed.")
+@click.option("--chip", "seed", required=True, type=SEED,
+              help="Chip seed (neuralfuse's evaluation chip N is seed N).")
 @click.option("--arrays", type=click.IntRange(min=1), help="Number of whole arrays' worth of cells.")
 @click.option("--cells", "n_cells_option", type=click.IntRange(min=1), help="Number of bit cells.")
 @click.option("--start", type=click.IntRange(min=0), default=0, show_default=True,
               help="First cell (flat index; array a starts at cell a*rows*cols).")
-@click.option("--fault-model", type=click.Choice(FAULT_MODELS), default="stuck-at", show_default=True,
+@click.option("--fault-model", type=click.Choice(FAULT_MODELS), default=DEFAULT_FAULT_MODEL, show_default=True,
               help="stuck-at: a faulty cell holds a random fixed value (the paper's); flip: it inverts.")
 @click.option("--tech", default=characterization.DEFAULT_TECH, show_default=True,
               help="Technology name or path to a technology CSV.")
@@ -184,7 +188,7 @@ def _accelerator_options(command):
                      help="Filter SRAM size (does not change the read count)."),
         click.option("--row-bits", type=click.IntRange(min=1), default=64, show_default=True,
                      help="Bits per weight-SRAM row."),
-        click.option("--weight-bits", type=WEIGHT_BITS, default=8, show_default=True,
+        click.option("--bits", "weight_bits", type=WEIGHT_BITS, default=8, show_default=True,
                      help="Bits per stored weight."),
         click.option("--engine", type=click.Choice(ENGINES), default="analytic", show_default=True,
                      help="Closed form, or the scalesim package run in-process (cached)."),
@@ -205,7 +209,7 @@ def _systolic_config(array: tuple[int, int], dataflow: str, filter_sram_kb: int,
                               filter_sram_kb=filter_sram_kb, row_bits=row_bits,
                               weight_bits=weight_bits)
     except ValueError as err:
-        raise click.BadParameter(str(err), param_hint="--row-bits/--weight-bits") from None
+        raise click.BadParameter(str(err), param_hint="--row-bits/--bits") from None
 
 
 @main.command(epilog="""\b
@@ -244,9 +248,9 @@ Example (Table 2: ResNet18 behind ConvL at the voltage of 1% bit-error rate):
 @_accelerator_options
 @click.option("--generator", callback=_network_option,
               help="Registered generator run at the nominal voltage in front of the model.")
-@click.option("--voltage", type=float, help="The model's supply voltage, in units of Vmin.")
+@click.option("--voltage", type=VOLTAGE, help="The model's supply voltage, in units of Vmin.")
 @click.option("--ber", type=BER, help="Bit-error rate instead of a voltage.")
-@click.option("--nominal-voltage", type=float, default=1.0, show_default=True,
+@click.option("--nominal-voltage", type=VOLTAGE, default=1.0, show_default=True,
               help="The generator's (and the reference) voltage, in units of Vmin.")
 @click.option("--tech", default=characterization.DEFAULT_TECH, show_default=True,
               help="Technology name or path to a technology CSV.")

@@ -427,16 +427,22 @@ class Deployment:
         index, value, clean = buffers[:3]
         return self._read(chip.seed, rate, point.voltage, index[:n], value[:n], clean[:n], counts, int(faulty))
 
-    def _map_faults(self, fault_map: FaultMap) -> _Faults:
-        """The faults of a loaded or generated map, applied as :meth:`_faults` applies a chip's."""
+    def check_fault_map(self, fault_map: FaultMap) -> FaultMap:
+        """Return ``fault_map`` if this deployment can run on it, else raise a one-line ValueError
+        saying why (another technology, other arrays, too few cells, another layout's geometry)."""
         if not isinstance(fault_map, FaultMap):
             raise TypeError(f"fault_map must be a FaultMap (see sramsim.load_fault_map), got "
                             f"{type(fault_map).__name__}")
         if fault_map.tech != self.tech:
             raise ValueError(f"fault map of tech {fault_map.tech!r} does not match the deployment's "
                              f"tech {self.tech!r}")
+        self._fault_layout.check_map(fault_map, self.layout, self.geometry)
+        return fault_map
+
+    def _map_faults(self, fault_map: FaultMap) -> _Faults:
+        """The faults of a loaded or generated map, applied as :meth:`_faults` applies a chip's."""
         cell_layout = self._fault_layout
-        cell_layout.check_map(fault_map, self.layout, self.geometry)
+        self.check_fault_map(fault_map)
         flip, code_xor = self.fault_model == "flip", self.storage.code_xor(self.bits)
         if cell_layout.shared_map:
             found = layouts.apply_code_faults(fault_map, self._q, self.layout.offsets, flip, code_xor)

@@ -32,7 +32,6 @@ import numpy as np
 
 from characterization import DEFAULT_TECH
 from characterization.validation import check_scalar
-from sramsim import _kernels
 from sramsim.array import ArrayGeometry
 from sramsim.fault_models import DEFAULT_FAULT_MODEL, FAULT_MODEL_SEMANTICS, FAULT_MODELS, check_fault_model
 from sramsim.mapfile import read_fault_map, write_fault_map
@@ -161,6 +160,8 @@ class Chip:
         per_array = self.geometry.cells
         stop = start + n_cells
         first, last = start // per_array, -(-stop // per_array)
+        from sramsim import _kernels  # numba loads with the first kernel call, not with this module
+
         cells, stuck, hazard = _kernels.parallel(
             _kernels.fault_cells, np.uint64(self.seed), first, last, per_array, max_hazard(rate),
             start, stop)

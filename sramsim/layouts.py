@@ -30,7 +30,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sramsim import _kernels
 from sramsim.array import ArrayGeometry, MemoryLayout
 from sramsim.faults import Chip, FaultMap
 
@@ -189,6 +188,8 @@ def apply_array_faults(fault_map: FaultMap, q: np.ndarray, offsets: np.ndarray, 
     ``bits``-bit words in arrays of the map's geometry) to the int8 weights ``q``: what
     :func:`sramsim._kernels.perturb_chip` computes from the chip's seed, from a map instead (the
     same results for the chip's own map). Arguments and results as :func:`apply_code_faults`."""
+    from sramsim import _kernels  # numba loads with the first kernel call, not with this module
+
     g = fault_map.geometry
     word, bit = _kernels.cells_to_words(fault_map.cells, g.rows, g.cols, bits, q.size)
     keep = word >= 0                                    # words follow the sorted cells' order

@@ -5,11 +5,20 @@
     '4-bit robust, stuck-at, arrays, 14nm-512x64'
     >>> MemoryConfig.from_dict({"bits": 4}) == memory.replace(storage="symmetric")
     True
+
+A run records its config as one dict, ``"memory": {...}`` (:meth:`MemoryConfig.to_dict`); records
+written before the config existed hold flat keys (``bits``, ``tech``, ``fault_model``,
+``layout``, no storage format). :func:`split_memory` and :meth:`MemoryConfig.from_record` read
+both:
+
+    >>> MemoryConfig.from_record({"bits": 4, "fault_model": "flip", "epochs": 3}).describe()
+    '4-bit symmetric, flip, arrays, 14nm-512x64'
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,8 +51,9 @@ class MemoryConfig:
         layouts.check_layout(self.layout, self.bits)
 
     def replace(self, **changes: Any) -> MemoryConfig:
-        """A copy with ``changes`` (field names), checked as a new one is."""
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes`` (field names), checked as a new one is; a change that is None
+        (e.g. an option not given) keeps the field."""
+        return dataclasses.replace(self, **{name: value for name, value in changes.items() if value is not None})
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a JSON-serializable dict (for run records)."""
@@ -59,6 +69,11 @@ class MemoryConfig:
             raise ValueError(f"unknown memory-config keys {unknown}: use {', '.join(fields)}")
         return cls(**record)
 
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> MemoryConfig:
+        """The config a run record or checkpoint metadata holds (see :func:`split_memory`)."""
+        return split_memory(record)[0]
+
     def describe(self) -> str:
         """A short line, e.g. ``"8-bit symmetric, stuck-at, arrays, 14nm-512x64"``."""
         return f"{self.bits}-bit {self.storage}, {self.fault_model}, {self.layout}, {self.tech}"
@@ -72,3 +87,39 @@ class MemoryConfig:
     def fault_layout(self) -> layouts.Layout:
         """The :class:`~sramsim.layouts.Layout` named by ``layout``."""
         return layouts.get(self.layout)
+
+
+FIELDS = tuple(field.name for field in dataclasses.fields(MemoryConfig))
+"""The fields of :class:`MemoryConfig`, in order: bits, storage, tech, fault_model, layout."""
+
+
+def recorded_memory(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The memory config a record holds, as the plain dict :meth:`MemoryConfig.to_dict` gives, not
+    checked (a record may name a technology file that is gone): its ``"memory"``, or its flat
+    :data:`FIELDS` (a record written before the config existed); a field missing takes its default.
+
+    >>> recorded_memory({"bits": 4, "tech": "my-curve", "epochs": 3})["tech"]
+    'my-curve'
+    """
+    defaults = {field.name: field.default for field in dataclasses.fields(MemoryConfig)}
+    given = record.get("memory") or {name: record[name] for name in FIELDS if name in record}
+    return {**defaults, **given}
+
+
+def split_memory(settings: Mapping[str, Any]) -> tuple[MemoryConfig, dict[str, Any]]:
+    """(the memory config, the other entries) of ``settings``, which give the config as
+    ``"memory"`` (a :class:`MemoryConfig` or its dict) or as flat keys :data:`FIELDS` (records
+    written before the config existed; grid specs); a field missing takes its default. Both forms
+    at once raise a ValueError naming the flat keys.
+
+    >>> split_memory({"memory": {"bits": 6}, "epochs": 3})
+    (MemoryConfig(bits=6, storage='symmetric', tech='14nm-512x64', fault_model='stuck-at', layout='arrays'), {'epochs': 3})
+    """
+    flat = {name: settings[name] for name in FIELDS if name in settings}
+    rest = {key: value for key, value in settings.items() if key not in FIELDS and key != "memory"}
+    given = settings.get("memory")
+    if given is None:
+        return MemoryConfig(**flat), rest
+    if flat:
+        raise ValueError(f"give the memory config as memory= or as {', '.join(flat)}, not both")
+    return (given if isinstance(given, MemoryConfig) else MemoryConfig.from_dict(given)), rest

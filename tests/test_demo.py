@@ -46,6 +46,14 @@ def test_quick_demo_writes_table_plots_and_summary(tmp_path, setup, criteria):
     assert ("floor (95% yield)" in text) == ("yield:0.95" in criteria)
 
 
+def test_demo_stores_the_weights_in_the_format_asked_and_says_so(tmp_path):
+    out, output = demo(tmp_path, "--setup", "resnet18-w0.25", "--storage", "robust", "--chips", "1",
+                       "--voltages", "1.0", "--samples", "50")
+    assert "robust storage, arrays fault layout" in output
+    assert json.loads((out / "summary.json").read_text())["memory"]["storage"] == "robust"
+    assert json.loads((out / "sweep.json").read_text())["memory"]["storage"] == "robust"
+
+
 def test_demo_refuses_a_bad_criterion(tmp_path):
     result = CliRunner().invoke(main, ["demo", "-o", str(tmp_path / "d"), "--criterion", "quantile:1.5"])
     assert result.exit_code == 2 and "quantile level=1.5 is not valid" in result.output

@@ -22,7 +22,7 @@ from neuralfuse.eopm import TrainConfig, train
 from neuralfuse.evaluation import evaluate
 from neuralfuse.models import create_model
 from neuralfuse.tradeoff import sweep
-from sramsim import Deployment, OperatingPoint
+from sramsim import Deployment, MemoryConfig, OperatingPoint
 from sramsim._writes import WeightWriter
 
 CUDA = torch.cuda.is_available()
@@ -187,7 +187,7 @@ def test_sweep_work_to_another_device_leaves_the_original_in_place():
     from neuralfuse.tradeoff import SweepWork
 
     batches = [(torch.zeros(2, 3, 8, 8), torch.zeros(2, dtype=torch.long))]
-    work = SweepWork(small_model(), {"base": batches}, 8, "14nm-512x64", "stuck-at")
+    work = SweepWork(small_model(), {"base": batches}, MemoryConfig())
     assert work.to("cpu") is work
     moved = work.to("meta")
     assert module_device(moved.base).type == "meta" and moved.input_sets["base"][0][0].is_meta

@@ -31,7 +31,7 @@ from neuralfuse.eopm import TrainConfig, base_split, eopm_step, frozen, train
 from sramsim import OperatingPoint
 from neuralfuse.generators import create_generator
 from neuralfuse.models import create_model
-from sramsim import Deployment, deploy
+from sramsim import Deployment, MemoryConfig, deploy
 
 CLASSES = 4
 
@@ -51,7 +51,7 @@ def tiny_data(n: int = 32, side: int = 8, seed: int = 0) -> TensorDataset:
 def tiny_config(**changes) -> TrainConfig:
     settings = dict(generator="UNetS", ber=0.02, n_chips=2, batch_size=8, epochs=2, val_size=8,
                     val_chips=2, checkpoint_every=2)
-    return TrainConfig(**{**settings, **changes})
+    return TrainConfig.from_dict({**settings, **changes})   # memory fields may be given flat
 
 
 def states_equal(a: dict, b: dict) -> bool:
@@ -164,7 +164,7 @@ def test_train_writes_a_complete_run_directory(tmp_path):
     assert metrics.val_base_pa_mean.nunique() == 1  # the base model alone does not change
     assert not (run / "learning_curve.png").exists()   # drawn only by a callback (the CLI's)
     generator, meta = load_generator(run, base=base)
-    assert meta["generator"] == "UNetS" and meta["ber"] == 0.02 and meta["fault_model"] == "stuck-at"
+    assert meta["generator"] == "UNetS" and meta["ber"] == 0.02 and meta["memory"] == MemoryConfig().to_dict()
     assert meta["input_shape"] == [3, 8, 8] and not generator.training
 
 
@@ -228,7 +228,7 @@ def test_training_at_a_voltage_records_the_characterized_ber(tmp_path):
     config = tiny_config(ber=None, voltage=0.83, epochs=1, max_steps_per_epoch=1, val_size=0)
     train(tmp_path / "run", config, tiny_base(), tiny_data(), progress=False)
     record = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert record["resolved_ber"] == pytest.approx(float(characterization.load(config.tech).ber(0.83)))
+    assert record["resolved_ber"] == pytest.approx(float(characterization.load(config.memory.tech).ber(0.83)))
 
 
 def test_the_uip_baseline_trains_through_the_same_trainer(tmp_path):
@@ -339,6 +339,26 @@ def test_a_run_recorded_before_a_setting_existed_resumes_with_its_default(tmp_pa
     with pytest.raises(ValueError, match="augment: False before, True now"):
         train(tmp_path / "run", tiny_config(epochs=3, augment=True, **short), tiny_base(), data,
               progress=False)
+
+
+def test_a_run_trains_under_its_memory_config_records_it_and_resumes_only_under_it(tmp_path, monkeypatch):
+    robust, short = MemoryConfig(storage="robust", fault_model="flip"), dict(max_steps_per_epoch=1, val_size=0)
+    used, step = [], eopm.eopm_step
+
+    def spy(generator, optimizer, deployments, *args, **kwargs):
+        used.append(deployments[0].memory)
+        return step(generator, optimizer, deployments, *args, **kwargs)
+
+    monkeypatch.setattr(eopm, "eopm_step", spy)
+    train(tmp_path / "run", tiny_config(epochs=1, memory=robust, **short), tiny_base(), tiny_data(), progress=False)
+    assert used == [robust]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["memory"] == robust.to_dict()
+    assert load_generator(tmp_path / "run")[1]["memory"] == robust.to_dict()
+    with pytest.raises(ValueError, match="memory.storage: 'robust' before, 'symmetric' now"):
+        train(tmp_path / "run", tiny_config(epochs=2, fault_model="flip", **short), tiny_base(), tiny_data(),
+              progress=False)
+    with pytest.raises(ValueError, match="as memory= or as bits, not both"):
+        tiny_config(memory=robust, bits=4)
 
 
 def batches_seen(tmp_path, monkeypatch, data, **changes) -> list[torch.Tensor]:
@@ -466,7 +486,7 @@ def test_the_base_models_split_is_the_generators(tmp_path):
     base_path = tmp_path / "base.pt"
     save_checkpoint(base_path, create_model("resnet18", width=1 / 16), arch="resnet18", width=1 / 16,
                     num_classes=10, bits=8, dataset="default", split={"val_size": 40, "seed": 2})
-    args = ["train", "--base", str(base_path), "--generator", "ConvS", "--ber", "0.02", "--n-chips", "1",
+    args = ["train", "--base", str(base_path), "--generator", "ConvS", "--ber", "0.02", "--chips-per-step", "1",
             "--batch-size", "4", "--epochs", "1", "--max-steps-per-epoch", "1", "--dataset", "default",
             "--val-images", "4", "--val-chips", "1", "--no-progress", "-o", str(tmp_path / "run")]
     result = CliRunner().invoke(main, args)
@@ -511,7 +531,7 @@ def test_load_generator_fails_clearly(tmp_path):
 
 def cli_train(base_path, out):
     return [str(Path(sys.executable).parent / "neuralfuse"), "train", "--base", str(base_path),
-            "--generator", "UNetS", "--ber", "0.02", "--n-chips", "2", "--batch-size", "8", "--epochs", "2",
+            "--generator", "UNetS", "--ber", "0.02", "--chips-per-step", "2", "--batch-size", "8", "--epochs", "2",
             "--dataset", "default", "--train-subset", "32", "--val-size", "8", "--val-chips", "1",
             "--checkpoint-every", "1", "--no-progress", "-o", str(out)]
 

@@ -15,10 +15,11 @@ from neuralfuse.checkpoint import load_base_model, load_generator, model_fingerp
 from neuralfuse.chips import validation_chips
 from neuralfuse.cli import main
 from neuralfuse.data import base_validation_set, holdout_split, load_dataset
-from neuralfuse.evaluation import accuracy, evaluate, format_table, latencies_ms, load_batches
+from neuralfuse.evaluation import (accuracy, evaluate, format_table, inherited_memory, latencies_ms,
+                                   load_batches, plan_evaluation)
 from neuralfuse.generators import create_generator
 from neuralfuse.models import create_model
-from sramsim import OperatingPoint, deploy
+from sramsim import Chip, Deployment, MemoryConfig, OperatingPoint, deploy, load_fault_map
 from tiny import fitted_model
 
 SIDE = 8
@@ -65,10 +66,88 @@ def test_an_identity_generator_changes_nothing(setup):
 
 def test_reduced_precision_and_a_fault_free_point(setup):
     base, data = setup
-    result = evaluate(base, data, point=OperatingPoint.resolve(ber=0.0), chips=3, bits=4, latency_repeats=2)
+    result = evaluate(base, data, point=OperatingPoint.resolve(ber=0.0), chips=3, memory=MemoryConfig(bits=4),
+                      latency_repeats=2)
     four_bit = reference_accuracy(base, data, ber=0.0, chip=0, bits=4)
-    assert result["bits"] == 4 and result["without_nf"]["ca"] == pytest.approx(four_bit)
+    assert result["memory"]["bits"] == 4 and result["without_nf"]["ca"] == pytest.approx(four_bit)
     assert result["without_nf"]["pa_per_chip"] == [four_bit] * 3  # no faults: PA = CA on every chip
+
+
+def test_robust_storage_is_evaluated_as_deployed_and_recorded(setup):
+    base, data = setup
+    memory = MemoryConfig(storage="robust")
+    point = OperatingPoint.resolve(ber=0.05)
+    robust = evaluate(base, data, point=point, chips=[1, 2], memory=memory, latency_repeats=1)
+    expected = [reference_accuracy(base, data, ber=0.05, chip=c, memory=memory) for c in (1, 2)]
+    assert robust["without_nf"]["pa_per_chip"] == pytest.approx(expected)
+    assert robust["memory"] == memory.to_dict() and "8-bit robust weights" in format_table(robust)
+    symmetric = evaluate(base, data, point=point, chips=[1, 2], latency_repeats=1)
+    assert symmetric["without_nf"]["pa_per_chip"] != robust["without_nf"]["pa_per_chip"]
+
+
+def test_fault_maps_saved_from_chips_evaluate_exactly_as_those_chips(setup, tmp_path):
+    base, data = setup
+    n_cells = Deployment(base).layout.n_cells
+    for seed in (3, 7):   # saved at 0.80 Vmin; evaluated there and, nested, at a lower rate
+        Chip(seed).fault_map(n_cells, voltage=0.80).save(tmp_path / f"chip{seed}.npz")
+    maps = [load_fault_map(tmp_path / f"chip{seed}.npz") for seed in (3, 7)]
+    for point in (OperatingPoint.resolve(voltage=0.80), OperatingPoint.resolve(ber=0.01)):
+        from_maps = evaluate(base, data, point=point, chips=maps, latency_repeats=1)
+        from_seeds = evaluate(base, data, point=point, chips=[3, 7], latency_repeats=1)
+        assert from_maps["without_nf"]["pa_per_chip"] == from_seeds["without_nf"]["pa_per_chip"]
+        assert from_maps["chips"] == [3, 7] and len(from_maps["fault_maps"]) == 2
+        assert "fault_maps" not in from_seeds and "2 fault maps," in format_table(from_maps)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("short", r"fault map covers cells 0\.\.100: the stored weights need cells 0\.\.\d+"),
+    ("rate", "holds its faults up to BER 0.01, so it cannot run at BER 0.05"),
+    ("twice", "two fault maps carry chip seed 3"),
+])
+def test_a_fault_map_that_does_not_fit_is_refused_before_any_work(setup, monkeypatch, bad, message):
+    base, data = setup
+    n_cells = Deployment(base).layout.n_cells
+    maps = {"short": [Chip(3).fault_map(100, ber=0.05)], "rate": [Chip(3).fault_map(n_cells, ber=0.01)],
+            "twice": [Chip(3).fault_map(n_cells, ber=0.05)] * 2}[bad]
+    monkeypatch.setattr("neuralfuse.evaluation.load_batches", lambda *a, **k: pytest.fail("work started"))
+    with pytest.raises(ValueError, match=message) as err:
+        evaluate(base, data, point=OperatingPoint.resolve(ber=0.05), chips=maps, latency_repeats=1)
+    assert "\n" not in str(err.value)
+
+
+def test_a_command_inherits_the_memory_config_its_runs_recorded():
+    old_generator = {"bits": 8, "tech": "14nm-512x64", "fault_model": "flip", "layout": "arrays"}
+    robust_base = {"arch": "vgg11", "memory": MemoryConfig(bits=6, storage="robust").to_dict()}
+    assert inherited_memory({"g": old_generator}) == MemoryConfig(fault_model="flip")  # symmetric then
+    assert inherited_memory({"base.pt": robust_base}) == MemoryConfig(bits=6, storage="robust")
+    assert inherited_memory({"base.pt": robust_base}, storage="symmetric", layout=None) == MemoryConfig(bits=6)
+    assert inherited_memory({}, bits=4) == MemoryConfig(bits=4)
+    code = {"memory": MemoryConfig(layout="neuralfuse-code").to_dict()}
+    with pytest.raises(ValueError, match=r"different layouts \(arrays in a, neuralfuse-code in b\): "
+                                         r"give one \(--layout\)"):
+        inherited_memory({"a": old_generator | {"fault_model": "stuck-at"}, "b": code})
+    assert inherited_memory({"a": {}, "b": code}, layout="arrays") == MemoryConfig()
+
+
+def test_an_evaluation_plan_names_its_images_chips_and_settings(tmp_path):
+    point, memory = OperatingPoint.resolve(ber=0.01), MemoryConfig(storage="robust")
+    plan = plan_evaluation({}, point=point, memory=memory, chips=3, first_chip=5, samples=30)
+    assert plan.chips == [5, 6, 7] and len(plan.images) == 30
+    assert plan.settings["chips"] == "chips5-7" and plan.settings["storage"] == "robust"
+    assert plan.provenance(base="b.pt") == {"base": "b.pt", "dataset": "default", "data_root": None,
+                                            "image_size": None, "split": "test"}
+    held = {"dataset": "default", "split": {"val_size": 20, "seed": 1}}
+    validation = plan_evaluation(held, point=point, memory=memory, on="validation", chips=2)
+    assert validation.chips == validation_chips(2) and len(validation.images) == 20
+    fault_map = Chip(4).fault_map(1000, ber=0.02)
+    measured = plan_evaluation({}, point=point, memory=memory, fault_maps=[fault_map], samples=10)
+    assert measured.chips == [fault_map] and measured.settings["chips"].startswith("maps4-4-")
+    for bad, message in ((dict(on="validation", first_chip=2), "--first-chip"),
+                         (dict(fault_maps=[fault_map], chips=3), "without a chip count"),
+                         (dict(on="validation", fault_maps=[fault_map]), "on test or calibration"),
+                         (dict(on="train"), "on='train' is not valid")):
+        with pytest.raises(ValueError, match=message):
+            plan_evaluation(held, point=point, memory=memory, **bad)
 
 
 def test_latencies_take_turns_so_a_busy_machine_slows_both_alike():
@@ -103,7 +182,7 @@ def files(tmp_path_factory):
     save_checkpoint(base_path, create_model("resnet18", width=1 / 16), arch="resnet18", width=1 / 16,
                     num_classes=10, bits=8, dataset="default")
     result = CliRunner().invoke(main, [
-        "train", "--base", str(base_path), "--generator", "UNetS", "--ber", "0.01", "--n-chips", "2",
+        "train", "--base", str(base_path), "--generator", "UNetS", "--ber", "0.01", "--chips-per-step", "2",
         "--epochs", "1", "--max-steps-per-epoch", "2", "--batch-size", "8", "--dataset", "default",
         "--val-size", "16", "--val-chips", "1", "--no-progress", "-o", str(root / "run")])
     assert result.exit_code == 0, result.output
@@ -115,24 +194,45 @@ def test_cli_evaluate_prints_a_table_and_writes_json(files, tmp_path):
     base_path, run = files
     out = tmp_path / "eval.json"
     result = CliRunner().invoke(main, [
-        "evaluate", "--base", str(base_path), "--generator-run", str(run), "--voltage", "0.83",
+        "evaluate", "--base", str(base_path), "--run", str(run), "--voltage", "0.83",
         "--chips", "2", "--samples", "40", "--latency-repeats", "2", "--no-progress", "--json", str(out)])
     assert result.exit_code == 0, result.output
     assert "base model" in result.output and "+ UNetS" in result.output and "RP =" in result.output
     saved = json.loads(out.read_text())
     assert saved["operating_point"]["voltage"] == 0.83 and saved["samples"] == 40
-    assert saved["fault_model"] == "stuck-at" and saved["provenance"]["dataset"] == "default"
+    assert saved["memory"] == MemoryConfig().to_dict() and saved["provenance"]["dataset"] == "default"
     assert saved["rp"] == pytest.approx(saved["with_nf"]["pa_mean"] - saved["without_nf"]["pa_mean"])
 
 
 def test_cli_evaluate_writes_into_the_run_directory_by_default(files):
     base_path, run = files
     result = CliRunner().invoke(main, [
-        "evaluate", "--base", str(base_path), "--generator-run", str(run), "--ber", "0.005", "--bits", "6",
+        "evaluate", "--base", str(base_path), "--run", str(run), "--ber", "0.005", "--bits", "6",
         "--chips", "1", "--samples", "20", "--latency-repeats", "1", "--no-progress"])
     assert result.exit_code == 0, result.output
     name = "evaluation-ber0.005-6bit-stuck-at-arrays-14nm-512x64-chips0-0-test-default-20images.json"
-    assert json.loads((run / name).read_text())["bits"] == 6
+    assert json.loads((run / name).read_text())["memory"]["bits"] == 6
+
+
+def test_cli_train_and_evaluate_carry_the_storage_format_from_run_to_evaluation(files, tmp_path):
+    base_path, _ = files
+    run = tmp_path / "robust"
+    result = CliRunner().invoke(main, [
+        "train", "--base", str(base_path), "--generator", "ConvS", "--ber", "0.02", "--storage", "robust",
+        "--chips-per-step", "1", "--epochs", "1", "--max-steps-per-epoch", "1", "--batch-size", "8",
+        "--dataset", "default", "--val-size", "0", "--no-progress", "-o", str(run)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "config.json").read_text())["config"]["memory"]["storage"] == "robust"
+    evaluate_args = ["evaluate", "--base", str(base_path), "--run", str(run), "--ber", "0.02",
+                     "--chips", "1", "--samples", "20", "--latency-repeats", "1", "--no-progress"]
+    for extra in ([], ["--storage", "symmetric"]):   # the run's storage, then the other one beside it
+        result = CliRunner().invoke(main, [*evaluate_args, *extra])
+        assert result.exit_code == 0, result.output
+    robust, symmetric = (run / f"evaluation-ber0.02-8bit-{part}stuck-at-arrays-14nm-512x64-chips0-0-test-default-"
+                         "20images.json" for part in ("robust-", ""))
+    assert json.loads(robust.read_text())["memory"]["storage"] == "robust"
+    assert json.loads(symmetric.read_text())["memory"]["storage"] == "symmetric"
+    assert "8-bit robust weights" in CliRunner().invoke(main, [*evaluate_args]).output
 
 
 @pytest.mark.parametrize("args, message", [
@@ -140,7 +240,7 @@ def test_cli_evaluate_writes_into_the_run_directory_by_default(files):
     ([], "exactly one of --voltage and --ber"),
     (["--voltage", "0.2"], "--voltage"),
     (["--ber", "0.01", "--base", "missing.pt"], "does not exist"),
-    (["--ber", "0.01", "--generator-run", "no-such-run"], "does not exist"),
+    (["--ber", "0.01", "--run", "no-such-run"], "does not exist"),
 ])
 def test_cli_evaluate_bad_input_is_a_one_line_error(files, tmp_path, args, message):
     base_path, _ = files
@@ -154,13 +254,13 @@ def test_cli_evaluate_bad_input_is_a_one_line_error(files, tmp_path, args, messa
 def test_cli_evaluate_refuses_a_run_without_generator_or_for_another_base(files, tmp_path):
     base_path, run = files
     (tmp_path / "empty").mkdir()
-    result = CliRunner().invoke(main, ["evaluate", "--base", str(base_path), "--generator-run",
+    result = CliRunner().invoke(main, ["evaluate", "--base", str(base_path), "--run",
                                        str(tmp_path / "empty"), "--ber", "0.01"])
     assert result.exit_code == 2 and "no generator.pt" in result.output
     other = tmp_path / "other.pt"
     save_checkpoint(other, create_model("resnet18", width=1 / 16), arch="resnet18", width=1 / 16,
                     num_classes=10)
-    result = CliRunner().invoke(main, ["evaluate", "--base", str(other), "--generator-run", str(run),
+    result = CliRunner().invoke(main, ["evaluate", "--base", str(other), "--run", str(run),
                                        "--ber", "0.01"])
     assert result.exit_code == 2 and "trained for another base model" in result.output
 
@@ -184,7 +284,7 @@ def test_cli_train_bad_input_is_a_one_line_error(files, tmp_path, change, messag
 
 def test_cli_train_resumes_a_finished_run_and_refuses_other_settings(files):
     base_path, run = files
-    again = ["train", "--base", str(base_path), "--generator", "UNetS", "--ber", "0.01", "--n-chips", "2",
+    again = ["train", "--base", str(base_path), "--generator", "UNetS", "--ber", "0.01", "--chips-per-step", "2",
              "--epochs", "1", "--max-steps-per-epoch", "2", "--batch-size", "8", "--dataset", "default",
              "--val-size", "16", "--val-chips", "1", "--no-progress", "-o", str(run)]
     result = CliRunner().invoke(main, again)
@@ -195,9 +295,9 @@ def test_cli_train_resumes_a_finished_run_and_refuses_other_settings(files):
 
 def test_cli_train_fine_tunes_a_generator_of_the_same_architecture(files, tmp_path):
     base_path, run = files
-    args = ["train", "--base", str(base_path), "--ber", "0.01", "--n-chips", "2", "--epochs", "1",
+    args = ["train", "--base", str(base_path), "--ber", "0.01", "--chips-per-step", "2", "--epochs", "1",
             "--max-steps-per-epoch", "1", "--batch-size", "8", "--dataset", "default", "--val-size", "0",
-            "--lr-schedule", "cosine", "--no-progress", "--init-generator", str(run)]
+            "--lr-schedule", "cosine", "--no-progress", "--init-run", str(run)]
     result = CliRunner().invoke(main, [*args, "--generator", "UNetL", "-o", str(tmp_path / "wrong")])
     assert result.exit_code == 2 and "holds a UNetS generator, not a UNetL" in result.output
     assert not (tmp_path / "wrong").exists()
@@ -214,7 +314,7 @@ def test_cli_compare_puts_evaluations_side_by_side(files, tmp_path):
     alone = tmp_path / "alone.json"
     common = ["--base", str(base_path), "--ber", "0.02", "--chips", "2", "--samples", "30",
               "--latency-repeats", "1", "--no-progress"]
-    for extra in (["--generator-run", str(run)], ["--json", str(alone)]):
+    for extra in (["--run", str(run)], ["--json", str(alone)]):
         result = CliRunner().invoke(main, ["evaluate", *common, *extra])
         assert result.exit_code == 0, result.output
     table_path = tmp_path / "compare.csv"
@@ -234,7 +334,7 @@ def test_cli_compare_over_seeds_groups_runs_that_differ_only_in_their_seed(files
     base_path, run = files
     common = ["evaluate", "--base", str(base_path), "--ber", "0.02", "--chips", "2", "--samples", "30",
               "--latency-repeats", "1", "--no-progress"]
-    for extra in (["--generator-run", str(run)], ["--json", str(tmp_path / "alone.json")]):
+    for extra in (["--run", str(run)], ["--json", str(tmp_path / "alone.json")]):
         result = CliRunner().invoke(main, [*common, *extra])
         assert result.exit_code == 0, result.output
     name = "evaluation-ber0.02-8bit-stuck-at-arrays-14nm-512x64-chips0-1-test-default-30images.json"
@@ -317,7 +417,7 @@ def test_cli_evaluate_a_quick_check_keeps_the_full_evaluation_and_compare_tells_
     for name in ("config.json", "generator.pt"):
         (run / name).write_bytes((source / name).read_bytes())
     for samples in ("40", "20"):
-        result = _evaluate(base_path, "--generator-run", str(run), "--samples", samples)
+        result = _evaluate(base_path, "--run", str(run), "--samples", samples)
         assert result.exit_code == 0, result.output
     saved = sorted(run.glob("evaluation-*.json"))
     assert [json.loads(p.read_text())["samples"] for p in saved] == [20, 40]
@@ -329,13 +429,18 @@ def test_cli_evaluate_a_quick_check_keeps_the_full_evaluation_and_compare_tells_
 def test_result_file_names_every_setting():
     from neuralfuse.result_files import evaluation_settings, result_file
 
-    base = dict(point=OperatingPoint.resolve(ber=0.01), bits=8, fault_model="stuck-at", layout="arrays",
-                chips=range(10), samples=2000, split="test", dataset="default")
+    base = dict(point=OperatingPoint.resolve(ber=0.01), memory=MemoryConfig(), chips=range(10), samples=2000,
+                split="test", dataset="default")
+    memory = MemoryConfig()
     changes = [dict(samples=30), dict(chips=range(3, 13)), dict(chips=range(5)), dict(split="validation"),
-               dict(dataset="cifar10"), dict(image_size=32), dict(bits=6), dict(fault_model="flip"),
-               dict(layout="neuralfuse-code"), dict(point=OperatingPoint.resolve(voltage=0.83))]
+               dict(dataset="cifar10"), dict(image_size=32), dict(memory=memory.replace(bits=6)),
+               dict(memory=memory.replace(fault_model="flip")), dict(memory=memory.replace(layout="neuralfuse-code")),
+               dict(memory=memory.replace(storage="robust")), dict(point=OperatingPoint.resolve(voltage=0.83)),
+               dict(chips=range(10), fault_maps=[f"{i:016x}" for i in range(10)]), dict(precision="bf16")]
     names = {result_file("run", evaluation_settings(**{**base, **change})).name for change in [{}, *changes]}
     assert len(names) == len(changes) + 1
+    robust = result_file("run", evaluation_settings(**{**base, "memory": memory.replace(storage="robust")})).name
+    assert robust == "evaluation-ber0.01-8bit-robust-stuck-at-arrays-14nm-512x64-chips0-9-test-default-2000images.json"
 
 
 def test_cli_evaluate_refuses_a_file_made_with_other_settings_unless_overwrite(files, tmp_path):
@@ -361,7 +466,7 @@ def test_cli_evaluate_does_not_write_into_the_installed_package_by_default():
 
     setup = SETUPS["resnet18-w0.25"]
     before = sorted(setup.folder.rglob("*"))
-    result = _evaluate(setup.base, "--generator-run", str(setup.generator_run), "--samples", "8")
+    result = _evaluate(setup.base, "--run", str(setup.generator_run), "--samples", "8")
     assert result.exit_code == 2 and "inside the installed neuralfuse package" in result.output
     assert "--json PATH" in result.output and sorted(setup.folder.rglob("*")) == before
 

@@ -201,7 +201,7 @@ def test_bad_requests_are_refused_with_the_value_named():
 
 def test_faultmap_command_writes_the_documented_keys(tmp_path):
     out = tmp_path / "chip3.npz"
-    result = CliRunner().invoke(main, ["faultmap", "--voltage", "0.83", "--seed", "3", "--arrays", "4",
+    result = CliRunner().invoke(main, ["faultmap", "--voltage", "0.83", "--chip", "3", "--arrays", "4",
                                        "--fault-model", "flip", "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "faulty cells" in result.output and "flip" in result.output
@@ -219,7 +219,7 @@ def test_faultmap_command_writes_the_documented_keys(tmp_path):
 
 def test_faultmap_by_ber_and_bits(tmp_path):
     out = tmp_path / "map.npz"
-    result = CliRunner().invoke(main, ["faultmap", "--ber", "0.05", "--seed", "1", "--cells", "1000",
+    result = CliRunner().invoke(main, ["faultmap", "--ber", "0.05", "--chip", "1", "--cells", "1000",
                                        "-o", str(out)])
     assert result.exit_code == 0, result.output
     saved = np.load(out)
@@ -246,7 +246,7 @@ def test_faultmap_help_has_an_example():
 ])
 def test_faultmap_bad_input_is_a_one_line_error_and_no_file(tmp_path, args, named):
     out = tmp_path / "map.npz"
-    result = CliRunner().invoke(main, ["faultmap", "--seed", "1", "-o", str(out), *args])
+    result = CliRunner().invoke(main, ["faultmap", "--chip", "1", "-o", str(out), *args])
     assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit)
     error = [line for line in result.output.splitlines() if line.startswith("Error")]
@@ -256,7 +256,7 @@ def test_faultmap_bad_input_is_a_one_line_error_and_no_file(tmp_path, args, name
 
 def test_faultmap_refuses_an_unwritable_output(tmp_path):
     out = tmp_path / "missing-folder" / "map.npz"
-    result = CliRunner().invoke(main, ["faultmap", "--ber", "0.01", "--seed", "1", "--arrays", "1",
+    result = CliRunner().invoke(main, ["faultmap", "--ber", "0.01", "--chip", "1", "--arrays", "1",
                                        "-o", str(out)])
     assert result.exit_code == 2 and "missing-folder" in result.output
     assert not out.parent.exists()
@@ -290,7 +290,7 @@ def test_faultmap_start_gives_the_region_cut_from_a_whole_map(tmp_path):
     whole = Chip(seed=4).fault_map(6 * 32768, ber=0.02)
     for extra in ([], ["--chunk-arrays", "1"]):
         out = tmp_path / f"region{len(extra)}.npz"
-        result = CliRunner().invoke(main, ["faultmap", "--ber", "0.02", "--seed", "4", "--cells",
+        result = CliRunner().invoke(main, ["faultmap", "--ber", "0.02", "--chip", "4", "--cells",
                                            "70000", "--start", "40000", "-o", str(out), *extra])
         assert result.exit_code == 0, result.output
         assert ("streamed in chunks of 1 arrays" in result.output) == bool(extra)
@@ -307,7 +307,7 @@ def test_faultmap_streams_when_memory_is_short(tmp_path, monkeypatch):
 
     monkeypatch.setattr(sramsim.mapfile, "available_memory", lambda: 300_000)
     out = tmp_path / "map.npz"
-    result = CliRunner().invoke(main, ["faultmap", "--ber", "0.01", "--seed", "2", "--arrays", "12",
+    result = CliRunner().invoke(main, ["faultmap", "--ber", "0.01", "--chip", "2", "--arrays", "12",
                                        "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "streamed in chunks of 1 arrays" in result.output   # a quarter of the memory per chunk
@@ -316,7 +316,7 @@ def test_faultmap_streams_when_memory_is_short(tmp_path, monkeypatch):
 
 def test_faultmap_refuses_a_map_larger_than_the_disk_in_one_line(tmp_path):
     out = tmp_path / "big.npz"
-    result = CliRunner().invoke(main, ["faultmap", "--voltage", "0.83", "--seed", "1", "--arrays",
+    result = CliRunner().invoke(main, ["faultmap", "--voltage", "0.83", "--chip", "1", "--arrays",
                                        "100000000", "-o", str(out)])
     assert result.exit_code == 2, result.output
     error = [line for line in result.output.splitlines() if line.startswith("Error")]
@@ -326,10 +326,10 @@ def test_faultmap_refuses_a_map_larger_than_the_disk_in_one_line(tmp_path):
 
 
 def test_faultmap_refuses_a_region_past_the_last_cell(tmp_path):
-    result = CliRunner().invoke(main, ["faultmap", "--ber", "0.01", "--seed", "1", "--cells", "10",
+    result = CliRunner().invoke(main, ["faultmap", "--ber", "0.01", "--chip", "1", "--cells", "10",
                                        "--start", str(2**63 - 5), "-o", str(tmp_path / "m.npz")])
     assert result.exit_code == 2 and "2**63 - 1" in result.output
-    result = CliRunner().invoke(main, ["faultmap", "--ber", "0.01", "--seed", "1", "--cells", "10",
+    result = CliRunner().invoke(main, ["faultmap", "--ber", "0.01", "--chip", "1", "--cells", "10",
                                        "--start", "-1", "-o", str(tmp_path / "m.npz")])
     assert result.exit_code == 2 and "-1" in result.output
     assert list(tmp_path.iterdir()) == []

@@ -11,8 +11,10 @@ from click.testing import CliRunner
 
 from neuralfuse.checkpoint import read_checkpoint, save_checkpoint
 from neuralfuse.cli import main
-from neuralfuse.grid import GridSpecError, load_spec, parse_spec, run_grid, run_name, tomllib
+from neuralfuse.grid import GridSpecError, load_spec, parse_spec, run_grid, run_name, run_one
 from neuralfuse.models import create_model
+from neuralfuse.toml_files import tomllib
+from sramsim import MemoryConfig
 from ray_hooks import arm, completed_calls, ray_cluster  # noqa: F401  (ray_cluster is a fixture)
 
 STEPS = 2 * 2 * 3  # runs x epochs x steps per epoch
@@ -28,7 +30,7 @@ epochs = 2
 batch_size = 8
 train_subset = 24
 max_steps_per_epoch = 3
-n_chips = 2
+chips_per_step = 2
 val_size = 8
 val_chips = 1
 checkpoint_every = 1
@@ -94,10 +96,49 @@ def test_spec_is_the_cartesian_product_of_the_axes(tmp_path):
     ({"base": "b.pt", "grid": {"generator": ["UNetS"]}}, "ber"),  # no operating point
     ({"base": "b.pt", "grid": {"generator": ["UNetS"], "ber": [0.01]}, "evaluate": {"chips": 0}}, "chips"),
     ({"base": "b.pt", "image_size": 0, "grid": {"generator": ["UNetS"], "ber": [0.01]}}, "image_size=0"),
+    ({"base": "b.pt", "train": {"storage": "asym"}, "grid": {"generator": ["UNetS"], "ber": [0.01]}},
+     "unknown storage format 'asym'"),
+    ({"base": "b.pt", "train": {"memory": {"bits": 8}}, "grid": {"generator": ["UNetS"], "ber": [0.01]}},
+     r"unknown \[train\] setting\(s\) \['memory'\]"),
+    ({"base": "b.pt", "grid": {"generator": ["UNetS"], "ber": [0.01], "lam": [1.0], "lambda": [2.0]}},
+     "gives both lam and lambda: give lambda only"),
 ])
 def test_bad_specs_are_refused_naming_the_problem(raw, message):
     with pytest.raises(GridSpecError, match=message):
         parse_spec(raw)
+
+
+def test_a_spec_gives_the_memory_config_flat_and_its_runs_inherit_the_rest_from_the_base(tmp_path, monkeypatch):
+    save_checkpoint(tmp_path / "six.pt", create_model("resnet18", num_classes=10, width=1 / 16),
+                    arch="resnet18", width=1 / 16, num_classes=10, memory=MemoryConfig(bits=6).to_dict())
+    spec = parse_spec({"base": "six.pt", "train": {"generator": "ConvS", "ber": 0.03, "storage": "robust"},
+                       "grid": {"fault_model": ["stuck-at", "flip"]}, "evaluate": {"chips": 1, "samples": 10}},
+                      tmp_path)
+    assert [run.name for run in spec.runs] == ["fault_modelstuck-at", "fault_modelflip"]
+    seen = {}
+
+    def train(run_dir, config, *args, **kwargs):
+        run_dir.mkdir(parents=True)
+        seen.update(config=config)
+
+    monkeypatch.setattr("neuralfuse.eopm.train", train)
+    monkeypatch.setattr("neuralfuse.checkpoint.load_generator", lambda *a, **k: (None, {"generator": "ConvS"}))
+    monkeypatch.setattr("neuralfuse.evaluation.evaluate", lambda *a, **k: seen.update(evaluated=k) or {})
+    path = run_one(spec, spec.runs[1], tmp_path / "out")
+    expected = MemoryConfig(bits=6, storage="robust", fault_model="flip")
+    assert seen["config"].memory == seen["evaluated"]["memory"] == expected
+    assert path.name.startswith("evaluation-ber0.03-6bit-robust-flip-arrays-")
+
+
+def test_spec_keys_are_the_train_options_and_the_record_field_names_still_read():
+    grid = {"generator": ["UNetS"], "ber": [0.01]}
+    spelled = parse_spec({"base": "b.pt", "train": {"chips_per_step": 3, "lambda": 2.0}, "grid": grid})
+    recorded = parse_spec({"base": "b.pt", "train": {"n_chips": 3, "lam": 2.0}, "grid": grid})
+    assert spelled.runs == recorded.runs
+    assert spelled.runs[0].settings == {"n_chips": 3, "lam": 2.0, "generator": "UNetS", "ber": 0.01}
+    with pytest.raises(GridSpecError, match="chips_per_step") as refused:
+        parse_spec({"base": "b.pt", "grid": {**grid, "chips": [3]}})
+    assert "lambda" in str(refused.value) and "n_chips" not in str(refused.value)
 
 
 def test_unreadable_spec_is_refused(tmp_path):

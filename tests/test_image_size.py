@@ -90,7 +90,7 @@ def test_train_base_and_train_take_image_size(folder_and_base, tmp_path):
                                        *data, "-o", str(tmp_path / "trained.pt")])
     assert result.exit_code == 0, result.output
     result = CliRunner().invoke(main, [
-        "train", "--base", str(base), "--generator", "ConvS", "--ber", "0.01", "--n-chips", "1",
+        "train", "--base", str(base), "--generator", "ConvS", "--ber", "0.01", "--chips-per-step", "1",
         "--epochs", "1", "--max-steps-per-epoch", "1", "--batch-size", "4", "--val-size", "4",
         "--val-chips", "1", "--no-progress", *data, "-o", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output

@@ -19,7 +19,7 @@ from neuralfuse.eopm import TrainConfig
 from neuralfuse.evaluation import evaluate
 from neuralfuse.models import create_model
 from neuralfuse.tradeoff import sweep
-from sramsim import Deployment, OperatingPoint, deploy
+from sramsim import Deployment, MemoryConfig, OperatingPoint, deploy
 from sramsim._writes import CHUNK
 from sramsim.array import ArrayGeometry
 from sramsim.faults import FaultMap
@@ -195,7 +195,7 @@ def test_bad_layouts_are_refused_with_the_value_named():
     with pytest.raises(ValueError, match="do not give a geometry"):
         Deployment(model, layout=CODE, geometry=ArrayGeometry(256, 64))
     with pytest.raises(ValueError, match="unknown layout 'rows'"):
-        TrainConfig("UNetS", ber=0.01, layout="rows")
+        TrainConfig.from_dict({"generator": "UNetS", "ber": 0.01, "layout": "rows"})
 
 
 # -- run records ---------------------------------------------------------------------------------
@@ -210,9 +210,10 @@ def tiny():
 def test_evaluate_and_sweep_record_the_layout(tiny, tmp_path):
     model, data = tiny
     point = OperatingPoint.resolve(ber=0.03)
-    assert evaluate(model, data, point=point, chips=1, layout=CODE, latency_repeats=1)["layout"] == CODE
-    sweep(model, data, [0.85], chips=1, layout=CODE, out_dir=tmp_path / "s")
-    assert json.loads((tmp_path / "s" / "sweep.json").read_text())["layout"] == CODE
+    code = MemoryConfig(layout=CODE)
+    assert evaluate(model, data, point=point, chips=1, memory=code, latency_repeats=1)["memory"]["layout"] == CODE
+    sweep(model, data, [0.85], chips=1, memory=code, out_dir=tmp_path / "s")
+    assert json.loads((tmp_path / "s" / "sweep.json").read_text())["memory"]["layout"] == CODE
 
 
 def test_a_sweep_recorded_before_layouts_resumes_as_arrays(tiny, tmp_path):
@@ -220,11 +221,12 @@ def test_a_sweep_recorded_before_layouts_resumes_as_arrays(tiny, tmp_path):
     out = tmp_path / "old"
     sweep(model, data, [0.85], chips=1, out_dir=out)
     record = json.loads((out / "sweep.json").read_text())
-    del record["layout"]
+    memory = record.pop("memory")   # as written before memory configs and layouts: flat, no layout
+    record.update(bits=memory["bits"], tech=memory["tech"], fault_model=memory["fault_model"])
     (out / "sweep.json").write_text(json.dumps(record))
     sweep(model, data, [0.85], chips=1, out_dir=out)                  # resumes: same sweep
-    with pytest.raises(ValueError, match="layout: 'arrays' before, 'neuralfuse-code' now"):
-        sweep(model, data, [0.85], chips=1, layout=CODE, out_dir=out)
+    with pytest.raises(ValueError, match="memory.layout: 'arrays' before, 'neuralfuse-code' now"):
+        sweep(model, data, [0.85], chips=1, memory=MemoryConfig(layout=CODE), out_dir=out)
 
 
 def test_evaluate_command_takes_layout_and_refuses_bad_values(tmp_path):
@@ -239,7 +241,7 @@ def test_evaluate_command_takes_layout_and_refuses_bad_values(tmp_path):
         assert result.exit_code == 0, result.output
         assert f"{layout} layout" in result.output
         record = json.loads(out.read_text())
-        assert record["layout"] == layout
+        assert record["memory"]["layout"] == layout
         pa[layout] = record["without_nf"]["pa_mean"]
     assert pa["arrays"] != pa[CODE]       # the layout reaches the deployment
     compared = runner.invoke(cli.main, ["compare", str(tmp_path / "run0.json"), str(tmp_path / "run1.json")])
@@ -273,18 +275,18 @@ def test_train_and_evaluate_commands_carry_the_layout_from_run_to_evaluation(tmp
     monkeypatch.setattr(eopm, "eopm_step", spy)
     run, runner = tmp_path / "run", CliRunner()
     train = ["train", "--base", str(base), "--generator", "UNetS", "--ber", "0.02", "--dataset", "default",
-             "--train-subset", "8", "--batch-size", "8", "--epochs", "1", "--n-chips", "1", "--val-size", "0",
+             "--train-subset", "8", "--batch-size", "8", "--epochs", "1", "--chips-per-step", "1", "--val-size", "0",
              "--layout", CODE, "-o", str(run), "--no-progress"]
     result = runner.invoke(cli.main, train)
     assert result.exit_code == 0, result.output
     assert layouts_used == [CODE]
-    assert json.loads((run / "config.json").read_text())["config"]["layout"] == CODE
-    result = runner.invoke(cli.main, ["evaluate", "--base", str(base), "--generator-run", str(run),
+    assert json.loads((run / "config.json").read_text())["config"]["memory"]["layout"] == CODE
+    result = runner.invoke(cli.main, ["evaluate", "--base", str(base), "--run", str(run),
                                       "--ber", "0.02", "--chips", "1", "--samples", "20",
                                       "--latency-repeats", "1", "--no-progress"])
     assert result.exit_code == 0, result.output   # the layout defaults to the generator's
     evaluation = run / "evaluation-ber0.02-8bit-stuck-at-neuralfuse-code-14nm-512x64-chips0-0-test-default-20images.json"
-    assert json.loads(evaluation.read_text())["layout"] == CODE
+    assert json.loads(evaluation.read_text())["memory"]["layout"] == CODE
     bad = runner.invoke(cli.main, [*train[:-3], "-o", str(tmp_path / "four"), "--bits", "4"])
     assert bad.exit_code == 2 and "8-bit weights only" in bad.output
 
@@ -299,11 +301,13 @@ def test_a_training_run_recorded_before_layouts_resumes_as_arrays(tmp_path):
     eopm.train(tmp_path / "run", TrainConfig(epochs=1, **settings), base, data, progress=False)
     record_file = tmp_path / "run" / "config.json"
     record = json.loads(record_file.read_text())
-    del record["config"]["layout"]  # as written before layouts existed
+    memory = record["config"].pop("memory")   # as written before memory configs and layouts: flat, no layout
+    record["config"].update(bits=memory["bits"], tech=memory["tech"], fault_model=memory["fault_model"])
     record_file.write_text(json.dumps(record))
     eopm.train(tmp_path / "run", TrainConfig(epochs=2, **settings), base, data, progress=False)
-    with pytest.raises(ValueError, match="layout: 'arrays' before, 'neuralfuse-code' now"):
-        eopm.train(tmp_path / "run", TrainConfig(epochs=3, layout=CODE, **settings), base, data, progress=False)
+    with pytest.raises(ValueError, match="memory.layout: 'arrays' before, 'neuralfuse-code' now"):
+        eopm.train(tmp_path / "run", TrainConfig(epochs=3, memory=MemoryConfig(layout=CODE), **settings), base,
+                   data, progress=False)
 
 
 def test_demo_runs_under_the_authors_layout_and_says_so(tmp_path):
@@ -312,8 +316,8 @@ def test_demo_runs_under_the_authors_layout_and_says_so(tmp_path):
                                            "--samples", "50", "--layout", CODE, "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "neuralfuse-code fault layout" in result.output
-    assert json.loads((out / "summary.json").read_text())["layout"] == CODE
-    assert json.loads((out / "sweep.json").read_text())["layout"] == CODE
+    assert json.loads((out / "summary.json").read_text())["memory"]["layout"] == CODE
+    assert json.loads((out / "sweep.json").read_text())["memory"]["layout"] == CODE
 
 
 def test_a_grid_trains_and_evaluates_its_runs_under_the_layout_it_names(tmp_path, tiny_checkpoint):
@@ -326,10 +330,10 @@ def test_a_grid_trains_and_evaluates_its_runs_under_the_layout_it_names(tmp_path
                        "grid": {"layout": [CODE]}, "evaluate": {"chips": 1, "samples": 20}})
     run_grid(spec, tmp_path / "grid")
     (run_dir,) = (tmp_path / "grid" / "runs").iterdir()
-    assert json.loads((run_dir / "config.json").read_text())["config"]["layout"] == CODE
+    assert json.loads((run_dir / "config.json").read_text())["config"]["memory"]["layout"] == CODE
     (evaluation_path,) = run_dir.glob("evaluation-ber0.03-8bit-stuck-at-neuralfuse-code-*.json")
     evaluation = json.loads(evaluation_path.read_text())
-    assert evaluation["layout"] == CODE
+    assert evaluation["memory"]["layout"] == CODE
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -1,13 +1,21 @@
-"""Fault-map files as chips: load_fault_map and Deployment.at(fault_map=...)."""
+"""Fault-map files as chips: load_fault_map, Deployment.at(fault_map=...) and --fault-map."""
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
 from torch import nn
 
-from sramsim import Chip, Deployment, FaultMap, MemoryConfig, deploy, load_fault_map
+from neuralfuse import cli as neuralfuse_cli
+from neuralfuse.checkpoint import load_base_model
+from neuralfuse.data import fixed_subset, load_dataset
+from neuralfuse.evaluation import evaluate
+from sramsim import Chip, Deployment, FaultMap, MemoryConfig, OperatingPoint, deploy, load_fault_map
 from sramsim.array import ArrayGeometry
 from sramsim.cli import main
+from tiny import save_tiny_checkpoint, sweep_args, tiny_model
 from sramsim.layouts import code_fault_map
 from sramsim.mapfile import stream_fault_map
 
@@ -46,7 +54,7 @@ def test_a_map_from_the_faultmap_command_and_a_larger_streamed_one_deploy_as_the
     deployment = Deployment(small_model())
     arrays = deployment.layout.n_arrays
     out = tmp_path / "cli.npz"
-    result = CliRunner().invoke(main, ["faultmap", "--voltage", "0.83", "--seed", "3", "--arrays",
+    result = CliRunner().invoke(main, ["faultmap", "--voltage", "0.83", "--chip", "3", "--arrays",
                                        str(arrays), "-o", str(out)])
     assert result.exit_code == 0, result.output
     stream_fault_map(tmp_path / "big.npz", Chip(3), (arrays + 3) * 512 * 64, voltage=0.83, chunk_arrays=2)
@@ -132,3 +140,93 @@ def test_deploy_takes_a_map():
     perturbed = deploy(model, fault_map=Chip(3).fault_map(n_cells, ber=0.02))
     expected = deploy(model, ber=0.02, chip=3)
     assert all(torch.equal(a, b) for a, b in zip(perturbed.parameters(), expected.parameters()))
+
+
+# --- measured chips on the neuralfuse command line --------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_chips(tmp_path_factory):
+    """The tiny checkpoint and the maps of chips 0, 1 and 5 at 0.80 Vmin, as `sramsim faultmap` writes them."""
+    folder = tmp_path_factory.mktemp("chips")
+    base = save_tiny_checkpoint(folder / "tiny.pt")
+    arrays = Deployment(tiny_model()).layout.n_arrays
+    for seed in (0, 1, 5):
+        result = CliRunner().invoke(main, ["faultmap", "--voltage", "0.80", "--chip", str(seed), "--arrays",
+                                           str(arrays), "-o", str(folder / f"chip{seed}.npz")])
+        assert result.exit_code == 0, result.output
+    return base, folder
+
+
+def neuralfuse(*args: str):
+    return CliRunner().invoke(neuralfuse_cli.main, list(args))
+
+
+def test_cli_evaluate_on_the_map_of_chip_k_gives_the_pa_of_chip_k(tiny_chips, tmp_path):
+    base, folder = tiny_chips
+    args = ["evaluate", "--base", str(base), "--samples", "40", "--latency-repeats", "1", "--no-progress"]
+    result = neuralfuse(*args, "--fault-map", str(folder / "chip5.npz"), "--json", str(tmp_path / "map.json"))
+    assert result.exit_code == 0, result.output   # at the map's own point, 0.80 Vmin
+    assert "0.800 Vmin" in result.output and "1 fault map," in result.output
+    result = neuralfuse(*args, "--voltage", "0.8", "--chips", "1", "--first-chip", "5", "--json",
+                        str(tmp_path / "seed.json"))
+    assert result.exit_code == 0, result.output
+    on_map, on_seed = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("map", "seed"))
+    assert on_map["without_nf"]["pa_per_chip"] == on_seed["without_nf"]["pa_per_chip"]
+    assert on_map["chips"] == [5] and len(on_map["fault_maps"]) == 1
+    assert on_map["provenance"]["fault_maps"] == [str((folder / "chip5.npz").resolve())]
+
+    maps = [arg for seed in (0, 5) for arg in ("--fault-map", str(folder / f"chip{seed}.npz"))]
+    result = neuralfuse(*args, *maps, "--ber", "0.01", "--json", str(tmp_path / "lower.json"))
+    assert result.exit_code == 0, result.output   # nested: the maps at a lower rate
+    model, _ = load_base_model(base)
+    expected = evaluate(model, fixed_subset(load_dataset("default", split="test"), 40),
+                        point=OperatingPoint.resolve(ber=0.01), chips=[0, 5], latency_repeats=1)
+    assert json.loads((tmp_path / "lower.json").read_text())["without_nf"]["pa_per_chip"] == \
+        expected["without_nf"]["pa_per_chip"]
+
+
+def test_cli_sweep_on_the_maps_of_chips_0_and_1_is_the_sweep_of_those_chips(tiny_chips, tmp_path):
+    base, folder = tiny_chips
+    maps = [arg for seed in (0, 1) for arg in ("--fault-map", str(folder / f"chip{seed}.npz"))]
+    voltages = ("--voltages", "0.80,0.9,1.0")
+    result = neuralfuse("sweep", "--base", str(base), *voltages, "--samples", "40", "--no-progress",
+                        "-o", str(tmp_path / "maps"), *maps)
+    assert result.exit_code == 0, result.output
+    result = neuralfuse(*sweep_args(base, tmp_path / "seeds", *voltages))   # chips 0 and 1
+    assert result.exit_code == 0, result.output
+    on_maps, on_seeds = (pd.read_csv(tmp_path / name / "chips.csv") for name in ("maps", "seeds"))
+    pd.testing.assert_frame_equal(on_maps, on_seeds)
+    assert len(json.loads((tmp_path / "maps" / "sweep.json").read_text())["fault_maps"]) == 2
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("short", "fault map covers cells 0..32768: the stored weights need cells"),
+    ("code", "fault map of 8192x128-cell arrays does not fit layout 'arrays'"),
+    ("text", "not a fault-map file: "),
+    ("low", "holds its faults up to BER"),
+    ("count", "give them without a chip count"),
+])
+def test_cli_a_map_that_does_not_fit_is_refused_in_one_line_before_any_work(tiny_chips, tmp_path, monkeypatch,
+                                                                             bad, message):
+    base, folder = tiny_chips
+    path = tmp_path / "bad.npz"
+    if bad == "short":
+        Chip(5).fault_map(512 * 64, voltage=0.80).save(path)
+    elif bad == "code":
+        Chip(5, geometry=ArrayGeometry(8192, 128)).fault_map(8192 * 128, voltage=0.80).save(path)
+    elif bad == "text":
+        path.write_text("cell,stuck\n1,0\n")
+    else:
+        path = folder / "chip5.npz"
+    extra = {"low": ["--voltages", "0.76,1.0"], "count": ["--chips", "3"]}.get(bad, [])
+    monkeypatch.setattr("neuralfuse.evaluation.load_batches", lambda *a, **k: pytest.fail("work started"))
+    out = tmp_path / "sweep"
+    result = neuralfuse("sweep", "--base", str(base), "--voltages", "0.8,1.0", "--samples", "40", *extra,
+                        "--fault-map", str(path), "--no-progress", "-o", str(out))
+    assert result.exit_code == 2 and message in result.output, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and not out.exists()
+    if bad != "low":
+        evaluated = neuralfuse("evaluate", "--base", str(base), "--samples", "40", *extra, "--fault-map",
+                               str(path), "--no-progress")
+        assert evaluated.exit_code == 2 and message in evaluated.output, evaluated.output

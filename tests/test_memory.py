@@ -8,6 +8,7 @@ from torch import nn
 from characterization import DEFAULT_TECH
 from sramsim import Deployment, MemoryConfig, layouts
 from sramsim.array import ArrayGeometry
+from sramsim.memory import split_memory
 
 
 def test_defaults_describe_and_replace():
@@ -27,6 +28,19 @@ def test_dict_round_trip_fills_old_records_and_refuses_unknown_keys():
     assert MemoryConfig.from_dict({"bits": 6}) == MemoryConfig(bits=6)   # a record from before storage
     with pytest.raises(ValueError, match=r"unknown memory-config keys \['colour'\]: use bits, storage"):
         MemoryConfig.from_dict({"bits": 6, "colour": "red"})
+
+
+def test_records_give_the_config_as_one_dict_or_as_the_flat_keys_of_older_versions():
+    memory = MemoryConfig(bits=6, storage="robust", layout="arrays")
+    assert split_memory({"memory": memory.to_dict(), "epochs": 3}) == (memory, {"epochs": 3})
+    assert split_memory({"memory": memory, "epochs": 3}) == (memory, {"epochs": 3})
+    old = {"bits": 6, "fault_model": "flip", "tech": DEFAULT_TECH, "layout": "arrays",
+           "ber": 0.01}
+    assert MemoryConfig.from_record(old) == MemoryConfig(bits=6, fault_model="flip")   # symmetric: no storage then
+    assert MemoryConfig.from_record({"arch": "vgg11"}) == MemoryConfig()
+    with pytest.raises(ValueError, match="as memory= or as bits, not both"):
+        split_memory({"memory": {"bits": 6}, "bits": 4})
+    assert memory.replace(bits=None, storage="symmetric") == MemoryConfig(bits=6)   # None: not given
 
 
 @pytest.mark.parametrize("field, value, message", [

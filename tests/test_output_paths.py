@@ -13,7 +13,7 @@ from sramsim.cli import main as sramsim_main
 COMMANDS = [
     (sramsim_main, ["curves", "--csv", "OUT"], "--csv"),
     (sramsim_main, ["curves", "--plot", "OUT"], "--plot"),
-    (sramsim_main, ["faultmap", "--voltage", "0.83", "--seed", "3", "--arrays", "1", "-o", "OUT"], "-o"),
+    (sramsim_main, ["faultmap", "--voltage", "0.83", "--chip", "3", "--arrays", "1", "-o", "OUT"], "-o"),
     (sramsim_main, ["accesses", "--model", "resnet18", "--csv", "OUT"], "--csv"),
     (neuralfuse_main, ["train-base", "-o", "OUT"], "-o"),
     (neuralfuse_main, ["train", "--base", "IN", "--generator", "UNetS", "--ber", "0.01",
@@ -22,8 +22,9 @@ COMMANDS = [
     (neuralfuse_main, ["evaluate", "--base", "IN", "--ber", "0.01", "--json", "OUT"], "--json"),
     (neuralfuse_main, ["compare", "IN", "--csv", "OUT"], "--csv"),
     (neuralfuse_main, ["sweep", "--base", "IN", "--voltages", "0.9,1.0", "-o", "OUT"], "-o"),
+    (neuralfuse_main, ["strategies", "IN", "-o", "OUT"], "-o"),
     (neuralfuse_main, ["demo", "-o", "OUT"], "-o"),
-    (neuralfuse_main, ["show", "--generator-run", "RUN", "-o", "OUT"], "-o"),
+    (neuralfuse_main, ["show", "--run", "RUN", "-o", "OUT"], "-o"),
 ]
 
 

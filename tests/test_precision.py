@@ -126,7 +126,7 @@ def test_a_run_records_its_precision_and_resumes_only_with_it(run_dir, fitted):
 
 
 def test_evaluation_json_records_the_precision_and_keeps_fp32_results_apart(run_dir, checkpoint, tmp_path):
-    data_args = ["--base", str(checkpoint), "--generator-run", str(run_dir), "--ber", "0.02",
+    data_args = ["--base", str(checkpoint), "--run", str(run_dir), "--ber", "0.02",
                  "--chips", "2", "--samples", "40", "--latency-repeats", "1", "--no-progress",
                  "--device", "cpu"]
     for precision in ("bf16", "fp32"):

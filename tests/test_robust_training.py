@@ -17,7 +17,7 @@ from neuralfuse.models.norm import OffsetGroupNorm, group_count
 from neuralfuse.qat import enable_qat, quantized_layers
 from neuralfuse.randbet import RandBET
 from neuralfuse.train_base import BaseTrainer, TrainBaseConfig
-from sramsim import Deployment
+from sramsim import Deployment, MemoryConfig
 
 TINY = TrainBaseConfig(model="vgg11", width=0.0625, batch_size=32, limit_batches=2, epochs=2, seed=3,
                        norm="group", clip=0.05)
@@ -42,7 +42,7 @@ def tiny_randbet(threshold: float = 10.0, grad_clip: float = 0.05, **options) ->
 
 
 def test_randbet_deploys_in_the_chosen_storage_format_and_robust_weights_stay_in_range():
-    model, randbet = tiny_randbet(storage="robust")
+    model, randbet = tiny_randbet(memory=MemoryConfig(storage="robust"))
     deployment = randbet.deployment()
     assert deployment.memory.storage == "robust" and deployment.storage.name == "robust"
     ranges = [(w.min(), w.max()) for w in stored_weights(model)]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import neuralfuse
-from neuralfuse.cli import main
+from neuralfuse.cli import RENAMED, main
 from neuralfuse.shipped import DEFAULT_SETUP, SETUPS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,12 +35,14 @@ def test_an_unknown_name_is_an_error_listing_the_known_ones(function):
 
 @pytest.mark.parametrize("name", sorted(SETUPS))
 def test_the_shipped_generator_records_a_command_that_runs_today(name):
-    """Every option of the recorded `neuralfuse train` command exists today, and its base model is in
-    the repository (the first run of a fine-tune, --init-generator, is documented in generator.md)."""
+    """Every option of the recorded `neuralfuse train` command exists today (or is a former spelling
+    that still reads), and its base model is in the repository (the first run of a fine-tune,
+    --init-run, is documented in generator.md)."""
     record = json.loads((SETUPS[name].generator_run / "config.json").read_text())
     words = shlex.split(record["command"])
     assert words[:2] == ["neuralfuse", "train"]
     known = {opt for param in main.commands["train"].params for opt in (*param.opts, *param.secondary_opts)}
+    known |= {old for old, new in RENAMED.items() if new in known}   # former spellings still read
     options = [word for word in words[2:] if word.startswith("-")]
     assert set(options) <= known, set(options) - known
     assert (ROOT / words[words.index("--base") + 1]).is_file()

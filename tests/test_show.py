@@ -24,7 +24,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 @pytest.mark.parametrize("per_class", [1, 2])
 def test_show_writes_a_png_grid_of_three_rows_and_a_column_per_image(tmp_path, per_class):
     out = tmp_path / "show.png"
-    result = CliRunner().invoke(main, ["show", "--generator-run", str(SHIPPED.generator_run), "--base",
+    result = CliRunner().invoke(main, ["show", "--run", str(SHIPPED.generator_run), "--base",
                                        str(SHIPPED.base), "--per-class", str(per_class), "-o", str(out)])
     assert result.exit_code == 0, result.output
     columns = 10 * per_class   # CIFAR-10's classes
@@ -37,10 +37,10 @@ def test_show_writes_a_png_grid_of_three_rows_and_a_column_per_image(tmp_path, p
 def test_show_refuses_a_base_the_generator_was_not_trained_for_and_an_unknown_image_format(tmp_path):
     other = SETUPS["vgg11"].base
     out = tmp_path / "show.png"
-    result = CliRunner().invoke(main, ["show", "--generator-run", str(SHIPPED.generator_run), "--base",
+    result = CliRunner().invoke(main, ["show", "--run", str(SHIPPED.generator_run), "--base",
                                        str(other), "-o", str(out)])
     assert result.exit_code == 2 and "trained for another base model" in result.output and not out.exists()
-    result = CliRunner().invoke(main, ["show", "--generator-run", str(SHIPPED.generator_run),
+    result = CliRunner().invoke(main, ["show", "--run", str(SHIPPED.generator_run),
                                        "-o", str(tmp_path / "show.xyz")])
     assert result.exit_code == 2 and "the suffix must be one of" in result.output
 

@@ -22,7 +22,7 @@ from neuralfuse.plots import write_sweep_plots
 from neuralfuse.data import fixed_subset
 from neuralfuse.tradeoff import (SWEEP_COLUMNS, SweepError, operating_points, pareto_front,
                                  parse_bers, parse_voltages, sweep)
-from sramsim import Deployment
+from sramsim import Chip, Deployment, MemoryConfig, load_fault_map
 from sramsim.accounting import energy_saving
 from tiny import Shift, save_tiny_checkpoint, sweep_args, tiny_model
 
@@ -204,6 +204,47 @@ def test_sweep_folder_with_other_arguments_is_refused(setup, swept, tmp_path):
         run(setup, tmp_path / "file")
 
 
+def test_a_sweep_records_its_memory_config_and_never_resumes_another(setup, tmp_path):
+    robust = MemoryConfig(storage="robust")
+    stored = run(setup, tmp_path / "robust", generators={}, memory=robust)
+    plain = run(setup, generators={})
+    assert stored.pa_mean.tolist() != plain.pa_mean.tolist()   # the storage format reaches the chips
+    assert json.loads((tmp_path / "robust" / "sweep.json").read_text())["memory"] == robust.to_dict()
+    with pytest.raises(SweepError, match="memory.storage: 'robust' before, 'symmetric' now"):
+        run(setup, tmp_path / "robust", generators={})
+
+
+def test_a_sweep_recorded_before_memory_configs_resumes_under_its_flat_settings(setup, tmp_path, monkeypatch):
+    out = tmp_path / "old"
+    table = run(setup, out, generators={}, chips=2)
+    record = json.loads((out / "sweep.json").read_text())
+    memory = record.pop("memory")
+    record.update(bits=memory["bits"], tech=memory["tech"], fault_model=memory["fault_model"])   # no layout, storage
+    (out / "sweep.json").write_text(json.dumps(record))
+    monkeypatch.setattr(tradeoff, "chip_accuracies", lambda *a, **k: pytest.fail("measured again"))
+    pd.testing.assert_frame_equal(run(setup, out, generators={}, chips=2), table)
+    with pytest.raises(SweepError, match="memory.bits: 8 before, 6 now"):
+        run(setup, out, generators={}, chips=2, memory=MemoryConfig(bits=6))
+
+
+def test_a_sweep_on_fault_maps_is_the_sweep_on_their_chips(setup, tmp_path):
+    n_cells = Deployment(setup[0]).layout.n_cells
+    for seed in (0, 1):   # measured at the lowest voltage, so every swept voltage is nested in it
+        Chip(seed).fault_map(n_cells, voltage=min(VOLTAGES)).save(tmp_path / f"chip{seed}.npz")
+    maps = [load_fault_map(tmp_path / f"chip{seed}.npz") for seed in (0, 1)]
+    on_maps = run(setup, tmp_path / "maps", chips=maps)
+    pd.testing.assert_frame_equal(on_maps, run(setup, chips=2))
+    record = json.loads((tmp_path / "maps" / "sweep.json").read_text())
+    assert record["chips"] == [0, 1] and len(record["fault_maps"]) == 2
+    pd.testing.assert_frame_equal(run(setup, tmp_path / "maps", chips=maps), on_maps)   # resumes
+    with pytest.raises(SweepError, match="fault_maps"):
+        run(setup, tmp_path / "maps", chips=2)   # simulated chips are other chips
+    high = [Chip(0).fault_map(n_cells, voltage=0.85)]
+    with pytest.raises(ValueError, match="cannot run at BER"):
+        run(setup, tmp_path / "high", chips=high)
+    assert not (tmp_path / "high").exists()   # refused before any work
+
+
 def test_sweep_rejects_bad_arguments(setup):
     with pytest.raises(characterization.OutOfRangeError, match="0.5"):
         sweep(setup[0], setup[1], (0.9, 0.5))
@@ -236,6 +277,46 @@ def test_plots_are_written(swept, tmp_path):
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+
+
+@pytest.fixture(scope="module")
+def generator_runs(checkpoint, tmp_path_factory):
+    """Two one-step generator runs for the tiny checkpoint: under the arrays layout and the authors'."""
+    root = tmp_path_factory.mktemp("runs")
+    for name, extra in (("arrays", []), ("code", ["--layout", "neuralfuse-code"])):
+        result = CliRunner().invoke(main, [
+            "train", "--base", str(checkpoint), "--generator", "ConvS", "--ber", "0.02", "--dataset", "default",
+            "--train-subset", "8", "--batch-size", "8", "--epochs", "1", "--chips-per-step", "1", "--val-size", "0",
+            *extra, "-o", str(root / name), "--no-progress"])
+        assert result.exit_code == 0, result.output
+    return root / "arrays", root / "code"
+
+
+def test_cli_sweep_with_robust_storage_differs_from_symmetric_and_records_it(checkpoint, tmp_path):
+    runner, low = CliRunner(), ("--voltages", "0.76,1.0")
+    for storage in ("symmetric", "robust"):
+        result = runner.invoke(main, sweep_args(checkpoint, tmp_path / storage, *low, "--storage", storage))
+        assert result.exit_code == 0, result.output
+    pa = {storage: pd.read_csv(tmp_path / storage / "chips.csv").pa.tolist() for storage in ("symmetric", "robust")}
+    assert pa["symmetric"] != pa["robust"]
+    assert json.loads((tmp_path / "robust" / "sweep.json").read_text())["memory"]["storage"] == "robust"
+    refused = runner.invoke(main, sweep_args(checkpoint, tmp_path / "robust", *low))   # the base's: symmetric
+    assert refused.exit_code == 2 and "memory.storage: 'robust' before, 'symmetric' now" in refused.output
+
+
+def test_cli_sweep_takes_the_memory_config_its_generators_were_trained_with(checkpoint, generator_runs, tmp_path):
+    arrays, code = generator_runs
+    runner = CliRunner()
+    result = runner.invoke(main, sweep_args(checkpoint, tmp_path / "code", "--run", str(code)))
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "code" / "sweep.json").read_text())["memory"]["layout"] == "neuralfuse-code"
+    both = ("--run", str(arrays), "--run", str(code))
+    mixed = runner.invoke(main, sweep_args(checkpoint, tmp_path / "mixed", *both))
+    assert mixed.exit_code == 2 and "trained with different layouts (arrays in" in mixed.output
+    assert "give one (--layout)" in mixed.output and not (tmp_path / "mixed").exists()
+    chosen = runner.invoke(main, sweep_args(checkpoint, tmp_path / "chosen", *both, "--layout", "arrays"))
+    assert chosen.exit_code == 0, chosen.output
+    assert json.loads((tmp_path / "chosen" / "sweep.json").read_text())["memory"]["layout"] == "arrays"
 
 
 def test_cli_sweep_and_pareto(checkpoint, tmp_path):

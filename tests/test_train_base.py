@@ -18,6 +18,7 @@ from neuralfuse.cli import main
 from neuralfuse.train_base import (
     BaseTrainer, TrainBaseConfig, epoch_plan, metrics_path, partial_path,
 )
+from sramsim import MemoryConfig
 
 TINY = ["--model", "resnet18", "--width", "0.0625", "--batch-size", "32", "--limit-batches", "1"]
 TINY_CONFIG = TrainBaseConfig(model="resnet18", width=0.0625, batch_size=32, limit_batches=3,
@@ -65,7 +66,7 @@ def test_epoch_plan_depends_only_on_seed_and_epoch():
                                           ("bits", 1), ("label_smoothing", 1.0), ("seed", -1)])
 def test_config_rejects_bad_values_by_name(field, value):
     with pytest.raises(ValueError, match=f"{field}={value!r}"):
-        TrainBaseConfig(**{field: value})
+        TrainBaseConfig.from_dict({field: value})   # bits: a field of the memory config, given flat
 
 
 def test_train_base_command_writes_a_loadable_qat_model(tmp_path):
@@ -78,7 +79,7 @@ def test_train_base_command_writes_a_loadable_qat_model(tmp_path):
     assert result.exit_code == 0, result.output
     assert "clean test accuracy" in result.output
     model, meta = load_base_model(out, expect={"arch": "resnet18", "dataset": "default"})
-    assert (meta["width"], meta["num_classes"], meta["bits"], meta["epoch"]) == (0.0625, 10, 8, 1)
+    assert (meta["width"], meta["num_classes"], meta["memory"]["bits"], meta["epoch"]) == (0.0625, 10, 8, 1)
     assert shlex.split(meta["command"])[:2] == ["neuralfuse", "train-base"]
     rerun = CliRunner().invoke(main, shlex.split(meta["command"])[1:] + ["--no-progress"])
     assert rerun.exit_code == 0, rerun.output
@@ -111,21 +112,37 @@ def test_interrupted_run_resumes_to_exactly_the_uninterrupted_weights(tmp_path, 
     assert not partial_path(out).exists()
 
 
-def test_resume_with_other_arguments_is_refused(tmp_path):
-    out = tmp_path / "base.pt"
-
+def interrupted_after_one_step(out) -> None:
+    """Leave ``out.partial`` of TINY_CONFIG as a run killed after its first step leaves it."""
     def interrupt(epoch: int, step: int, loss: float) -> None:
         if step == 1:
             raise Interrupt
 
     with pytest.raises(Interrupt):
         BaseTrainer(TINY_CONFIG, out, progress=False, checkpoint_every=0).run(interrupt)
+
+
+def test_resume_with_other_arguments_is_refused(tmp_path):
+    out = tmp_path / "base.pt"
+    interrupted_after_one_step(out)
     args = [*TINY, "--epochs", "2", "--seed", "5", "-o", str(out)]
     result = CliRunner().invoke(main, ["train-base", *args])
     assert result.exit_code == 2
     assert "limit_batches: 3 before, 1 now" in result.output
     assert "Traceback" not in result.output
     assert partial_path(out).exists() and not out.exists()
+
+
+def test_a_partial_state_saved_before_memory_configs_resumes_under_its_flat_settings(tmp_path):
+    out = tmp_path / "base.pt"
+    interrupted_after_one_step(out)
+    state = torch.load(partial_path(out), weights_only=True)
+    memory = state["config"].pop("memory")   # as saved before memory configs: flat bits and storage
+    state["config"].update(bits=memory["bits"], storage=memory["storage"])
+    torch.save(state, partial_path(out))
+    assert BaseTrainer(TINY_CONFIG, out, progress=False).position["step"] == 1
+    with pytest.raises(ValueError, match="memory.bits: 8 before, 6 now"):
+        BaseTrainer(dataclasses.replace(TINY_CONFIG, memory=MemoryConfig(bits=6)), out, progress=False)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -31,7 +31,7 @@ from neuralfuse.data import load_dataset
 from neuralfuse.evaluation import chip_accuracies, clean_accuracies, load_batches
 from neuralfuse.memory_format import preferred_memory_format
 from neuralfuse.plots import save_figure
-from sramsim import Deployment, OperatingPoint
+from sramsim import Deployment, MemoryConfig, OperatingPoint
 from sramsim.layers import eval_mode
 from sramsim.layouts import LAYOUTS
 
@@ -46,7 +46,7 @@ def measure(base_path: str, dataset: str, data_root: str | None, bers: list[floa
     points.mkdir(parents=True, exist_ok=True)
     rows, clean = [], {}
     for layout in layouts:
-        deployment = Deployment(base, bits=meta.get("bits", 8), layout=layout)
+        deployment = Deployment(base, bits=MemoryConfig.from_record(meta).bits, layout=layout)
         with eval_mode(base), deployment.quantized():
             clean[layout] = float(clean_accuracies(deployment, [batches])[0])
             todo = [(ber, chip) for ber in bers for chip in evaluation_chips(chips)]
@@ -60,7 +60,7 @@ def measure(base_path: str, dataset: str, data_root: str | None, bers: list[floa
                 rows.append(json.loads(path.read_text()))
     write_json(out / "run.json", {
         "command": " ".join(["python", *sys.argv]), "base": base_path, "dataset": dataset,
-        "samples": sum(len(y) for _, y in batches), "bits": meta.get("bits", 8), "fault_model": "stuck-at",
+        "samples": sum(len(y) for _, y in batches), "bits": MemoryConfig.from_record(meta).bits, "fault_model": "stuck-at",
         "tech": deployment.tech, "chips": chips, "bers": bers, "layouts": layouts, "clean_accuracy": clean,
         "torch_threads": torch.get_num_threads(),
         "chip_seconds": {name: sum(r["seconds"] for r in rows if r["layout"] == name) for name in layouts},

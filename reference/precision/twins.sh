@@ -12,7 +12,7 @@ NF=${NF:-.venv/bin/neuralfuse}
 for run in fp32-s0 bf16-s0 fp32-s1; do
   precision=${run%-s*} seed=${run##*-s}
   /usr/bin/time -f "$run: %e s" "$NF" train --base reference/vgg11-cifar10.pt --generator UNetS --ber 0.05 \
-    --n-chips 5 --batch-size 32 --lambda 5 --lr 0.001 --max-steps-per-epoch 75 --epochs 2 \
+    --chips-per-step 5 --batch-size 32 --lambda 5 --lr 0.001 --max-steps-per-epoch 75 --epochs 2 \
     --checkpoint-every 25 --val-images 500 --val-chips 3 --seed "$seed" --precision "$precision" \
     --dataset cifar10 --data-root .cache/cifar10-jpeg --no-progress -o "runs/precision-$run"
   mkdir -p "reference/precision/$run"

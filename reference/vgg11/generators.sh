@@ -5,8 +5,9 @@
 #   bash reference/vgg11/generators.sh finetune NAME [EPOCHS [LAMBDA]]
 #       # runs/vgg11-NAME-cosine (or -cosine-lLAMBDA when LAMBDA is not 5): NAME's kept generator,
 #       # EPOCHS (4) more epochs with the lr decayed from 1e-3 to 0 on a cosine
-#   bash reference/vgg11/generators.sh continue NAME          # runs/vgg11-NAME-long: NAME's kept generator
-#       # trained on with the same recipe (constant lr) until validation PA has not improved for 3 epochs
+#   bash reference/vgg11/generators.sh continue NAME [OPTION...] # runs/vgg11-NAME-long: NAME's kept
+#       # generator trained on with the same recipe (constant lr) until validation PA has not improved
+#       # for 3 epochs; OPTIONs go to `neuralfuse train` (e.g. --precision bf16)
 #   bash reference/vgg11/generators.sh report                 # copy here, test-set evaluation, seed table
 #   bash reference/vgg11/generators.sh sweep [DIR [OPTION...]] # sweep the base model and every reported run
 #
@@ -46,7 +47,7 @@ generator_of() {  # unets-s1 -> UNetS, convs-s0 -> ConvS, unetl-s0 -> UNetL, dec
 
 train() {  # NAME [more train options]
   local name=$1 seed=${1##*-s}; shift
-  "$NF" train --base "$BASE" --generator "$(generator_of "$name")" --ber 0.05 --n-chips 5 \
+  "$NF" train --base "$BASE" --generator "$(generator_of "$name")" --ber 0.05 --chips-per-step 5 \
     --batch-size 32 --lambda 5 --lr 0.001 --max-steps-per-epoch 469 --epochs "$EPOCHS" \
     --checkpoint-every 100 --val-images 1000 --val-chips 3 --seed "${seed%%-*}" "${DATA[@]}" \
     --no-progress "$@" -o "runs/vgg11-$name"
@@ -64,7 +65,7 @@ report() {  # copy each finished run's record here, evaluate it once, table the 
     fi
   done
   for run in reference/vgg11/*-s[0-9]*/; do
-    [[ -f $run/$EVALUATION ]] || "$NF" evaluate --base "$BASE" --generator-run "${run%/}" --ber 0.05 \
+    [[ -f $run/$EVALUATION ]] || "$NF" evaluate --base "$BASE" --run "${run%/}" --ber 0.05 \
       --chips 10 "${DATA[@]}" --no-progress
   done
   "$NF" compare reference/vgg11/*-s[0-9]*/ --over-seeds --csv reference/vgg11/generators.csv
@@ -74,7 +75,7 @@ sweep() {  # [DIR [sweep options]]: the base model alone and behind every report
            # only what DIR (default: reference/vgg11/sweep) lacks
   local dir=${1:-reference/vgg11/sweep} runs=()
   shift || true
-  for run in reference/vgg11/*-s[0-9]*/; do runs+=(--generator-run "${run%/}"); done
+  for run in reference/vgg11/*-s[0-9]*/; do runs+=(--run "${run%/}"); done
   "$NF" sweep --base "$BASE" "${runs[@]}" --chips 10 --samples 1000 "${DATA[@]}" --no-progress \
     --bers "$SWEEP_BERS" -o "$dir" "$@"
 }
@@ -82,10 +83,10 @@ sweep() {  # [DIR [sweep options]]: the base model alone and behind every report
 case "${1:-}" in
   train) shift; for name in "$@"; do train "$name"; done ;;
   finetune) lambda=${4:-5}; suffix=-cosine; [[ $lambda == 5 ]] || suffix+=-l$lambda
-    EPOCHS=${3:-4} train "${2:?give a finished run}$suffix" --init-generator "runs/vgg11-$2" \
+    EPOCHS=${3:-4} train "${2:?give a finished run}$suffix" --init-run "runs/vgg11-$2" \
       --lr-schedule cosine --lambda "$lambda" ;;
-  continue) EPOCHS=${EPOCHS:-40} train "${2:?give a reported run}-long" \
-    --init-generator "reference/vgg11/$2" --patience 3 ;;
+  continue) name=${2:?give a reported run}; shift 2
+    EPOCHS=${EPOCHS:-40} train "$name-long" --init-run "reference/vgg11/$name" --patience 3 "$@" ;;
   report) report ;;
   sweep) shift; sweep "$@" ;;
   *) sed -n '2,10p' "$0"; exit 2 ;;

@@ -20,13 +20,6 @@ from importlib.metadata import version
 from typing import Sequence
 
 import numpy as np
-from scalesim.compute.operand_matrix import operand_matrix
-from scalesim.compute.systolic_compute_is import systolic_compute_is
-from scalesim.compute.systolic_compute_os import systolic_compute_os
-from scalesim.compute.systolic_compute_ws import systolic_compute_ws
-from scalesim.layout_utils import layouts
-from scalesim.scale_config import scale_config
-from scalesim.topology_utils import topologies
 from tqdm import tqdm
 
 from sramsim.accounting import cache
@@ -74,6 +67,15 @@ def _scalesim_reads(layers: Sequence[Layer], config: SystolicConfig, use_cache: 
 
 def _scalesim_layer_reads(layer: Layer, config: SystolicConfig) -> int:
     """Filter reads of one layer from scalesim's own operand matrices and compute model."""
+    # scalesim loads with the first layer it counts, so that importing the engines stays light
+    from scalesim.compute.operand_matrix import operand_matrix
+    from scalesim.compute.systolic_compute_is import systolic_compute_is
+    from scalesim.compute.systolic_compute_os import systolic_compute_os
+    from scalesim.compute.systolic_compute_ws import systolic_compute_ws
+    from scalesim.layout_utils import layouts
+    from scalesim.scale_config import scale_config
+    from scalesim.topology_utils import topologies
+
     cfg = scale_config()
     cfg.update_from_list(["sramsim", config.array_rows, config.array_cols, config.ifmap_sram_kb,
                           config.filter_sram_kb, config.ofmap_sram_kb, 0, 10_000_000, 20_000_000,

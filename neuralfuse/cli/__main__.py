@@ -1,0 +1,4 @@
+"""``python -m neuralfuse.cli``: the ``neuralfuse`` command."""
+from neuralfuse.cli import main
+
+main(prog_name="neuralfuse")
