@@ -1,8 +1,9 @@
 """Numba kernels behind :mod:`sramsim.faults`, :mod:`sramsim.array` and :mod:`sramsim.deployment`.
 
 Plain array arguments only; the public modules validate inputs and call these. Every kernel does
-work proportional to the number of faulty cells (plus one 64-bit word per 64 cells of the arrays it
-visits), never to the number of stored bits.
+work proportional to the number of faulty cells, plus a pass over the bitmaps of the arrays it
+visits (one bit per cell) and, applying a chip to the weights, a SIMD pass over their integers
+(one byte per weight).
 
 The random stream of one array
 ------------------------------
@@ -34,7 +35,9 @@ import decimal
 
 import numba
 import numpy as np
-from numba import get_thread_id, njit, prange
+from llvmlite import ir
+from numba import get_thread_id, njit, prange, types
+from numba.extending import intrinsic
 from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
 
 from sramsim._stores import stream_scaled
@@ -96,12 +99,15 @@ def stream_start(seed: np.uint64, array: np.int64) -> np.uint64:
 
 
 @njit(cache=True)
-def _array_faults(seed, array, n, max_hazard, taken, cells, stuck, hazard):
-    """Draw the faulty cells of one array in stream order: cell (within the array) to ``cells[k]``,
-    stuck value to ``stuck[k]`` and, unless ``hazard`` is empty, hazard to ``hazard[k]``; mark them
-    in the bitmap ``taken`` (which the caller clears); return how many there are."""
+def _array_faults(seed, array, n, max_hazard, taken, stuck, cells, hazard):
+    """Draw the faulty cells of one array in stream order: mark each in the bitmap ``taken`` and
+    its stuck value in the bitmap ``stuck`` (cell c is bit c % B of element c // B, B the bits of
+    their dtype, uint8 or uint64; the caller clears them) and, unless they are empty, write its
+    cell (within the array) to ``cells[k]`` and its hazard to ``hazard[k]``; return how many there
+    are."""
     state = stream_start(seed, array)
-    keep_hazard = hazard.size > 0
+    unit = np.uint64(taken.itemsize * 8)
+    keep_cells, keep_hazard = cells.size > 0, hazard.size > 0
     h = 0.0
     k = 0
     while k < n:
@@ -112,13 +118,14 @@ def _array_faults(seed, array, n, max_hazard, taken, cells, stuck, hazard):
         while True:
             state += _GAMMA
             x = mix64(state)
-            pos = np.int64(((x >> np.uint64(32)) * np.uint64(n)) >> np.uint64(32))
-            word, bit = pos >> 6, np.uint64(pos & 63)
-            if not (taken[word] >> bit) & _ONE:
+            pos = ((x >> np.uint64(32)) * np.uint64(n)) >> np.uint64(32)
+            element, bit = pos // unit, pos % unit
+            if not (taken[element] >> bit) & _ONE:
                 break
-        taken[word] |= _ONE << bit
-        cells[k] = pos
-        stuck[k] = np.uint8(x & _ONE)
+        taken[element] |= _ONE << bit
+        stuck[element] |= (x & _ONE) << bit
+        if keep_cells:
+            cells[k] = pos
         if keep_hazard:
             hazard[k] = h
         k += 1
@@ -128,11 +135,11 @@ def _array_faults(seed, array, n, max_hazard, taken, cells, stuck, hazard):
 @njit(cache=True)
 def _map_buffers(threads, n):
     """Scratch space for :func:`_sorted_array_faults` on arrays of ``n`` cells, one row for each
-    of ``threads`` threads: the faults in stream order (cell, stuck value, hazard), two bitmaps and
-    a hazard per cell to sort them, and the sorted output (cell, stuck value, hazard)."""
+    of ``threads`` threads: the faults in stream order (cell, hazard), two bitmaps (faulty cells,
+    stuck values) and a hazard per cell to sort them, and the sorted output (cell, stuck value,
+    hazard)."""
     n_words = (n + 63) // 64
-    return (np.empty((threads, n), dtype=np.int64), np.empty((threads, n), dtype=np.uint8),
-            np.empty((threads, n), dtype=np.float64),
+    return (np.empty((threads, n), dtype=np.int64), np.empty((threads, n), dtype=np.float64),
             np.zeros((threads, n_words), dtype=np.uint64), np.zeros((threads, n_words), dtype=np.uint64),
             np.empty((threads, n), dtype=np.float64),
             np.empty((threads, n), dtype=np.int64), np.empty((threads, n), dtype=np.uint8),
@@ -144,7 +151,7 @@ def _map_rows(buffers):
     """The rows of :func:`_map_buffers` that belong to the calling thread."""
     i = get_thread_id()
     return (buffers[0][i], buffers[1][i], buffers[2][i], buffers[3][i], buffers[4][i], buffers[5][i],
-            buffers[6][i], buffers[7][i], buffers[8][i])
+            buffers[6][i], buffers[7][i])
 
 
 @njit(cache=True)
@@ -152,12 +159,10 @@ def _sorted_array_faults(seed, array, n, max_hazard, buffers):
     """The faulty cells of one array, in increasing cell order, in the last three ``buffers``
     (one thread's rows of :func:`_map_buffers`); return how many there are. Leaves the bitmaps
     cleared."""
-    drawn, drawn_stuck, drawn_hazard, taken, stuck_bits, hazard_at, cells, stuck, hazard = buffers
-    k = _array_faults(seed, array, n, max_hazard, taken, drawn, drawn_stuck, drawn_hazard)
+    drawn, drawn_hazard, taken, stuck_bits, hazard_at, cells, stuck, hazard = buffers
+    k = _array_faults(seed, array, n, max_hazard, taken, stuck_bits, drawn, drawn_hazard)
     for i in range(k):
-        pos = drawn[i]
-        stuck_bits[pos >> 6] |= np.uint64(drawn_stuck[i]) << np.uint64(pos & 63)
-        hazard_at[pos] = drawn_hazard[i]
+        hazard_at[drawn[i]] = drawn_hazard[i]
     k = 0
     for w in range(taken.size):
         bits = taken[w]
@@ -215,16 +220,23 @@ def _starts(counts):
 @njit(cache=True)
 def _unslot(outputs, slots, a, b, s):
     """Pack one chunk's results: ``outputs[j][a:b]`` from its slot, ``slots[j][s:s + b - a]``."""
-    outputs[0][a:b] = slots[0][s:s + b - a]
-    outputs[1][a:b] = slots[1][s:s + b - a]
-    outputs[2][a:b] = slots[2][s:s + b - a]
+    _copy(outputs[0], a, slots[0], s, b - a)
+    _copy(outputs[1], a, slots[1], s, b - a)
+    _copy(outputs[2], a, slots[2], s, b - a)
+
+
+@njit(cache=True)
+def _copy(out, a, source, s, n):
+    """``out[a:a + n] = source[s:s + n]`` (unsigned indices: a loop that compiles to ``memcpy``)."""
+    for i in range(np.uint64(n)):
+        out[np.uint64(a) + i] = source[np.uint64(s) + i]
 
 
 @njit(cache=True)
 def _chunk_cells(seed, first, stop, n, max_hazard, lo, hi, buffers, cells, stuck, hazard):
     """Faulty cells with flat index in ``[lo, hi)`` of arrays ``first .. stop - 1`` into ``cells``,
     ``stuck``, ``hazard`` (as many as fit); return how many there are."""
-    array_cells, array_stuck, array_hazard = buffers[6], buffers[7], buffers[8]
+    array_cells, array_stuck, array_hazard = buffers[5], buffers[6], buffers[7]
     count = 0
     for array in range(first, stop):
         k = _sorted_array_faults(seed, array, n, max_hazard, buffers)
@@ -390,19 +402,50 @@ def cells_to_words(cells, rows, cols, bits, n_words):
     return words, bit
 
 
-_POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
+@intrinsic
+def _popcount(typingctx, x):
+    """The number of bits set in the unsigned integer ``x`` (LLVM's ``ctpop``: one instruction)."""
+    if not isinstance(x, types.Integer) or x.signed:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.ctpop(args[0])
+    return x(x), codegen
+
+
+@intrinsic
+def _nonzero_bits(typingctx, a, start):
+    """A uint64 whose bit j is set iff ``a[start + j]`` is not 0, for j < 64 (``a`` a C-contiguous
+    uint8 array with at least ``start + 64`` elements): one 64-byte load and compare. Bit j is
+    element j on a little-endian CPU, as all of numba's targets are."""
+    if not (isinstance(a, types.Array) and a.layout == "C" and a.dtype == types.uint8
+            and isinstance(start, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        block = ir.VectorType(ir.IntType(8), 64)
+        values = builder.load(builder.bitcast(builder.gep(data, [args[1]]), block.as_pointer()), align=1)
+        return builder.bitcast(builder.icmp_unsigned("!=", values, ir.Constant(block, None)), ir.IntType(64))
+    return types.uint64(a, start), codegen
+
+
+@njit(cache=True)
+def _padded(n):
+    """Room for ``n`` bytes and one more 64-byte block (:func:`_nonzero_bits`), a multiple of 64."""
+    return (n + 63) // 64 * 64 + 64
 
 
 @njit(cache=True)
 def _perturb_buffers(threads, n, words_per_array):
     """Scratch space for :func:`_perturb_arrays` on arrays of ``n`` cells holding ``words_per_array``
-    words, one row for each of ``threads`` threads: the taken-cells bitmap, the faults in stream
-    order (cell, stuck value), and per word of the array its faulty bits, their stuck values and a
-    bitmap of the words that have any."""
-    return (np.zeros((threads, (n + 63) // 64), dtype=np.uint64), np.empty((threads, n), dtype=np.int64),
-            np.empty((threads, n), dtype=np.uint8), np.zeros((threads, words_per_array), dtype=np.uint8),
-            np.zeros((threads, words_per_array), dtype=np.uint8),
-            np.zeros((threads, (words_per_array + 63) // 64), dtype=np.uint64))
+    words, one row for each of ``threads`` threads: the faulty-cell and stuck-value bitmaps of the
+    array (one bit per cell), its faulty cells in stream order, and per word its faulty bits,
+    their stuck values and the bits that its faults change."""
+    cell_bytes, word_bytes = _padded((n + 7) // 8), _padded(words_per_array)
+    return (np.zeros((threads, cell_bytes), dtype=np.uint8), np.zeros((threads, cell_bytes), dtype=np.uint8),
+            np.empty((threads, n), dtype=np.uint64), np.zeros((threads, word_bytes), dtype=np.uint8),
+            np.zeros((threads, word_bytes), dtype=np.uint8), np.zeros((threads, word_bytes), dtype=np.uint8))
 
 
 @njit(cache=True)
@@ -413,78 +456,147 @@ def _perturb_rows(buffers):
 
 
 @njit(cache=True)
+def _bits_set(a, lo, hi):
+    """The number of bits set in ``a[lo:hi]`` (uint8, ``a.size`` a multiple of 8), 64 at a time."""
+    i, hi = np.uint64(lo), np.uint64(hi)
+    total = 0
+    while i < hi and i % 8:
+        total += _popcount(a[i])
+        i += _ONE
+    words = a.view(np.uint64)
+    for j in range(i >> np.uint64(3), hi >> np.uint64(3)):
+        total += _popcount(words[j])
+    i = max(i, hi & ~np.uint64(7))
+    while i < hi:
+        total += _popcount(a[i])
+        i += _ONE
+    return total
+
+
+@njit(cache=True)
+def _changed_bits(faults, stuck, diff, lo, hi, q, mask, xor, flip):
+    """``diff[w]``: the bits of word w's code that its faults change, for w in ``lo .. hi - 1``
+    (arguments as :func:`_apply_words`'s): a loop that the compiler vectorizes."""
+    invert = np.uint8(0xFF) if flip else np.uint8(0)   # a faulty bit takes ~code (flip) or its stuck value
+    keep = ~invert
+    for w in range(np.uint64(lo), np.uint64(hi)):
+        code = (np.uint8(q[w]) & mask) ^ xor
+        diff[w] = faults[w] & (code ^ ((~code & invert) | (stuck[w] & keep)))
+
+
+@njit(cache=True)
+def _apply_words(faults, stuck, diff, lo, hi, q, code_mask, code_xor, flip, index, value, clean, m, index_base):
+    """Apply the faults of words ``lo .. hi - 1`` of an array (one tensor's; ``q`` the array's
+    integers, ``faults``/``stuck`` per word its faulty bits and their stuck values) to their
+    codes: the changed bits of each word to ``diff``; for each word whose code changes, in
+    increasing order, from entry ``m`` on (as many as fit), ``index_base`` plus its index, the
+    integer its new code reads as and its clean integer. Returns (entries written, as ``m``
+    counts, faulty bits, flipped bits).
+
+    One pass over every word in SIMD (a word not faulty changes nothing), then, 64 words at a
+    time, the changed ones: no work per faulty cell, no data-dependent branch per word."""
+    mask, xor = np.uint8(code_mask), np.uint8(code_xor)
+    half = np.int64(code_mask + 1) >> 1
+    _changed_bits(faults, stuck, diff, lo, hi, q, mask, xor, flip)
+    for base in range(lo - lo % 64, hi, 64):
+        changed = _nonzero_bits(diff, base)
+        if base < lo:
+            changed &= ~((_ONE << np.uint64(lo - base)) - _ONE)
+        if hi - base < 64:
+            changed &= (_ONE << np.uint64(hi - base)) - _ONE
+        while changed != 0:
+            w = np.uint64(base) + np.uint64(trailing_zeros(changed))
+            changed &= changed - _ONE
+            if m < index.size:
+                read = np.int64((np.uint8(q[w]) & mask) ^ diff[w])   # the code XOR xor, read back
+                index[np.uint64(m)] = index_base + np.int64(w)
+                value[np.uint64(m)] = read - ((read & half) << 1)
+                clean[np.uint64(m)] = q[w]
+            m += 1
+    return m, _bits_set(faults, lo, hi), _bits_set(diff, lo, hi)
+
+
+@njit(cache=True)
 def _perturb_arrays(seed, first, stop, rows, cols, bits, max_hazard, q, offsets, flip, code_xor,
                     buffers, index, value, clean, counts):
     """The faults of arrays ``first .. stop - 1`` applied to the codes of ``q`` (see
     :func:`perturb_chip`): writes as many changed weights as fit to ``index``/``value``/``clean``,
     adds to ``counts``; returns (changed weights, faulty cells).
 
-    Per array: draw its faults (:func:`_array_faults`), gather them per word (faulty-bit and
-    stuck-value masks; the drawn cells clear the taken bitmap), then visit the touched words in
-    increasing order, so the output is in stream order without sorting the cells.
+    Per array: draw its faults into bitmaps (:func:`_array_faults`); gather them per word (with
+    8-bit words and a multiple of 8 columns the cell bitmaps are the words' masks already: byte w
+    holds word w's bits); then apply them to each tensor's words in increasing order
+    (:func:`_apply_words`), so the output is in stream order without sorting the cells.
     """
-    taken, drawn, drawn_stuck, fault_mask, stuck_mask, touched = buffers
+    taken, stuck, drawn, fault_mask, stuck_mask, diff = buffers
     cells_per_array, per_row, table = rows * cols, cols // bits, _column_table(cols, bits)
     inv_cols = 1.0 / cols
     words_per_array = rows * per_row
-    no_hazard = np.empty(0, dtype=np.float64)
+    byte_words = bits == 8 and cols % 8 == 0
+    if byte_words:
+        fault_mask, stuck_mask = taken, stuck
+    no_cells, no_hazard = np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.float64)
     code_mask = (1 << bits) - 1
-    half = 1 << (bits - 1)
-    n_words = q.size
     t = min(np.searchsorted(offsets, np.int64(first) * words_per_array, side="right") - 1,
             offsets.size - 2)
-    tensor_start, tensor_end = offsets[t], offsets[t + 1]
-    t_faulty = t_flipped = t_changed = 0  # tensor t's counts, added to counts when it ends
     faulty = 0
     m = 0
     for array in range(first, stop):
-        k = _array_faults(seed, array, cells_per_array, max_hazard, taken, drawn, drawn_stuck, no_hazard)
+        k = _array_faults(seed, array, cells_per_array, max_hazard, taken, stuck,
+                          no_cells if byte_words else drawn, no_hazard)
         faulty += k
-        for i in range(k):
-            taken[drawn[i] >> 6] = 0
-            w, b = _word_in_array(drawn[i], cols, inv_cols, per_row, table)
-            if w < 0:  # a spare column
-                continue
-            fault_mask[w] |= np.uint8(1 << b)
-            stuck_mask[w] |= np.uint8(drawn_stuck[i] << b)
-            touched[w >> 6] |= _ONE << np.uint64(w & 63)
-        first_word = np.int64(array) * words_per_array
-        for tw in range(touched.size):
-            pending = touched[tw]
-            touched[tw] = 0
-            while pending != 0:
-                w = tw * 64 + np.int64(trailing_zeros(pending))
-                pending &= pending - _ONE
-                faults, stuck = np.int64(fault_mask[w]), np.int64(stuck_mask[w])
-                fault_mask[w] = 0
-                stuck_mask[w] = 0
-                word = first_word + w
-                if word >= n_words:
+        if not byte_words:
+            for i in range(k):
+                pos = drawn[i]
+                w, b = _word_in_array(np.int64(pos), cols, inv_cols, per_row, table)
+                if w < 0:  # a spare column
                     continue
-                if word >= tensor_end:  # the counts of tensor t are complete
-                    counts[t, 0] += t_faulty
-                    counts[t, 1] += t_flipped
-                    counts[t, 2] += t_changed
-                    t_faulty = t_flipped = t_changed = 0
-                    while word >= offsets[t + 1]:
-                        t += 1
-                    tensor_start, tensor_end = offsets[t], offsets[t + 1]
-                code = (np.int64(q[word]) & code_mask) ^ code_xor
-                new = code ^ faults if flip else (code & ~faults) | stuck
-                changed = np.int64(new != code)
-                if m < index.size:  # written always, kept (m advanced) only if the weight changed
-                    index[m] = word - tensor_start
-                    read = new ^ code_xor
-                    value[m] = read - ((read & half) << 1)
-                    clean[m] = q[word]
-                t_faulty += _POPCOUNT8[faults]
-                t_flipped += _POPCOUNT8[new ^ code]
-                t_changed += changed
-                m += changed
-    counts[t, 0] += t_faulty
-    counts[t, 1] += t_flipped
-    counts[t, 2] += t_changed
+                value_bit = np.uint8((stuck[pos >> np.uint64(3)] >> (pos & np.uint64(7))) & _ONE)
+                fault_mask[w] |= np.uint8(1 << b)
+                stuck_mask[w] |= np.uint8(value_bit << b)
+        first_word = np.int64(array) * words_per_array
+        end = min(words_per_array, q.size - first_word)   # the words that hold weights
+        array_q = q[first_word:first_word + end]
+        lo = 0
+        while lo < end:   # one tensor's words at a time
+            while offsets[t + 1] <= first_word + lo:
+                t += 1
+            hi = min(end, offsets[t + 1] - first_word)
+            start = m
+            m, faulty_bits, flipped = _apply_words(fault_mask, stuck_mask, diff, lo, hi, array_q, code_mask,
+                                                   code_xor, flip, index, value, clean, m, first_word - offsets[t])
+            counts[t, 0] += faulty_bits
+            counts[t, 1] += flipped
+            counts[t, 2] += m - start
+            lo = hi
+        taken[:] = 0
+        stuck[:] = 0
+        if not byte_words:
+            fault_mask[:] = 0
+            stuck_mask[:] = 0
     return m, faulty
+
+
+@njit(cache=True)
+def _perturb_serial(seed, n_arrays, rows, cols, bits, max_hazard, q, offsets, flip, code_xor, buffers):
+    """:func:`perturb_chip` on one thread: all arrays as one chunk, written straight to the output
+    (sized for the expected number of faulty cells plus 6 sigma, and run again, larger, in the
+    rare case that is too small)."""
+    index, value, clean = buffers[0], buffers[1], buffers[2]
+    scratch = _perturb_rows(_perturb_buffers(1, rows * cols, rows * (cols // bits)))
+    counts = np.zeros((offsets.size - 1, 3), dtype=np.int64)
+    size = _slot_size(n_arrays * rows * cols, max_hazard)
+    while True:
+        if index.size < size:
+            index = np.empty(size, dtype=np.int64)
+            value = np.empty(size, dtype=np.int8)
+            clean = np.empty(size, dtype=np.int8)
+        counts[:] = 0
+        m, faulty = _perturb_arrays(seed, 0, n_arrays, rows, cols, bits, max_hazard, q, offsets, flip,
+                                    code_xor, scratch, index, value, clean, counts)
+        if m <= index.size:
+            return (index, value, clean, buffers[3], buffers[4], buffers[5]), m, counts, faulty
+        size = m
 
 
 @njit(cache=True, parallel=True)
@@ -495,7 +607,8 @@ def perturb_chip(seed, n_arrays, rows, cols, bits, max_hazard, q, offsets, flip,
     (one stream for all tensors; tensor t is ``q[offsets[t]:offsets[t+1]]``), computed by (at most)
     ``threads``, numba's current thread count (see :func:`parallel`), with slots of ``slot``
     weights (0: the expected number of faulty cells of a chunk plus 6 sigma, enough but for rare
-    chunks, as a weight changes only where a cell is faulty).
+    chunks, as a weight changes only where a cell is faulty). One thread with the default slots
+    runs the serial kernel, all arrays as one chunk, into the output itself (the same results).
 
     Stuck-at: a faulty cell's bit becomes its stuck value; flip (``flip=True``): the bit inverts.
     Writes, for each weight whose code changes, in stream order, its index within its tensor,
@@ -504,6 +617,8 @@ def perturb_chip(seed, n_arrays, rows, cols, bits, max_hazard, q, offsets, flip,
     written, counts, faulty cells of all arrays), where ``counts[t]`` is (faulty cells, flipped
     bits, changed weights) of tensor t.
     """
+    if threads == 1 and slot == 0:
+        return _perturb_serial(seed, n_arrays, rows, cols, bits, max_hazard, q, offsets, flip, code_xor, buffers)
     index, value, clean, s_index, s_value, s_clean = buffers
     n_tensors = offsets.size - 1
     cells_per_array = rows * cols

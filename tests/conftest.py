@@ -6,6 +6,7 @@ import shutil
 import tarfile
 from pathlib import Path
 
+import numba
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,3 +38,11 @@ def cifar10_root() -> Path:
                 archive.extractall(partial, filter="data")
             partial.rename(target)
     return target
+
+
+@pytest.fixture
+def numba_threads():
+    """Set numba's thread count inside a test (call the fixture with it) and restore it afterwards."""
+    before = numba.get_num_threads()
+    yield numba.set_num_threads
+    numba.set_num_threads(before)

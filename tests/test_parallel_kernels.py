@@ -13,14 +13,6 @@ GEOMETRY = ArrayGeometry(64, 64)
 THREADS = sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)})
 
 
-@pytest.fixture
-def numba_threads():
-    """Set numba's thread count inside a test and restore it afterwards."""
-    before = numba.get_num_threads()
-    yield numba.set_num_threads
-    numba.set_num_threads(before)
-
-
 def serial_fault_cells(seed, first, stop, n, hazard, lo, hi):
     """The serial kernel: one chunk made of all the arrays, with room for every cell."""
     size = (stop - first) * n
