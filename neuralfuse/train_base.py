@@ -23,7 +23,11 @@ weight to [-wmax, wmax] after each optimizer step (:mod:`neuralfuse.clipping`), 
 logging per epoch the perturbed loss, the fraction of steps it was on and, with a validation
 split, the accuracy on the first :data:`RANDBET_VAL_CHIPS` validation chips at p (``val_pa``).
 
-Reproducibility: the weights are initialised from ``seed``; the sample order and augmentation of
+Fine-tuning: ``init_base`` starts from the weights of a model this command saved before (same
+architecture, width and normalization), e.g. bit-error training of a clipped model; the schedule is
+this run's own (a lower ``lr`` suits it), and the checkpoint records the initial model's fingerprint.
+
+Reproducibility: the weights are initialised from ``seed`` (or ``init_base``); the sample order and augmentation of
 epoch e depend only on (seed, e), drawn with NumPy's platform-independent PCG64. While training,
 the full state (model, optimizer, schedule, position, running metrics) is saved to
 ``<out>.partial`` after every epoch and every ``checkpoint_every`` seconds; rerunning the same
@@ -54,7 +58,8 @@ from characterization.atomic import atomic_path
 from characterization.validation import check_scalar
 from neuralfuse.augment import augment, augmentation_plan
 from neuralfuse.checkpoint import (
-    BASE_TRAINING_STATE, atomic_save, make_payload, read_checkpoint, save_checkpoint,
+    BASE_TRAINING_STATE, CheckpointError, atomic_save, load_base_model, make_payload, model_fingerprint, read_checkpoint,
+    save_checkpoint,
 )
 from neuralfuse.clipping import check_clip, clip_stored_weights
 from neuralfuse.data import holdout_split, load_dataset
@@ -103,6 +108,7 @@ class TrainBaseConfig:
     randbet_ber: float | None = None  # random bit-error training at this BER (None: off)
     randbet_threshold: float = 1.75  # ... once the clean loss of a batch is below this
     randbet_grad_clip: float = 0.05  # element-wise bound of the perturbed gradients
+    init_base: str | None = None  # start from this base model's weights (fine-tuning) instead of random
 
     def __post_init__(self) -> None:
         if isinstance(self.memory, Mapping):
@@ -193,6 +199,18 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _load_initial_weights(model: nn.Module, config: TrainBaseConfig, num_classes: int) -> str:
+    """Set ``model``'s weights to those of the base model ``config.init_base`` (which must have the
+    same architecture, width, normalization and classes); return that model's fingerprint."""
+    expect = {"arch": config.model, "width": config.width, "num_classes": num_classes}
+    init, meta = load_base_model(config.init_base, expect=expect)
+    if meta.get("norm", "batch") != config.norm:
+        raise CheckpointError(f"{config.init_base!r} holds a model with norm={meta.get('norm', 'batch')!r}, "
+                              f"but norm={config.norm!r} was expected")
+    model.load_state_dict(init.state_dict())
+    return model_fingerprint(init)
+
+
 class BaseTrainer:
     """One training run writing ``out``.
 
@@ -223,6 +241,9 @@ class BaseTrainer:
         # channels-last where it is safe and faster (see neuralfuse.memory_format); the saved model
         # is contiguous again.
         self.memory_format = preferred_memory_format(model)
+        self.init_fingerprint = None
+        if config.init_base is not None:
+            self.init_fingerprint = _load_initial_weights(model, config, self.num_classes)
         self.model = enable_qat(model.to(self.device, memory_format=self.memory_format), config.memory.bits)
         self.randbet = None
         if config.randbet_ber is not None:
@@ -369,6 +390,7 @@ class BaseTrainer:
                 "test_acc": test_acc, "val_acc": self.metrics[-1].get("val_acc"),
                 "split": {"val_size": cfg.val_size, "seed": cfg.split_seed},
                 "train_seconds": sum(m["seconds"] for m in self.metrics),
+                "init_fingerprint": self.init_fingerprint,
                 "metrics": self.metrics, "config": dataclasses.asdict(cfg),
                 "command": cfg.command(self.out)}
         save_checkpoint(self.out, self.model, compact=self.compact, **meta)

@@ -8,7 +8,7 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
-from neuralfuse.checkpoint import load_base_model
+from neuralfuse.checkpoint import load_base_model, model_fingerprint
 from neuralfuse.chips import TRAIN_SEED_BASE, training_chips, validation_chips
 from neuralfuse.cli import main
 from neuralfuse.clipping import clip_stored_weights
@@ -221,3 +221,33 @@ def test_train_base_command_trains_with_randbet_and_reports_the_validation_pa(tm
     _, meta = load_base_model(out)
     assert (meta["norm"], meta["clip"], meta["randbet_ber"]) == ("group", 0.1, 0.01)
     assert meta["config"]["randbet_threshold"] == 10.0 and meta["metrics"][0]["randbet_on"] == 1.0
+
+
+# -- fine-tuning from a saved model ------------------------------------------------------------
+
+def test_fine_tuning_starts_from_the_initial_models_weights_and_records_it(tmp_path):
+    first = BaseTrainer(dataclasses.replace(TINY, epochs=1), tmp_path / "clip.pt", progress=False)
+    first.run()
+    init, _ = load_base_model(tmp_path / "clip.pt")
+    # one step at a vanishing learning rate: the fine-tuned model is the initial one, up to rounding
+    config = dataclasses.replace(TINY, epochs=1, limit_batches=1, lr=1e-12, init_base=str(tmp_path / "clip.pt"))
+    meta = BaseTrainer(config, tmp_path / "tuned.pt", progress=False).run()
+    tuned, _ = load_base_model(tmp_path / "tuned.pt")
+    assert same_weights(tuned, init)
+    assert meta["init_fingerprint"] == model_fingerprint(init)
+    fresh = BaseTrainer(dataclasses.replace(config, init_base=None), tmp_path / "fresh.pt", progress=False).run()
+    assert fresh["init_fingerprint"] is None
+    assert not same_weights(load_base_model(tmp_path / "fresh.pt")[0], init)
+
+
+def test_fine_tuning_refuses_a_model_of_another_shape_before_writing(tmp_path):
+    BaseTrainer(dataclasses.replace(TINY, epochs=1, limit_batches=1), tmp_path / "gn.pt", progress=False).run()
+    for change, named in ((dict(norm="batch"), "norm='group'"), (dict(width=0.125), "width=0.0625")):
+        config = dataclasses.replace(TINY, init_base=str(tmp_path / "gn.pt"), **change)
+        with pytest.raises(ValueError, match=named):
+            BaseTrainer(config, tmp_path / "out.pt", progress=False)
+        assert not (tmp_path / "out.pt").exists() and not (tmp_path / "out.pt.partial").exists()
+    args = ["train-base", "--model", "vgg11", "--width", "0.0625", "--init-base", str(tmp_path / "gn.pt"),
+            "-o", str(tmp_path / "out.pt")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "norm='group'" in result.output.splitlines()[-1]

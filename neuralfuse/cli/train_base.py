@@ -35,6 +35,9 @@ from sramsim.cli_types import BER, SEED
               help="Bit-error training is on for a batch only while its clean loss is below this.")
 @click.option("--randbet-grad-clip", type=click.FloatRange(0, min_open=True), default=0.05,
               show_default=True, help="Element-wise bound of the bit-error training gradients.")
+@click.option("--init-base", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Start from this base model's weights (fine-tuning, e.g. bit-error training of a "
+              "clipped model) instead of a random initialization; same --model, --width and --norm.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--val-size", type=click.IntRange(0), default=0, show_default=True,
               help="Training images held out for per-epoch validation (e.g. 5000 of CIFAR's 50,000); "
