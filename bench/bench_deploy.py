@@ -152,7 +152,7 @@ def bench_resnet(args: argparse.Namespace, ber: float) -> None:
         times.append(time.perf_counter())
         deployment._writer.write_quantized(faults.bounds, faults.index, faults.value)
         times.append(time.perf_counter())
-        deployment._writer.put(faults.bounds, faults.index, faults.clean, skip_rewritten=True)
+        deployment._writer.clear(faults.bounds, faults.index, faults.clean, skip_rewritten=True)
         deployment._writer.restore()
         times.append(time.perf_counter())
         return times[1] - times[0], times[2] - times[1], times[3] - times[2]

@@ -300,7 +300,7 @@ class Deployment:
             self._state = "faulty"
             yield self.model
         finally:
-            self._writer.put(faults.bounds, faults.index, faults.clean, skip_rewritten=outer)
+            self._writer.clear(faults.bounds, faults.index, faults.clean, skip_rewritten=outer)
             if outer:
                 self._writer.restore()
             self._state = "original" if outer else "quantized"
