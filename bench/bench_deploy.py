@@ -22,7 +22,8 @@ quantization grid, so entering ``at`` rewrites every weight):
   written (quantized, with the chip's values where faults change them), the parameters swapped
   back to their originals.
 
-Goal: ``at() alone`` at most 2% of the forward pass on 2 cores.
+Goals: with an fp32 forward pass, ``at() alone`` at most 2% of it on 2 cores; with a bf16 one (three
+times cheaper), ``at()`` nested in ``quantized()`` at most 5% of it.
 
 Transformer (12 ``nn.TransformerEncoderLayer`` of width 768, a 50,257-token embedding and output
 layer: 162M weights, embeddings included), ``at()`` nested in ``quantized()``. Goal: 0.4 s per chip.
@@ -60,7 +61,8 @@ from sramsim import Deployment
 from sramsim.deployment import stored_tensors
 from sramsim.quant import from_codes, quantize, to_codes
 
-RESNET_GOAL = 0.02
+RESNET_GOALS = {"fp32": ("alone", "at() alone", 0.02), "bf16": ("nested", "at() nested in quantized()", 0.05)}
+"""Per forward-pass precision: the measurement the goal is on, its label, and the most it may cost."""
 TRANSFORMER_GOAL = 0.4  # seconds per chip
 
 
@@ -196,9 +198,10 @@ def bench_resnet(args: argparse.Namespace, ber: float) -> None:
               f"swapped back {restore * 1e3:.1f} ms")
         print(f"    speed-up over the fair naive version: {med('naive', 0) / med('alone', 0):.1f}x alone, "
               f"{med('naive', 0) / med('nested', 0):.1f}x nested")
-        ratio = share("alone")[0]
-        print(f"    {'PASS' if ratio <= RESNET_GOAL else 'FAIL'}: at() alone costs {ratio:.2%} of a "
-              f"forward pass with {threads} thread(s) (goal {RESNET_GOAL:.0%} on 2 cores)")
+        key, label, goal = RESNET_GOALS[args.precision]
+        ratio = share(key)[0]
+        print(f"    {'PASS' if ratio <= goal else 'FAIL'}: {label} costs {ratio:.2%} of a {args.precision} "
+              f"forward pass with {threads} thread(s) (goal {goal:.0%})")
 
 
 def bench_transformer(args: argparse.Namespace) -> None:
