@@ -41,7 +41,7 @@ from numba.typed import List
 from torch import nn
 from torch.autograd.graph import increment_version
 
-from sramsim import _kernels
+from sramsim import _tensor_writes
 from sramsim.storage import QuantParams, StorageFormat
 
 #: Elements (or changed weights) per work item of the batched writes.
@@ -128,7 +128,7 @@ class _Batch:
 
     def _whole(self, members: np.ndarray) -> np.ndarray:
         """The work items that cover these members' tensors in full."""
-        return _kernels.chunk_table(members, np.zeros_like(members), self.sizes[members], CHUNK)
+        return _tensor_writes.chunk_table(members, np.zeros_like(members), self.sizes[members], CHUNK)
 
     def _members(self, bounds: np.ndarray, skip_rewritten: bool) -> tuple[np.ndarray, ...]:
         """The members written (all, or those on their grid) and their changed weights'
@@ -140,9 +140,9 @@ class _Batch:
     def _scatter(self, members: np.ndarray, starts: np.ndarray, stops: np.ndarray, index: np.ndarray,
                  values: np.ndarray) -> None:
         """Write ``values`` at ``index`` into these members' targets, weight by weight."""
-        chunks = _kernels.chunk_table(members, starts, stops, CHUNK)
+        chunks = _tensor_writes.chunk_table(members, starts, stops, CHUNK)
         if chunks.size:
-            _kernels.scatter_scaled(self.flats, self.scales, self.shifts, index, values, chunks)
+            _tensor_writes.scatter_scaled(self.flats, self.scales, self.shifts, index, values, chunks)
         for m in members[stops > starts]:   # autograd: a graph that saved them then refuses
             increment_version(self.params[m])
 
@@ -155,9 +155,9 @@ class _Batch:
             if self.tensors[m].chip_copy is None:
                 self.chip_flats[m] = self.tensors[m].chip_array()
         if self.in_chip_copies.size:   # every weight from its integer, the chip's where it has one
-            _kernels.write_scaled(self.chip_flats, self.qs, self.scales, self.shifts,
-                                  self._whole(self.in_chip_copies), index, values, bounds[self.positions],
-                                  bounds[self.positions + 1], True)
+            _tensor_writes.write_scaled(self.chip_flats, self.qs, self.scales, self.shifts,
+                                        self._whole(self.in_chip_copies), index, values, bounds[self.positions],
+                                        bounds[self.positions + 1], True)
         for m in self.in_chip_copies:
             self.tensors[m].swap(self.tensors[m].chip_copy)
 
@@ -173,8 +173,8 @@ class _Batch:
         if self.rewrite_chunks.size:
             starts = bounds[self.positions] if bounds is not None else _NO_INDEX
             stops = bounds[self.positions + 1] if bounds is not None else starts
-            _kernels.write_scaled(self.flats, self.qs, self.scales, self.shifts, self.rewrite_chunks, index, values,
-                                  starts, stops, bounds is not None)   # streamed: a chip's weights
+            _tensor_writes.write_scaled(self.flats, self.qs, self.scales, self.shifts, self.rewrite_chunks, index,
+                                        values, starts, stops, bounds is not None)   # streamed: a chip's weights
         if bounds is not None:
             self.put(bounds, index, values, skip_rewritten=True)
 

@@ -77,7 +77,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 import characterization
-from sramsim import _kernels, layouts
+from sramsim import _perturb, layouts
+from sramsim._parallel import parallel
 from sramsim._writes import StoredTensor, WeightWriter
 from sramsim.array import ArrayGeometry, MemoryLayout
 from sramsim.faults import FAULT_MODEL_SEMANTICS, Chip, FaultMap, max_hazard
@@ -419,9 +420,10 @@ class Deployment:
                 fault_map, self._q, self.layout.offsets, flip, code_xor), len(fault_map))
         buffers = self._buffers if reuse_buffers and self._buffers is not None else _empty_buffers()
         g = self.geometry
-        buffers, n, counts, faulty = _kernels.parallel(
-            _kernels.perturb_chip, np.uint64(chip.seed), self.layout.n_arrays, g.rows, g.cols,
-            self.bits, max_hazard(rate), self._q, self.layout.offsets, flip, code_xor, buffers)
+        faults = _perturb.ChipFaults(np.uint64(chip.seed), max_hazard(rate), flip, code_xor)
+        arrays = _perturb.WordArrays(g.rows, g.cols, self.bits)
+        buffers, n, counts, faulty = parallel(_perturb.perturb_chip, faults, arrays, self.layout.n_arrays,
+                                              self._q, self.layout.offsets, buffers)
         if reuse_buffers:
             self._buffers = buffers
         index, value, clean = buffers[:3]
@@ -485,7 +487,7 @@ def _memory_config(memory: MemoryConfig | None, **shorthands: object) -> MemoryC
 
 
 def _empty_buffers() -> tuple[np.ndarray, ...]:
-    """Output and scratch buffers for :func:`sramsim._kernels.perturb_chip`, grown by it."""
+    """Output and scratch buffers for :func:`sramsim._perturb.perturb_chip`, grown by it."""
     return tuple(np.empty(0, dtype) for dtype in (np.int64, np.int8, np.int8) * 2)
 
 
