@@ -15,7 +15,7 @@ from numba import get_thread_id, njit, prange
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from sramsim._addressing import column_table, word_in_array
-from sramsim._bits import bits_set, nonzero_bits
+from sramsim._bits import bits_set, nonzero_bits, popcount
 from sramsim._fault_streams import ONE, array_faults
 from sramsim._parallel import ARRAYS_PER_CHUNK, chunk_starts, slot_size, unslot
 
@@ -82,6 +82,17 @@ def _changed_bits(masks, lo, hi, q, code):
 
 
 @njit(cache=True)
+def _write_entry(out, m, w, q, diff, mask, half, index_base):
+    """Entry ``m`` of ``out`` (index, value, clean) for word ``w`` of the array: ``index_base``
+    plus ``w``, the integer its new code reads as, its clean integer."""
+    index, value, clean = out
+    read = np.int64((np.uint8(q[w]) & mask) ^ diff[w])   # the new code XOR xor
+    index[np.uint64(m)] = index_base + np.int64(w)
+    value[np.uint64(m)] = read - ((read & half) << 1)
+    clean[np.uint64(m)] = q[w]
+
+
+@njit(cache=True)
 def _apply_words(masks, lo, hi, q, code, out, m, index_base):
     """Apply the faults of words ``lo .. hi - 1`` of an array (one tensor's) to their codes.
 
@@ -93,10 +104,11 @@ def _apply_words(masks, lo, hi, q, code, out, m, index_base):
     integer. Returns (``m`` plus the number of such words, faulty bits, flipped bits).
 
     One pass over every word in SIMD (a word not faulty changes nothing), then, 64 words at a
-    time, the changed ones: no work per faulty cell, no data-dependent branch per word."""
+    time, the changed ones, the first four of a block without a branch (a block has 2.5 at 1%
+    BER): no work per faulty cell, no data-dependent branch per word."""
     faults, _, diff = masks
     mask = code[0]
-    index, value, clean = out
+    index = out[0]
     half = np.int64(mask + 1) >> 1
     _changed_bits(masks, lo, hi, q, code)
     for base in range(lo - lo % 64, hi, 64):
@@ -105,15 +117,22 @@ def _apply_words(masks, lo, hi, q, code, out, m, index_base):
             changed &= ~((ONE << np.uint64(lo - base)) - ONE)
         if hi - base < 64:
             changed &= (ONE << np.uint64(hi - base)) - ONE
+        count = np.int64(popcount(changed))
+        r = 0
+        if m + 64 <= index.size:   # room for the whole block: the first four entries whether or not
+            last = np.uint64(min(hi - base, 64) - 1)   # there are that many (no branch for them)
+            for r in range(4):
+                w = np.uint64(base) + min(np.uint64(trailing_zeros(changed)), last)
+                _write_entry(out, m + r, w, q, diff, mask, half, index_base)
+                changed &= changed - ONE
+            r = 4
         while changed != 0:
-            w = np.uint64(base) + np.uint64(trailing_zeros(changed))
+            if m + r < index.size:
+                _write_entry(out, m + r, np.uint64(base) + np.uint64(trailing_zeros(changed)), q, diff, mask,
+                             half, index_base)
             changed &= changed - ONE
-            if m < index.size:
-                read = np.int64((np.uint8(q[w]) & mask) ^ diff[w])   # the new code XOR xor
-                index[np.uint64(m)] = index_base + np.int64(w)
-                value[np.uint64(m)] = read - ((read & half) << 1)
-                clean[np.uint64(m)] = q[w]
-            m += 1
+            r += 1
+        m += count
     return m, bits_set(faults, lo, hi), bits_set(diff, lo, hi)
 
 

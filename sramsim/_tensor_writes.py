@@ -51,12 +51,12 @@ def write_scaled(flats, qs, scales, shifts, chunks, index, q_at, starts, stops, 
         m, a, b = chunks[c, 0], chunks[c, 1], chunks[c, 2]
         q = qs[m][a:b]
         if starts.size:
-            i = starts[m] + np.searchsorted(index[starts[m]:stops[m]], a)
-            if i < stops[m] and index[i] < b:
+            entries = index[starts[m]:stops[m]]
+            first, stop = starts[m] + np.searchsorted(entries, a), starts[m] + np.searchsorted(entries, b)
+            if first < stop:
                 q = q.copy()
-                while i < stops[m] and index[i] < b:
-                    q[index[i] - a] = q_at[i]
-                    i += 1
+                for i in range(np.uint64(first), np.uint64(stop)):   # unsigned: no wraparound checks
+                    q[np.uint64(index[i] - a)] = q_at[i]
         out, scale, shift = flats[m][a:b], scales[m], shifts[m]
         if streaming:
             stream_scaled(out, q, scale, shift)
