@@ -117,6 +117,8 @@ def _apply_words(masks, lo, hi, q, code, out, m, index_base):
             changed &= ~((ONE << np.uint64(lo - base)) - ONE)
         if hi - base < 64:
             changed &= (ONE << np.uint64(hi - base)) - ONE
+        if changed == 0:   # most blocks at a low BER
+            continue
         count = np.int64(popcount(changed))
         r = 0
         if m + 64 <= index.size:   # room for the whole block: the first four entries whether or not
