@@ -115,10 +115,10 @@ class MemoryLayout:
         """For flat cell indices, the stream index of the weight each holds and which of its bits;
         both are -1 for a cell that holds no weight bit."""
         cells = np.ascontiguousarray(cells, dtype=np.int64)
-        from sramsim import _kernels  # numba loads with the first kernel call, not with this module
+        from sramsim import _addressing  # numba loads with the first kernel call, not with this module
 
         g = self.geometry
-        return _kernels.cells_to_words(cells, g.rows, g.cols, self.bits, self.n_words)
+        return _addressing.cells_to_words(cells, g.rows, g.cols, self.bits, self.n_words)
 
     def tensor_of_words(self, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(tensor index, flattened element index) of stream indices ``words`` (all valid)."""

@@ -38,25 +38,28 @@ back bit for bit, also after an exception.
 
 No copy of the model is made: its own ``Parameter`` objects hold the chip's weights. A stored
 tensor whose weights are already on their format's quantization grid (e.g. a model exported after
-quantization-aware training) is written in place, only where a fault changes a weight, and
-cleared on exit. Any other gets a scratch tensor of its shape and strides, made once (as much
-memory as a copy of those weights), that receives its quantized weights; inside the block the
-parameter's storage is swapped to it (``param.data``) and on exit swapped back, so restoring the
-originals copies nothing. Optimizers, hooks and modules see the chip's weights through the
-parameters; a tensor taken from a parameter's old storage before the block (``.data``,
-``detach()``, ``state_dict()``) keeps the originals, and a tool that recorded storage addresses
-(CUDA graphs) must record inside the block. Writes run under ``torch.no_grad()``, so parameters
+quantization-aware training) is written in place where a chip changes few of its weights, only
+there, and cleared on exit. Any other gets a scratch tensor of its shape and strides, made once (as
+much memory as a copy of those weights), that receives its quantized weights; inside the block
+the parameter's storage is swapped to it (``param.data``) and on exit swapped back, so restoring
+the originals copies nothing. A chip that changes more than 1/64 of the weights of a tensor that
+keeps its quantized ones (inside ``quantized()``, or on its grid) writes them all to a chip copy
+of the tensor, made once (one more copy of those weights), swapped in and out the same way.
+Optimizers, hooks and modules see the chip's weights through the parameters; a tensor taken from
+a parameter's old storage before the block (``.data``, ``detach()``, ``state_dict()``) keeps the
+originals, and a tool that recorded storage addresses (CUDA graphs) must record inside the block. Writes run under ``torch.no_grad()``, so parameters
 with ``requires_grad=True`` work and a forward and backward pass may run inside the block; a graph
 kept past the block's end refuses to backpropagate (torch's in-place error) instead of using
 weights that have changed since.
 
 Cost: entering ``at()`` draws the chip's faults and writes the tensors not on their grid in one
 streamed pass; leaving is free. Nested in ``quantized()``, each chip writes only the weights its
-faults change and clears them on exit (a tensor where they are more than 1/64 of its weights is
-rewritten from its integers instead: ``sramsim._writes``). Both are well under the cost of one
-forward pass: on a 2-core VM, ResNet18 at batch 128 (a forward pass 0.73-0.86 s), a new chip costs
-12-14 ms alone and 16-18.5 ms nested at 0.83 Vmin (1% BER), 7 and 10 ms at 0.86 Vmin, 4.4 and 4.7
-ms at 0.90 Vmin (``bench/bench_deploy.py``, with a forward pass between chips).
+faults change and clears them on exit, or streams a tensor where they are more than 1/64 of its
+weights into its chip copy, which leaving swaps out (``sramsim._writes``). Both are a few percent
+of one forward pass: on a 2-core Intel Xeon with AMX running two trainings, ResNet18 at 1% BER
+(0.834 Vmin), a new chip costs 18.3 ms alone and 17.9 ms nested on one thread, 19.5 and 18.1 ms on
+two, 18.7 / 20.0 ms nested with a forward pass between chips: 3.0-3.6% of a batch-128 bf16 forward
+pass of 0.55-0.59 s (``bench/bench_deploy.py --precision bf16``, medians of three runs).
 
     with deployment.quantized():
         for seed in range(10):
@@ -77,7 +80,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 import characterization
-from sramsim import _kernels, layouts
+from sramsim import _perturb, layouts
+from sramsim._parallel import parallel
 from sramsim._writes import StoredTensor, WeightWriter
 from sramsim.array import ArrayGeometry, MemoryLayout
 from sramsim.faults import FAULT_MODEL_SEMANTICS, Chip, FaultMap, max_hazard
@@ -300,7 +304,7 @@ class Deployment:
             self._state = "faulty"
             yield self.model
         finally:
-            self._writer.put(faults.bounds, faults.index, faults.clean, skip_rewritten=outer)
+            self._writer.clear(faults.bounds, faults.index, faults.clean, skip_rewritten=outer)
             if outer:
                 self._writer.restore()
             self._state = "original" if outer else "quantized"
@@ -419,9 +423,10 @@ class Deployment:
                 fault_map, self._q, self.layout.offsets, flip, code_xor), len(fault_map))
         buffers = self._buffers if reuse_buffers and self._buffers is not None else _empty_buffers()
         g = self.geometry
-        buffers, n, counts, faulty = _kernels.parallel(
-            _kernels.perturb_chip, np.uint64(chip.seed), self.layout.n_arrays, g.rows, g.cols,
-            self.bits, max_hazard(rate), self._q, self.layout.offsets, flip, code_xor, buffers)
+        faults = _perturb.ChipFaults(np.uint64(chip.seed), max_hazard(rate), flip, code_xor)
+        arrays = _perturb.WordArrays(g.rows, g.cols, self.bits)
+        buffers, n, counts, faulty = parallel(_perturb.perturb_chip, faults, arrays, self.layout.n_arrays,
+                                              self._q, self.layout.offsets, buffers)
         if reuse_buffers:
             self._buffers = buffers
         index, value, clean = buffers[:3]
@@ -485,7 +490,7 @@ def _memory_config(memory: MemoryConfig | None, **shorthands: object) -> MemoryC
 
 
 def _empty_buffers() -> tuple[np.ndarray, ...]:
-    """Output and scratch buffers for :func:`sramsim._kernels.perturb_chip`, grown by it."""
+    """Output and scratch buffers for :func:`sramsim._perturb.perturb_chip`, grown by it."""
     return tuple(np.empty(0, dtype) for dtype in (np.int64, np.int8, np.int8) * 2)
 
 

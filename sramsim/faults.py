@@ -8,7 +8,7 @@ faulty at V is faulty, with the same stuck value, at every lower voltage of the 
 
 Every array has its own counter-based random stream keyed by (seed, array index), so any region of
 any chip is generated on demand, identically on every machine and in any order, with work
-proportional to the number of faulty cells (see :mod:`sramsim._kernels` for the algorithm).
+proportional to the number of faulty cells (see :mod:`sramsim._fault_streams` for the algorithm).
 
 Fault models (what a faulty cell does to the bit stored in it; :data:`FAULT_MODELS`):
 
@@ -160,10 +160,10 @@ class Chip:
         per_array = self.geometry.cells
         stop = start + n_cells
         first, last = start // per_array, -(-stop // per_array)
-        from sramsim import _kernels  # numba loads with the first kernel call, not with this module
+        from sramsim import _fault_cells, _parallel  # numba loads with the first kernel call, not with this module
 
-        cells, stuck, hazard = _kernels.parallel(
-            _kernels.fault_cells, np.uint64(self.seed), first, last, per_array, max_hazard(rate),
+        cells, stuck, hazard = _parallel.parallel(
+            _fault_cells.fault_cells, np.uint64(self.seed), first, last, per_array, max_hazard(rate),
             start, stop)
         return FaultMap(cells, stuck, hazard, int(start), int(n_cells), rate,
                         None if voltage is None else float(voltage), self.seed, self.tech,

@@ -186,12 +186,12 @@ def apply_array_faults(fault_map: FaultMap, q: np.ndarray, offsets: np.ndarray, 
                        flip: bool, code_xor: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``fault_map``'s cells applied under ``"arrays"`` (:class:`sramsim.array.MemoryLayout` of
     ``bits``-bit words in arrays of the map's geometry) to the int8 weights ``q``: what
-    :func:`sramsim._kernels.perturb_chip` computes from the chip's seed, from a map instead (the
+    :func:`sramsim._perturb.perturb_chip` computes from the chip's seed, from a map instead (the
     same results for the chip's own map). Arguments and results as :func:`apply_code_faults`."""
-    from sramsim import _kernels  # numba loads with the first kernel call, not with this module
+    from sramsim import _addressing  # numba loads with the first kernel call, not with this module
 
     g = fault_map.geometry
-    word, bit = _kernels.cells_to_words(fault_map.cells, g.rows, g.cols, bits, q.size)
+    word, bit = _addressing.cells_to_words(fault_map.cells, g.rows, g.cols, bits, q.size)
     keep = word >= 0                                    # words follow the sorted cells' order
     words, mask, stuck = _word_masks(word[keep], bit[keep], fault_map.stuck[keep])
     clean = q[words]

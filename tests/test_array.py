@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from sramsim import _kernels
+from sramsim import _addressing
 from sramsim.array import ArrayGeometry, MemoryLayout
 
 
@@ -65,9 +65,9 @@ def test_the_row_of_a_cell_is_its_integer_quotient_up_to_the_largest_array(cols,
     rng = np.random.default_rng(cols)
     starts = np.concatenate([[hard_row], rng.integers(1, rows, 500)]) * cols
     cells = np.concatenate([starts, starts - 1, [0, cols - 1, rows * cols - 1]])
-    table = _kernels._column_table(cols, 8)
+    table = _addressing.column_table(cols, 8)
     for cell in cells:
-        word, bit = _kernels._word_in_array(cell, cols, 1.0 / cols, cols // 8, table)
+        word, bit = _addressing.word_in_array(cell, cols, 1.0 / cols, cols // 8, table)
         row, col = divmod(int(cell), cols)
         expected = (-1, -1) if table[col, 0] < 0 else (row * (cols // 8) + col // 8, col % 8)
         assert (word, bit) == expected, (cell, cols)

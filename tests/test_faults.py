@@ -12,7 +12,7 @@ from numba import njit
 from scipy import stats
 
 import characterization
-from sramsim import _kernels
+from sramsim import _fault_streams
 from sramsim.array import ArrayGeometry
 from sramsim.cli import main
 from sramsim.faults import FAULT_MODELS, Chip, FaultMap, check_fault_model
@@ -29,7 +29,7 @@ def _mix(z: int) -> int:
 
 
 def reference_array_faults(seed: int, array: int, n: int, ber: float) -> tuple[list, list]:
-    """The documented algorithm of sramsim._kernels, in plain Python: (cells, stuck) of one array
+    """The documented algorithm of sramsim._fault_streams, in plain Python: (cells, stuck) of one array
     in stream order (increasing failure quantile)."""
     state = _mix((_mix((seed + GAMMA) & MASK64) + _mix((array * GAMMA + GAMMA) & MASK64)) & MASK64)
     hazard, cells, stuck = 0.0, [], []
@@ -85,7 +85,7 @@ def test_the_kernels_log_is_within_an_ulp_of_the_exact_log():
 def _log_uniforms(draws):
     out = np.empty(draws.size)
     for i in range(draws.size):
-        out[i] = _kernels._log_uniform(draws[i])
+        out[i] = _fault_streams._log_uniform(draws[i])
     return out
 
 

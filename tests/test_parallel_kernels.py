@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from sramsim import Chip, Deployment, MemoryConfig, _kernels, _stores
+from sramsim import Chip, Deployment, MemoryConfig, _fault_cells, _perturb, _stores
+from sramsim._parallel import ARRAYS_PER_CHUNK
 from sramsim.array import ArrayGeometry
 from sramsim.faults import max_hazard
 
@@ -17,8 +18,8 @@ def serial_fault_cells(seed, first, stop, n, hazard, lo, hi):
     """The serial kernel: one chunk made of all the arrays, with room for every cell."""
     size = (stop - first) * n
     cells, stuck, hz = np.empty(size, np.int64), np.empty(size, np.uint8), np.empty(size, np.float64)
-    scratch = [row[0] for row in _kernels._map_buffers(1, n)]
-    k = _kernels._chunk_cells(np.uint64(seed), first, stop, n, hazard, lo, hi, tuple(scratch), cells, stuck, hz)
+    scratch = [row[0] for row in _fault_cells._map_buffers(1, n)]
+    k = _fault_cells._chunk_cells(np.uint64(seed), first, stop, n, hazard, lo, hi, tuple(scratch), cells, stuck, hz)
     return cells[:k], stuck[:k], hz[:k]
 
 
@@ -29,7 +30,7 @@ def test_fault_cells_equal_the_serial_kernel(numba_threads, threads, slot):
     n, hazard = GEOMETRY.cells, max_hazard(0.02)
     lo, hi = 3 * n + 17, 61 * n - 5
     expected = serial_fault_cells(2**41 + 9, 3, 61, n, hazard, lo, hi)
-    got = _kernels.fault_cells(np.uint64(2**41 + 9), 3, 61, n, hazard, lo, hi, threads, slot)
+    got = _fault_cells.fault_cells(np.uint64(2**41 + 9), 3, 61, n, hazard, lo, hi, threads, slot)
     assert expected[0].size > 1000
     for a, b in zip(expected, got):
         np.testing.assert_array_equal(a, b)
@@ -51,17 +52,24 @@ def _model() -> nn.Module:
     return nn.Sequential(nn.Conv2d(3, 16, 3), nn.Linear(16, 300), nn.Linear(300, 500), nn.Linear(500, 7))
 
 
-def serial_perturb(deployment: Deployment, seed: int, ber: float, flip: bool):
+def _faults_and_arrays(deployment: Deployment, seed: int, ber: float) -> tuple:
+    """The kernels' records of a deployment's chip ``seed`` at ``ber``: (ChipFaults, WordArrays)."""
+    g, bits = deployment.geometry, deployment.bits
+    return (_perturb.ChipFaults(np.uint64(seed), max_hazard(ber), deployment.fault_model == "flip",
+                                deployment.storage.code_xor(bits)),
+            _perturb.WordArrays(g.rows, g.cols, bits))
+
+
+def serial_perturb(deployment: Deployment, seed: int, ber: float):
     """The serial kernel on all arrays at once: (index, value, clean, counts, faulty cells)."""
     layout, g = deployment.layout, deployment.geometry
     size = layout.n_arrays * g.cells
     out = np.empty(size, np.int64), np.empty(size, np.int8), np.empty(size, np.int8)
     counts = np.zeros((len(layout.sizes), 3), np.int64)
-    scratch = tuple(row[0] for row in _kernels._perturb_buffers(1, g.cells, g.rows * (g.cols // deployment.bits)))
-    m, faulty = _kernels._perturb_arrays(np.uint64(seed), 0, layout.n_arrays, g.rows, g.cols,
-                                         deployment.bits, max_hazard(ber), deployment._q, layout.offsets,
-                                         flip, deployment.storage.code_xor(deployment.bits), scratch,
-                                         *out, counts)
+    faults, arrays = _faults_and_arrays(deployment, seed, ber)
+    scratch = tuple(row[0] for row in _perturb._perturb_buffers(1, arrays))
+    m, faulty = _perturb._perturb_arrays(faults, arrays, 0, layout.n_arrays, deployment._q, layout.offsets,
+                                         scratch, out, counts)
     return (*(a[:m] for a in out), counts, faulty)
 
 
@@ -72,14 +80,13 @@ def test_perturb_chip_equals_the_serial_kernel(numba_threads, threads, slot, fau
     numba_threads(threads)
     deployment = Deployment(_model(), geometry=GEOMETRY,
                             memory=MemoryConfig(bits=bits, fault_model=fault_model, storage=storage))
-    flip = fault_model == "flip"
-    index, value, clean, counts, faulty = serial_perturb(deployment, 5, 0.03, flip)
-    layout, g = deployment.layout, GEOMETRY
+    index, value, clean, counts, faulty = serial_perturb(deployment, 5, 0.03)
+    layout = deployment.layout
     buffers = tuple(np.empty(0, t) for t in (np.int64, np.int8, np.int8) * 2)
-    buffers, n, got_counts, got_faulty = _kernels.perturb_chip(
-        np.uint64(5), layout.n_arrays, g.rows, g.cols, bits, max_hazard(0.03), deployment._q,
-        layout.offsets, flip, deployment.storage.code_xor(bits), buffers, threads, slot)
-    assert layout.n_arrays > 2 * _kernels.ARRAYS_PER_CHUNK and n > 500
+    buffers, n, got_counts, got_faulty = _perturb.perturb_chip(
+        *_faults_and_arrays(deployment, 5, 0.03), layout.n_arrays, deployment._q, layout.offsets, buffers,
+        threads, slot)
+    assert layout.n_arrays > 2 * ARRAYS_PER_CHUNK and n > 500
     assert n == index.size and got_faulty == faulty
     np.testing.assert_array_equal(got_counts, counts)
     for a, b in zip((index, value, clean), buffers[:3]):

@@ -118,16 +118,23 @@ def test_robust_at_ber_zero_is_the_quantized_model(dtype):
         assert torch.equal(p, original[name])
 
 
-def test_a_model_on_its_robust_grid_is_written_in_place():
+def test_a_model_on_its_robust_grid_is_written_in_place_where_a_chip_changes_few_weights():
+    """Few changes are written into the parameters' own tensors; a tensor where more than
+    DENSE_FRACTION of the weights change gets its chip's weights in a copy, swapped in and out."""
     model = small_model()
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(ROBUST.decode(*ROBUST.quantize(p, 8), 8))
+    originals = [p.detach().clone() for p in model.parameters()]
     deployment = Deployment(model, include_bias=True, memory=MemoryConfig(storage="robust"))
     assert all(t.scratch is None for t in deployment._writer.tensors)
     before = [p.data_ptr() for p in model.parameters()]
-    with deployment.at(ber=0.01, chip=1):
+    with deployment.at(ber=0.0005, chip=1):
         assert [p.data_ptr() for p in model.parameters()] == before
+    with deployment.at(ber=0.05, chip=1):
+        assert all(p.data_ptr() != b for p, b in zip(model.parameters(), before) if p.numel() > 1000)
+    assert [p.data_ptr() for p in model.parameters()] == before
+    assert all(torch.equal(p, o) for p, o in zip(model.parameters(), originals))
     # on the symmetric grid it is not on the robust one
     assert any(t.scratch is not None for t in Deployment(model, include_bias=True)._writer.tensors)
 
