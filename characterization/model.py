@@ -88,7 +88,8 @@ class VoltageModel:
         outside = (v < lo - _RANGE_TOLERANCE) | (v > hi + _RANGE_TOLERANCE)
         if self.extrapolate or not outside.any():
             return
-        beyond = "load the technology with extrapolate=True to extrapolate the fit"
+        beyond = (f"to extrapolate the fit, load it from Python as "
+                  f"characterization.load({self.name!r}, extrapolate=True)")
         if asked_ber is None:
             what = f"V/Vmin = {v[outside][0]:g}"
             beyond = f"give a voltage inside it or a bit-error rate instead, or {beyond}"

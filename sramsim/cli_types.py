@@ -7,7 +7,8 @@
 - :class:`IntInterval`: an integer range that prints as ``[0, 2**63)``, not as 19 digits;
   :data:`SEED` is the chip and training seed range;
 - :data:`BER`, :data:`VOLTAGE` and :data:`WEIGHT_BITS`: the one range of each, so that both
-  command lines agree.
+  command lines agree;
+- :data:`TECH`: a technology name or characterization file, checked when parsed.
 """
 from __future__ import annotations
 
@@ -99,3 +100,22 @@ checked against the technology the command uses, and the error names its range).
 
 WEIGHT_BITS = click.IntRange(MIN_BITS, MAX_BITS)
 """Bits per stored weight: the quantizer's range, 2..8."""
+
+
+class Technology(click.ParamType):
+    """A technology name or characterization CSV (:func:`characterization.load`), checked when the
+    command line is parsed, so that the error names the option; the value stays the string."""
+
+    name = "tech"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        import characterization
+
+        try:
+            characterization.load(value)
+        except (OSError, ValueError) as err:
+            self.fail(str(err), param, ctx)
+        return value
+
+
+TECH = Technology()

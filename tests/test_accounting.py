@@ -240,6 +240,8 @@ def test_cli_accesses(tmp_path):
     (["--model", "ConvS", "--array", "0x32"], "'0x32' is not of the form ROWSxCOLS"),
     (["--model", "ConvS", "--dataflow", "xs"], "'xs' is not one of"),
     (["--model", "ConvS", "--input", "4x32x32"], "cannot run on an input of shape 4x32x32"),
+    (["--model", "resnet18", "--input", "3x32"], "its first convolution takes 3-channel images: give "
+     "channels x height x width, e.g. 3x32x32"),
 ])
 def test_cli_accesses_bad_input(tmp_path, args, hint):
     csv = tmp_path / "a.csv"

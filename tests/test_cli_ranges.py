@@ -41,11 +41,21 @@ def test_both_command_lines_give_a_setting_the_same_range(name, kind):
      "1 is not in the range 2<=x<=8."),
     (sramsim_main, ["energy", "--model", "resnet18", "--ber", "0"], "0.0 is not in the range 0<x<=0.5."),
     (neuralfuse_main, ["evaluate", "--base", __file__, "--ber", "0"], "0.0 is not in the range 0<x<=0.5."),
+    (neuralfuse_main, ["evaluate", "--base", __file__, "--ber", "0.01", "--tech", "3nm"],
+     "Invalid value for '--tech': unknown technology '3nm'"),
+    (neuralfuse_main, ["train-base", "--tech", "3nm", "-o", "x.pt"], "Invalid value for '--tech'"),
 ])
 def test_out_of_range_values_get_a_readable_one_line_error(main, args, message):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2 and message in result.output
     assert "9223372036854775807" not in result.output
+
+
+def test_an_out_of_range_voltage_says_how_to_extrapolate_from_python():
+    result = CliRunner().invoke(sramsim_main, ["faultmap", "--voltage", "0.5", "--chip", "0", "--arrays", "1",
+                                               "-o", "x.npz"])
+    assert result.exit_code == 2
+    assert "from Python as characterization.load('14nm-512x64', extrapolate=True)" in result.output
 
 
 def test_help_shows_the_seed_range_readably():

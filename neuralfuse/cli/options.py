@@ -11,7 +11,7 @@ import click
 
 from characterization import DEFAULT_TECH
 from neuralfuse.precision import DEFAULT_PRECISION, PRECISION_HELP, PRECISIONS
-from sramsim.cli_types import BER, VOLTAGE, WEIGHT_BITS, OutputPath
+from sramsim.cli_types import BER, TECH, VOLTAGE, WEIGHT_BITS, OutputPath
 from sramsim.faults import DEFAULT_FAULT_MODEL, FAULT_MODELS
 from sramsim.layouts import DEFAULT_LAYOUT, LAYOUTS
 from sramsim.storage import DEFAULT_STORAGE, STORAGE_FORMATS
@@ -141,7 +141,7 @@ def memory_options(inherited: str | None = None):
         click.option("--fault-model", type=click.Choice(FAULT_MODELS), default=None,
                      help="What a faulty cell does: stuck-at (the paper's) holds a random value, flip "
                      "inverts the bit." + _inherited(DEFAULT_FAULT_MODEL, inherited)),
-        click.option("--tech", default=None, help="Technology name or characterization file."
+        click.option("--tech", type=TECH, default=None, help="Technology name or characterization file."
                      + _inherited(DEFAULT_TECH, inherited)),
         layout_option(inherited))
 

@@ -10,13 +10,16 @@
 # NAME: vgg11-calibration (the reference VGG11 alone and behind the shipped UNetS, validation
 # images; its test twin is reference/vgg11/sweep), vgg11-robust[-calibration] (the reference VGG11,
 # robust storage), gn-clip[-calibration] and gn-clip-robust[-calibration] (the GroupNorm VGG11 trained
-# with weight clipping 0.1, symmetric and robust storage).
+# with weight clipping 0.1, symmetric and robust storage; gn-clip also behind the UNetS trained
+# for it, gn-clip-unets-s0, once that run exists), gn-clip-randbet[-calibration] (the clipped model
+# fine-tuned with random bit-error training).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} NUMBA_NUM_THREADS=${NUMBA_NUM_THREADS:-1}
 NF=${NF:-.venv/bin/neuralfuse}
 REFERENCE=reference/vgg11-cifar10.pt
 GN_CLIP=${GN_CLIP:-reference/strategies/vgg11-gn-clip.pt}
+GN_CLIP_NF=reference/strategies/gn-clip-unets-s0
 BERS=$(sed -n '/^SWEEP_BERS=/,/[0-9]$/p' reference/vgg11/generators.sh | tr -d '\\\n' | sed 's/SWEEP_BERS=//')
 COMMON=(--chips 10 --samples 1000 --dataset cifar10 --data-root .cache/cifar10-jpeg --no-progress --bers "$BERS")
 
@@ -26,7 +29,8 @@ run() {  # NAME
   case "${name%-calibration}" in
     vgg11) args=(--base "$REFERENCE" --run reference/vgg11/unets-s0-cosine) ;;
     vgg11-robust) args=(--base "$REFERENCE" --storage robust) ;;
-    gn-clip) args=(--base "$GN_CLIP") ;;
+    gn-clip) args=(--base "$GN_CLIP"); [[ -d $GN_CLIP_NF ]] && args+=(--run "$GN_CLIP_NF") ;;
+    gn-clip-randbet) args=(--base reference/strategies/vgg11-gn-clip-randbet.pt) ;;
     gn-clip-robust) args=(--base "$GN_CLIP" --storage robust) ;;
     *) echo "unknown sweep '$name' (see the header of $0)" >&2; exit 2 ;;
   esac

@@ -141,8 +141,11 @@ def _record_calls(model: nn.Module, input_shape: tuple[int, ...]) -> list[_Call]
             model(x)
     except RuntimeError as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+        hint = ("" if conv is None else f"its first convolution takes {conv.in_channels}-channel images: "
+                f"give channels x height x width, e.g. {conv.in_channels}x32x32 (torch: {first_line})")
         raise ValueError(f"{type(model).__name__} cannot run on an input of shape "
-                         f"{'x'.join(map(str, input_shape))}: {first_line}") from err
+                         f"{'x'.join(map(str, input_shape))}: {hint or first_line}") from err
     finally:
         for handle in handles:
             handle.remove()
