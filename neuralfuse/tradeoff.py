@@ -38,8 +38,9 @@ With ``out_dir`` the sweep is resumable. The folder holds
   and the data) plus versions and the command; rerunning with other arguments is an error (a
   sweep recorded before memory configs, with flat ``bits``, ``tech``, ``fault_model`` and
   ``layout``, counts as that config with symmetric storage: :func:`load_record`),
-  except that a rerun may add generators: it measures only them, at the points already there (it
-  must name every generator the folder holds, each the same model as before);
+  except that a rerun may add generators (it measures only them, at the points already there; it
+  must name every generator the folder holds, each the same model as before) and voltages, or
+  BERs to a BER sweep (it measures only the new points; it must give every one the folder holds);
 - ``points/``: one small JSON per finished (voltage, chip), written atomically as it completes
   (``v0.8300-chip3.json``; in a BER sweep ``ber0.0100000000-chip3.json``);
 - ``sweep.csv`` (and ``sweep.parquet`` when pyarrow is installed), ``chips.csv`` (one row per
@@ -428,8 +429,9 @@ class _PointStore:
     def __init__(self, path: str | Path, record: dict[str, Any]) -> None:
         earlier = Path(path) / "sweep.json"
         if earlier.is_file():
-            _check_generators_added(path, json.loads(earlier.read_text()).get("generators", {}),
-                                    record["generators"])
+            before = json.loads(earlier.read_text())
+            _check_generators_added(path, before.get("generators", {}), record["generators"])
+            _check_points_added(path, before, record)
         self.path = start_run(path, "sweep.json", record, _identity, what="sweep folder", error=SweepError)
         self.points = self.path / "points"
         self.points.mkdir(exist_ok=True)
@@ -456,13 +458,14 @@ class _PointStore:
 
 
 def _identity(record: dict[str, Any]) -> dict[str, Any]:
-    """What must match to resume a sweep: all but the provenance (paths), command, versions and
-    generators (which may grow: :func:`_check_generators_added`); the fingerprints stand for the
+    """What must match to resume a sweep: all but the provenance (paths), command, versions,
+    generators (which may grow: :func:`_check_generators_added`) and the voltages or BERs (which
+    may grow too: :func:`_check_points_added`); the fingerprints stand for the
     models and the data. A sweep recorded before memory configs, BER sweeps, splits, precisions or
     fault maps existed ran under its flat memory settings (:func:`sramsim.memory.recorded_memory`),
     over voltages, on test images, at fp32, on simulated chips (:data:`RECORD_DEFAULTS`)."""
     return {k: v for k, v in _with_defaults(record).items()
-            if k not in ("provenance", "generators", *SESSION_KEYS)}
+            if k not in ("provenance", "generators", "voltages", "bers", *SESSION_KEYS)}
 
 
 def _check_generators_added(path: str | Path, earlier: Mapping[str, Any], now: Mapping[str, Any]) -> None:
@@ -478,6 +481,19 @@ def _check_generators_added(path: str | Path, earlier: Mapping[str, Any], now: M
     if problems:
         raise SweepError(f"{str(path)!r} holds a sweep that this one can extend only with more "
                          f"generators ({'; '.join(problems)})")
+
+
+def _check_points_added(path: str | Path, earlier: Mapping[str, Any], now: Mapping[str, Any]) -> None:
+    """A rerun of the sweep in ``path`` may add voltages (or, to a BER sweep, BERs) to those of
+    ``earlier``, not leave one out, nor turn a voltage sweep into a BER sweep or back."""
+    axis = "bers" if "bers" in earlier else "voltages"
+    if ("bers" in now) != (axis == "bers"):
+        kind = {"bers": "a BER sweep (give --bers)", "voltages": "a voltage sweep (give --voltages)"}[axis]
+        raise SweepError(f"{str(path)!r} holds {kind}: a rerun may add {axis} to it, not change the axis")
+    left_out = sorted(set(earlier[axis]) - set(now[axis]))
+    if left_out:
+        raise SweepError(f"{str(path)!r} holds a sweep that this one can extend only with more {axis} "
+                         f"(it holds {', '.join(f'{x:g}' for x in left_out)}: give them again)")
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:

@@ -40,10 +40,10 @@ def setup():
     return model, TensorDataset(x, y), Shift().eval()
 
 
-def run(setup, out_dir=None, **kwargs):
+def run(setup, out_dir=None, voltages=VOLTAGES, **kwargs):
     model, data, generator = setup
     options = dict(generators={"shift": generator}, chips=4, out_dir=out_dir)
-    return sweep(model, data, VOLTAGES, **{**options, **kwargs})
+    return sweep(model, data, voltages, **{**options, **kwargs})
 
 
 @pytest.fixture(scope="module")
@@ -194,6 +194,25 @@ def test_a_sweep_extended_with_a_generator_measures_only_it(setup, swept, tmp_pa
         other.net.weight.mul_(2)
     with pytest.raises(SweepError, match="shift is another model now"):
         run(setup, tmp_path / "sweep", generators={"shift": other})
+
+
+def test_a_sweep_extended_with_voltages_measures_only_them(setup, swept, tmp_path, monkeypatch):
+    run(setup, tmp_path / "sweep", VOLTAGES[:2])   # 1.0 and 0.85 first
+    measured = []
+    measure = tradeoff.chip_accuracies
+
+    def counted(deployment, point, chips, input_sets, **kwargs):
+        measured.append(point.voltage)
+        return measure(deployment, point, chips, input_sets, **kwargs)
+
+    monkeypatch.setattr(tradeoff, "chip_accuracies", counted)
+    extended = run(setup, tmp_path / "sweep")       # all three
+    assert measured == [VOLTAGES[2]] * 4            # only the new voltage, on each of the 4 chips
+    pd.testing.assert_frame_equal(extended, swept[0])
+    assert (tmp_path / "sweep" / "sweep.csv").read_text() == (swept[1] / "sweep.csv").read_text()
+    assert json.loads((tmp_path / "sweep" / "sweep.json").read_text())["voltages"] == list(VOLTAGES)
+    with pytest.raises(SweepError, match="extend only with more voltages \\(it holds 0.72: give them again\\)"):
+        run(setup, tmp_path / "sweep", VOLTAGES[:2])
 
 
 def test_sweep_folder_with_other_arguments_is_refused(setup, swept, tmp_path):
@@ -432,10 +451,14 @@ def test_cli_ber_sweep_on_chosen_chips_and_images(held_out_checkpoint, tmp_path)
         f"ber{b:.10f}-chip{c}.json" for b in (0.01, 0.05) for c in (3, 4)]
 
     voltage_sweep = runner.invoke(main, sweep_args(held_out_checkpoint, out, "--first-chip", "3"))
-    assert voltage_sweep.exit_code == 2 and "holds a run with other settings (bers: [0.01, 0.05] before, None now" \
-        in voltage_sweep.output
+    assert voltage_sweep.exit_code == 2 and "holds a BER sweep (give --bers): a rerun may add bers to it, " \
+        "not change the axis" in voltage_sweep.output
     other_chips = runner.invoke(main, ber_sweep_args(held_out_checkpoint, out))
     assert other_chips.exit_code == 2 and "chips: [3, 4] before, [0, 1] now" in other_chips.output
+    denser = [("0.01,0.03,0.05" if a == "0.01,0.05" else a)
+              for a in ber_sweep_args(held_out_checkpoint, out, "--first-chip", "3")]
+    assert runner.invoke(main, denser).exit_code == 0                  # a BER sweep takes more BERs
+    assert list(pd.read_csv(out / "sweep.csv").ber) == [0.01, 0.03, 0.05]
 
     validation = runner.invoke(main, [*sweep_args(held_out_checkpoint, tmp_path / "val"), "--on", "validation"])
     assert validation.exit_code == 0, validation.output
