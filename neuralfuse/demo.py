@@ -10,8 +10,12 @@ writes into one folder:
 - the sweep (``sweep.csv``, ``chips.csv``, ``sweep.json``, ``points/``; see :mod:`neuralfuse.tradeoff`);
 - the plots ``pareto``, ``accuracy`` and ``curves`` (PNG and SVG; see :mod:`neuralfuse.plots`);
 - ``summary.txt`` and ``summary.json``, which lead with the answer a user wants: the weight-memory
-  energy saved at accuracy floors, with and without NeuralFuse; then CA and PA at the operating
-  point, the recovery and the chip-to-chip standard errors.
+  energy saved at accuracy floors, with and without NeuralFuse; then, where the setup ships a
+  robust base model (the same architecture trained with GroupNorm and weight clipping), "which
+  protection" pays at the lead floor: the base model alone, with NeuralFuse, or the robust model
+  (measured at the few voltages a scan from the base model's voltage needs, in ``robust/``:
+  :mod:`neuralfuse.floor_scan`; compared as :mod:`neuralfuse.strategies` does, with a bootstrap over
+  the chips); then CA and PA at the operating point, the recovery and the chip-to-chip standard errors.
 
 Setups:
 
@@ -47,17 +51,22 @@ from neuralfuse.checkpoint import load_base_model, load_generator
 from neuralfuse.criteria import MEAN, Criterion, parse_criterion
 from neuralfuse.data import fixed_subset, load_dataset
 from neuralfuse.evaluation import inherited_memory
+from neuralfuse.floor_scan import scan_floor
 from neuralfuse.plots import write_sweep_plots
 from neuralfuse import shipped
 from neuralfuse.precision import DEFAULT_PRECISION
 from neuralfuse.shipped import DEFAULT_SETUP
-from neuralfuse.tradeoff import BASE, operating_points, pareto_front, parse_voltages, sweep
+from neuralfuse.strategies import Strategy, compare_strategies
+from neuralfuse.strategy_report import format_which_protection, which_protection
+from neuralfuse.tradeoff import BASE, load_sweep, operating_points, pareto_front, parse_voltages, sweep
 from sramsim.accounting import operating_voltage
 from sramsim.memory import MemoryConfig
 from sramsim.storage import DEFAULT_STORAGE
 
 NF = "neuralfuse"
 """Configuration name of the base model behind the shipped generator."""
+ROBUST = "robust"
+"""Subfolder of the demo's output holding the robust base model's scan."""
 FLOOR_DROPS = (2.0, 5.0, 10.0, 20.0)
 """Accuracy floors of the summary, in points below the base model's clean accuracy."""
 LEAD_DROP = 5.0
@@ -82,7 +91,7 @@ def run_demo(out_dir: str | Path, *, setup: str = DEFAULT_SETUP, voltages: Seque
     """
     chosen = shipped.setup(setup)
     say = _reporter(progress)
-    say(f"[1/4] loading the {chosen.name} setup ({chosen.description}), the default test split and "
+    say(f"[1/5] loading the {chosen.name} setup ({chosen.description}), the default test split and "
         "the shipped generator")
     base, base_meta = load_base_model(chosen.base)
     generator, gen_meta = load_generator(chosen.generator_run, base=base)
@@ -97,7 +106,7 @@ def run_demo(out_dir: str | Path, *, setup: str = DEFAULT_SETUP, voltages: Seque
         f"(BER {100 * gen_meta['ber']:.2f}%) by: {command}")
 
     n_points = len(voltages) * chips
-    say(f"[2/4] sweeping {len(voltages)} voltages ({voltages[0]:.2f} to {voltages[-1]:.2f} Vmin) x "
+    say(f"[2/5] sweeping {len(voltages)} voltages ({voltages[0]:.2f} to {voltages[-1]:.2f} Vmin) x "
         f"{chips} chips = {n_points} points, {len(test_set)} test images, with and without NeuralFuse")
     out_dir = Path(out_dir)
     assets = f"neuralfuse/assets/{chosen.folder.name}"
@@ -108,12 +117,19 @@ def run_demo(out_dir: str | Path, *, setup: str = DEFAULT_SETUP, voltages: Seque
                               "dataset": "default", "samples": samples,
                               "command": " ".join(["neuralfuse", *sys.argv[1:]])})
 
-    say("[3/4] drawing the plots")
+    say("[3/5] drawing the plots")
     write_sweep_plots(table, out_dir, memory.tech)
 
-    say("[4/4] writing the summary")
     per_chip = pd.read_csv(out_dir / "chips.csv")
     summary = summarize(table, per_chip, operating_voltage, min_accuracy, criteria)
+    lead = next(f for f in summary["floors"] if f["lead"])
+    if chosen.robust_base is not None:
+        say(f"[4/5] which protection at the lead floor {lead['min_accuracy']:.1f}%: the shipped "
+            f"{chosen.robust_name}, scanned from the base model's voltage")
+        summary["which_protection"] = _which_protection(
+            chosen, lead, voltages, test_set, out_dir, say, chips=chips, memory=memory,
+            progress=progress, device=device, precision=precision)
+    say("[5/5] writing the summary")
     summary.update(setup=chosen.name, description=chosen.description,
                    base_model={k: base_meta.get(k) for k in ("arch", "width", "dataset", "test_acc")},
                    generator={"architecture": gen_meta["generator"], "trained_at": operating_voltage,
@@ -217,6 +233,13 @@ def format_summary(summary: dict[str, Any]) -> str:
                 mark = "> " if floor["lead"] else "  "
                 lines.append(f"{mark}{floor['min_accuracy']:>6.1f}%{'':<{width - 7}}"
                              f"{saving(floor['without_nf']):<36}{saving(floor['with_nf'])}")
+    if "which_protection" in summary:
+        protection = summary["which_protection"]
+        scanned = ", ".join(f"{v:.3f}" for v in protection["scanned_voltages"])
+        lines += ["", format_which_protection(protection),
+                  f"  ({protection['strategies'][-1]['name']}: the shipped {protection['robust_base']}, "
+                  f"measured at {scanned} Vmin, scanned from the base model's voltage; every protection "
+                  "side by side: reference/strategies/ in the source repository)"]
     lines += [
         "",
         f"generator: {summary['generator']['architecture']}, trained with EOPM at "
@@ -241,8 +264,27 @@ def format_summary(summary: dict[str, Any]) -> str:
     if not on_front:
         lines.append("  (here running the base model alone at a higher voltage is cheaper at every accuracy)")
     lines += ["", f"files: {summary['output']}/sweep.csv, pareto.png/svg, accuracy.png/svg, "
-              "curves.png/svg, summary.json"]
+              "curves.png/svg, summary.json" + (f", {ROBUST}/ (the scan)" if "which_protection" in summary else "")]
     return "\n".join(lines)
+
+
+def _which_protection(chosen: shipped.DemoSetup, lead: dict[str, Any], voltages: Sequence[float],
+                      test_set, out_dir: Path, say, **sweep_options: Any) -> dict[str, Any]:
+    """The setup's strategies at the ``lead`` floor (a summary floor), on the demo's chips and
+    images: the base model alone and with NeuralFuse (from the demo's sweep) and the shipped
+    robust base model (scanned into ``out_dir/robust``; :mod:`neuralfuse.floor_scan`)."""
+    robust, _ = load_base_model(chosen.robust_base)
+    base_answer = lead["without_nf"]
+    start = base_answer["voltage"] if base_answer is not None else max(voltages)
+    scan_floor(robust, test_set, voltages, start=start, floor=lead["min_accuracy"],
+               criterion=lead["criterion"], out_dir=out_dir / ROBUST, **sweep_options,
+               on_step=lambda v, kept: say(f"      {v:.4f} Vmin: {'keeps' if kept else 'loses'} the floor"))
+    comparison = compare_strategies(
+        [Strategy("base model alone", out_dir), Strategy("with NeuralFuse", out_dir, config=NF),
+         Strategy(chosen.robust_name, out_dir / ROBUST)],
+        drops=(), floors=(lead["min_accuracy"],), criteria=(lead["criterion"],))
+    return {**which_protection(comparison, comparison.floors[0]), "robust_base": chosen.robust_base.name,
+            "scanned_voltages": sorted(load_sweep(out_dir / ROBUST).voltage.tolist(), reverse=True)}
 
 
 def _operating_voltage(gen_meta: dict[str, Any]) -> float:

@@ -31,10 +31,17 @@ class DemoSetup:
     voltages: str
     chips: int
     samples: int
+    robust: str | None = None   # a file in ``folder``: the same architecture trained to be robust to bit errors
+    robust_name: str = ""       # its name in the demo's "which protection" table
 
     @property
     def base(self) -> Path:
         return self.folder / "base.pt"
+
+    @property
+    def robust_base(self) -> Path | None:
+        """The shipped robust base model (None: this setup has none)."""
+        return None if self.robust is None else self.folder / self.robust
 
     @property
     def generator_run(self) -> Path:
@@ -46,7 +53,8 @@ class DemoSetup:
 # of it run in about 6 minutes on 2 cores.
 SETUPS = {setup.name: setup for setup in (
     DemoSetup("vgg11", ASSETS / "vgg11", "VGG11, full width (9.2M weights), CIFAR-10",
-              voltages="0.78,0.79,0.80,0.81,0.82,0.83,0.84,0.85,0.86,0.88,0.92,1.00", chips=10, samples=1000),
+              voltages="0.78,0.79,0.80,0.81,0.82,0.83,0.84,0.85,0.86,0.88,0.92,1.00", chips=10, samples=1000,
+              robust="robust.pt", robust_name="GN VGG11, clipping 0.1"),
     DemoSetup("resnet18-w0.25", ASSETS / "resnet18-w025", "ResNet18, width 0.25 (0.70M weights), "
               "default CIFAR-10 subset", voltages="0.78:1.00:0.02", chips=10, samples=1000),
 )}

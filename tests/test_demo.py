@@ -44,6 +44,19 @@ def test_quick_demo_writes_table_plots_and_summary(tmp_path, setup, criteria):
     assert text.splitlines()[2].startswith("At an accuracy floor of ")  # the answer comes first
     assert list(dict.fromkeys(f["criterion"] for f in summary["floors"])) == list(criteria or ["mean"])
     assert ("floor (95% yield)" in text) == ("yield:0.95" in criteria)
+    if setup is not None:   # the small setup ships no robust model: no "which protection" table
+        assert "which_protection" not in summary and not (out / "robust").exists()
+        return
+    protection, lead = summary["which_protection"], next(f for f in summary["floors"] if f["lead"])
+    assert [s["name"] for s in protection["strategies"]] == ["base model alone", "with NeuralFuse",
+                                                             "GN VGG11, clipping 0.1"]
+    assert protection["floor"] == lead["min_accuracy"] and protection["robust_base"] == "robust.pt"
+    alone = protection["strategies"][0]["energy_saving"]["mean"]
+    assert alone == (None if lead["without_nf"] is None else pytest.approx(lead["without_nf"]["energy_saving"]))
+    robust = pd.read_csv(out / "robust" / "sweep.csv")
+    assert sorted(robust.voltage, reverse=True) == protection["scanned_voltages"]
+    assert set(robust.voltage) <= set(table.voltage)
+    assert f"which protection at {lead['min_accuracy']:.2f}% PA" in text
 
 
 def test_demo_stores_the_weights_in_the_format_asked_and_says_so(tmp_path):
