@@ -54,7 +54,7 @@ class DemoSetup:
 SETUPS = {setup.name: setup for setup in (
     DemoSetup("vgg11", ASSETS / "vgg11", "VGG11, full width (9.2M weights), CIFAR-10",
               voltages="0.78,0.79,0.80,0.81,0.82,0.83,0.84,0.85,0.86,0.88,0.92,1.00", chips=10, samples=1000,
-              robust="robust.pt", robust_name="GN VGG11, clipping 0.1"),
+              robust="robust.pt", robust_name="GN VGG11, clipping 0.1 + RandBET"),
     DemoSetup("resnet18-w0.25", ASSETS / "resnet18-w025", "ResNet18, width 0.25 (0.70M weights), "
               "default CIFAR-10 subset", voltages="0.78:1.00:0.02", chips=10, samples=1000),
 )}

@@ -49,7 +49,7 @@ def test_quick_demo_writes_table_plots_and_summary(tmp_path, setup, criteria):
         return
     protection, lead = summary["which_protection"], next(f for f in summary["floors"] if f["lead"])
     assert [s["name"] for s in protection["strategies"]] == ["base model alone", "with NeuralFuse",
-                                                             "GN VGG11, clipping 0.1"]
+                                                             "GN VGG11, clipping 0.1 + RandBET"]
     assert protection["floor"] == lead["min_accuracy"] and protection["robust_base"] == "robust.pt"
     alone = protection["strategies"][0]["energy_saving"]["mean"]
     assert alone == (None if lead["without_nf"] is None else pytest.approx(lead["without_nf"]["energy_saving"]))
