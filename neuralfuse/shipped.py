@@ -50,7 +50,7 @@ class DemoSetup:
 
 # vgg11: 10 chips x 1,000 images is at or near the best split of the evaluation budget for this
 # model's measured chip-to-chip spread (reference/vgg11/README.md, "Chips or images"); 13 voltages
-# of it run in about 6 minutes on 2 cores.
+# of it run in 5.5-9.5 minutes on 2 cores (CPU and hour), the robust model's scan 1-1.5 more.
 SETUPS = {setup.name: setup for setup in (
     DemoSetup("vgg11", ASSETS / "vgg11", "VGG11, full width (9.2M weights), CIFAR-10",
               voltages="0.78,0.79,0.80,0.81,0.82,0.83,0.84,0.85,0.86,0.88,0.92,1.00", chips=10, samples=1000,
