@@ -186,13 +186,14 @@ def load_base_model(path: PathLike, *, expect: dict[str, Any] | None = None
     missing = [key for key in REQUIRED_META if key not in meta]
     if missing:
         raise CheckpointError(f"{name!r} lacks metadata {missing}, so its model cannot be rebuilt")
+    norm = meta.get("norm", "batch")   # checkpoints written before the norm option hold BatchNorm
     for key, wanted in (expect or {}).items():
-        if meta.get(key) != wanted:
-            raise CheckpointError(f"{name!r} holds a model with {key}={meta.get(key)!r}, "
+        found = norm if key == "norm" else meta.get(key)
+        if found != wanted:
+            raise CheckpointError(f"{name!r} holds a model with {key}={found!r}, "
                                   f"but {key}={wanted!r} was expected")
     try:
-        model = create_model(meta["arch"], num_classes=meta["num_classes"], width=meta["width"],
-                             norm=meta.get("norm", "batch"))
+        model = create_model(meta["arch"], num_classes=meta["num_classes"], width=meta["width"], norm=norm)
     except ValueError as err:
         raise CheckpointError(f"{name!r}: cannot rebuild its model: {err}") from err
     state = dict(payload["state_dict"])

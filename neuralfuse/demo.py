@@ -58,7 +58,7 @@ from neuralfuse.precision import DEFAULT_PRECISION
 from neuralfuse.shipped import DEFAULT_SETUP
 from neuralfuse.strategies import Strategy, compare_strategies
 from neuralfuse.strategy_report import format_which_protection, which_protection
-from neuralfuse.tradeoff import BASE, load_sweep, operating_points, pareto_front, parse_voltages, sweep
+from neuralfuse.tradeoff import BASE, operating_points, pareto_front, parse_voltages, sweep
 from sramsim.accounting import operating_voltage
 from sramsim.memory import MemoryConfig
 from sramsim.storage import DEFAULT_STORAGE
@@ -276,15 +276,15 @@ def _which_protection(chosen: shipped.DemoSetup, lead: dict[str, Any], voltages:
     robust, _ = load_base_model(chosen.robust_base)
     base_answer = lead["without_nf"]
     start = base_answer["voltage"] if base_answer is not None else max(voltages)
-    scan_floor(robust, test_set, voltages, start=start, floor=lead["min_accuracy"],
-               criterion=lead["criterion"], out_dir=out_dir / ROBUST, **sweep_options,
-               on_step=lambda v, kept: say(f"      {v:.4f} Vmin: {'keeps' if kept else 'loses'} the floor"))
+    scanned = scan_floor(robust, test_set, voltages, start=start, floor=lead["min_accuracy"],
+                         criterion=lead["criterion"], out_dir=out_dir / ROBUST, **sweep_options,
+                         on_step=lambda v, kept: say(f"      {v:.4f} Vmin: {'keeps' if kept else 'loses'} the floor"))
     comparison = compare_strategies(
         [Strategy("base model alone", out_dir), Strategy("with NeuralFuse", out_dir, config=NF),
          Strategy(chosen.robust_name, out_dir / ROBUST)],
         drops=(), floors=(lead["min_accuracy"],), criteria=(lead["criterion"],))
     return {**which_protection(comparison, comparison.floors[0]), "robust_base": chosen.robust_base.name,
-            "scanned_voltages": sorted(load_sweep(out_dir / ROBUST).voltage.tolist(), reverse=True)}
+            "scanned_voltages": sorted(scanned.voltage.tolist(), reverse=True)}
 
 
 def _operating_voltage(gen_meta: dict[str, Any]) -> float:

@@ -62,8 +62,7 @@ def scan_floor(model: nn.Module, dataset: Dataset, voltages: Sequence[float], *,
 
     i = ladder.index(start)
     if keeps(start):
-        below = ladder[i + 1:]
-        for voltage in below:
+        for voltage in ladder[i + 1:]:
             if not keeps(voltage):
                 break
     elif i > 0 and keeps(ladder[0]):

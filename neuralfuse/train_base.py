@@ -58,8 +58,8 @@ from characterization.atomic import atomic_path
 from characterization.validation import check_scalar
 from neuralfuse.augment import augment, augmentation_plan
 from neuralfuse.checkpoint import (
-    BASE_TRAINING_STATE, CheckpointError, atomic_save, load_base_model, make_payload, model_fingerprint, read_checkpoint,
-    save_checkpoint,
+    BASE_TRAINING_STATE, atomic_save, load_base_model, make_payload, model_fingerprint,
+    read_checkpoint, save_checkpoint,
 )
 from neuralfuse.clipping import check_clip, clip_stored_weights
 from neuralfuse.data import holdout_split, load_dataset
@@ -202,11 +202,8 @@ def _seed_everything(seed: int) -> None:
 def _load_initial_weights(model: nn.Module, config: TrainBaseConfig, num_classes: int) -> str:
     """Set ``model``'s weights to those of the base model ``config.init_base`` (which must have the
     same architecture, width, normalization and classes); return that model's fingerprint."""
-    expect = {"arch": config.model, "width": config.width, "num_classes": num_classes}
-    init, meta = load_base_model(config.init_base, expect=expect)
-    if meta.get("norm", "batch") != config.norm:
-        raise CheckpointError(f"{config.init_base!r} holds a model with norm={meta.get('norm', 'batch')!r}, "
-                              f"but norm={config.norm!r} was expected")
+    expect = {"arch": config.model, "width": config.width, "norm": config.norm, "num_classes": num_classes}
+    init, _ = load_base_model(config.init_base, expect=expect)
     model.load_state_dict(init.state_dict())
     return model_fingerprint(init)
 
